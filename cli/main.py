@@ -1,0 +1,114 @@
+"""`hrsync`: one console script for every process and operator command (DESIGN §3).
+
+Exit codes: 0 success, 1 failed operation, 2 bad usage or bad input (one line naming the option).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.errors import HrsyncError
+
+try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itself
+    from typer._click.exceptions import NoArgsIsHelpError, UsageError
+except ImportError:  # pragma: no cover - depends on the installed Typer
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+from shared.settings import get_settings
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
+                  help="hrsync: HRIS extract → attendance merge → email notify, on Celery + RabbitMQ.")
+db_app = typer.Typer(no_args_is_help=True, help="The app database (Alembic migrations).")
+app.add_typer(db_app, name="db")
+
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def print_json(value: Any) -> None:
+    """Print `value` as JSON on stdout (dates as ISO strings)."""
+    sys.stdout.write(json.dumps(value, default=str, indent=2) + "\n")
+
+
+@app.command()
+def check(as_json: JsonOpt = False, offline: Annotated[bool, typer.Option(
+        "--offline", help="static checks only, no connections")] = False) -> None:
+    """The start-up self-check (also run by worker, bridge and scheduler at start)."""
+    from shared.check import run_checks  # noqa: PLC0415 - keep `hrsync --help` fast
+    from workers.app import app as celery_app  # noqa: PLC0415
+
+    results = run_checks(get_settings(), celery_app.conf, connectivity=not offline)
+    if as_json:
+        print_json([r.__dict__ for r in results])
+    else:
+        table = Table("check", "ok", "detail")
+        for r in results:
+            table.add_row(r.name, "[green]ok[/]" if r.ok else "[red]FAIL[/]", r.detail)
+        out.print(table)
+    if not all(r.ok for r in results):
+        raise typer.Exit(1)
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def worker(ctx: typer.Context) -> None:
+    """A Celery worker on the gevent pool (extra arguments go to `celery worker`)."""
+    args = list(ctx.args)
+    if not any(a in ("-P", "--pool") or a.startswith("--pool=") for a in args):
+        args = ["-P", "gevent", *args]
+    if not any(a in ("-c", "--concurrency") or a.startswith("--concurrency=") for a in args):
+        args = ["-c", "50", *args]
+    argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", *args]
+    os.execv(sys.executable, argv)  # noqa: S606 - replaces this process with the worker
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
+    """Migrate the app database up (to the newest revision by default)."""
+    from shared import migrations  # noqa: PLC0415
+    from shared.runner import run_async  # noqa: PLC0415
+
+    run_async(migrations.upgrade(revision))
+    out.print(f"app database at revision {run_async(migrations.current_revision())}")
+
+
+@db_app.command("downgrade")
+def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")]) -> None:
+    """Migrate the app database down to REVISION (`base` removes every table)."""
+    from shared import migrations  # noqa: PLC0415
+    from shared.runner import run_async  # noqa: PLC0415
+
+    run_async(migrations.downgrade(revision))
+    out.print(f"app database at revision {run_async(migrations.current_revision())}")
+
+
+@app.command()
+def demo() -> None:
+    """Run hrsync end to end on embedded defaults (no services needed) and show what it did."""
+    from cli.demo import run_demo  # noqa: PLC0415
+
+    run_demo(out)
+
+
+def main() -> None:
+    """Console entry point: map errors to one line and the contract's exit codes."""
+    try:
+        app(standalone_mode=False)
+    except NoArgsIsHelpError:
+        sys.exit(2)  # the help was printed; no command is bad usage
+    except UsageError as exc:
+        sys.stderr.write(f"hrsync: error: {exc.format_message()}\n")
+        sys.exit(2)
+    except typer.Exit as exc:
+        sys.exit(exc.exit_code)
+    except typer.Abort:
+        sys.stderr.write("hrsync: aborted\n")
+        sys.exit(130)
+    except HrsyncError as exc:
+        sys.stderr.write(f"hrsync: error: {exc}\n")
+        sys.exit(exc.exit_code)

@@ -1,0 +1,1 @@
+"""What every hrsync process uses: settings, the async runner, databases, events, tracing."""

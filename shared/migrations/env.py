@@ -1,0 +1,16 @@
+"""Alembic environment: migrations run on a connection handed over by `shared.migrations`."""
+
+from __future__ import annotations
+
+from alembic import context
+
+from shared.tables import metadata
+
+connection = context.config.attributes.get("connection")
+if connection is None:
+    raise RuntimeError("run migrations with `hrsync db upgrade` (it hands Alembic a connection)")
+
+context.configure(connection=connection, target_metadata=metadata, render_as_batch=True,
+                  compare_type=True)
+with context.begin_transaction():
+    context.run_migrations()

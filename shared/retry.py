@@ -1,0 +1,77 @@
+"""One retry policy for transient database errors (deadlock, lock wait timeout, lost connection)."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+from typing import Any, ParamSpec, TypeVar
+
+import structlog
+from sqlalchemy.exc import DBAPIError
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+P = ParamSpec("P")
+T = TypeVar("T")
+log = structlog.get_logger(__name__)
+
+# MariaDB/MySQL error codes worth another try: lock wait timeout, deadlock, too many connections,
+# connection lost/gone/refused, query interrupted by a killed connection, server shutdown.
+MYSQL_TRANSIENT = frozenset({1205, 1213, 1040, 2002, 2003, 2006, 2013, 2055, 1053, 1927, 4031})
+# SQLSTATE classes of ODBC drivers: connection exceptions, serialization failure, timeout expired.
+SQLSTATE_TRANSIENT_PREFIXES = ("08", "40001", "40P01", "HYT00", "HYT01")
+
+
+def _error_code(exc: BaseException) -> Any:
+    args = getattr(exc, "args", ())
+    return args[0] if args else None
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that another attempt may not meet: lost connections, deadlocks, lock waits."""
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        return is_transient(exc.orig) if exc.orig is not None else False
+    if isinstance(exc, ConnectionError | TimeoutError):
+        return True
+    code = _error_code(exc)
+    if isinstance(code, int) and code in MYSQL_TRANSIENT:
+        return True
+    if isinstance(code, str) and code.startswith(SQLSTATE_TRANSIENT_PREFIXES):
+        return True  # pyodbc puts the SQLSTATE first
+    return "database is locked" in str(exc)  # SQLite's busy timeout ran out
+
+
+def _log_retry(state: RetryCallState) -> None:
+    exc = state.outcome.exception() if state.outcome else None
+    log.warning("db.retry", attempt=state.attempt_number, error_type=type(exc).__name__, error=str(exc)[:200])
+
+
+def transient_retrying(attempts: int = 5) -> AsyncRetrying:
+    """The policy: up to `attempts` tries, exponential backoff with full jitter, 50 ms base, 2 s cap."""
+    return AsyncRetrying(
+        retry=retry_if_exception(is_transient),
+        stop=stop_after_attempt(attempts),
+        wait=wait_random_exponential(multiplier=0.05, max=2.0),
+        before_sleep=_log_retry,
+        reraise=True,
+    )
+
+
+def retry_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+    """Decorate an async function whose whole body is safe to run again (one transaction)."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+        async for attempt in transient_retrying():
+            with attempt:
+                return await fn(*args, **kwargs)
+        raise AssertionError("unreachable: tenacity reraises")  # pragma: no cover
+
+    return wrapper

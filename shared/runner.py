@@ -1,0 +1,241 @@
+"""The shared async runner: one asyncio loop per process, in a real OS thread, for every caller.
+
+`run_async(coro)` runs a coroutine on that loop and returns its result (or raises its exception) to any
+caller: a gevent greenlet, an OS thread, a prefork/solo/threads pool, a plain script, or code that is
+already inside a running loop. Greenlets wait cooperatively (woken through a gevent hub ``async_``
+watcher), other callers block on a future. Engines and pools live in the loop's `ResourceRegistry`
+and are closed on the loop before it stops (`shutdown()`, `atexit`, the worker's shutdown signal).
+
+Why not ``asyncio.run`` or a loop per thread: all greenlets share one OS thread, and asyncio tracks
+the running loop per OS thread, so overlapping greenlets trip over each other's loop (DESIGN §2).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import concurrent.futures
+import contextvars
+import os
+import sys
+from collections.abc import Coroutine
+from typing import Any, Literal, TypeVar
+
+from shared import realthreads
+from shared.resources import ResourceRegistry
+
+T = TypeVar("T")
+DisposeMode = Literal["shutdown", "per_task"]
+
+# Threads of the loop's executor for blocking calls (aioodbc, getaddrinfo); wider than any ODBC pool.
+EXECUTOR_THREADS = 64
+
+_by_thread: dict[int, AsyncRunner] = {}  # loop thread id → its runner, for current_resources()
+_task_scope: contextvars.ContextVar[ResourceRegistry | None] = contextvars.ContextVar(
+    "hrsync_task_resources", default=None
+)
+
+
+class AsyncRunner:
+    """An event loop running forever in its own OS thread, with the registry of its resources."""
+
+    def __init__(self, dispose: DisposeMode = "shutdown") -> None:
+        self.dispose = dispose
+        self.resources = ResourceRegistry()
+        self.loop = asyncio.SelectorEventLoop(realthreads.DefaultSelector())
+        self.executor = realthreads.RealThreadExecutor(EXECUTOR_THREADS, "hrsync-runner-io")
+        self.loop.set_default_executor(self.executor)
+        self._thread_id: int | None = None
+        self._stopped = realthreads.allocate_lock()
+        self._closed = False
+
+    # -- lifecycle ------------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Start the loop thread and return once the loop is running."""
+        ready = realthreads.allocate_lock()
+        ready.acquire()
+        self._stopped.acquire()
+        realthreads.start_new_thread(self._serve, (ready,))
+        ready.acquire()  # released by the loop thread once the loop runs: microseconds
+
+    def _serve(self, ready: Any) -> None:
+        self._thread_id = realthreads.get_ident()
+        _by_thread[self._thread_id] = self
+        asyncio.set_event_loop(self.loop)
+        self.loop.call_soon(ready.release)
+        try:
+            self.loop.run_forever()
+            self.loop.run_until_complete(self.loop.shutdown_asyncgens())
+        finally:
+            self.executor.shutdown(wait=True)
+            self.loop.close()
+            _by_thread.pop(self._thread_id, None)
+            self._stopped.release()
+
+    @property
+    def in_loop_thread(self) -> bool:
+        return realthreads.get_ident() == self._thread_id
+
+    def shutdown(self, timeout: float = 30.0) -> None:
+        """Close every registered resource on the loop, then stop the loop and its thread."""
+        if self._closed:
+            return
+        self._closed = True
+        if self.in_loop_thread:
+            raise RuntimeError("shutdown() called from the runner's own loop")
+        try:
+            self._submit(self.resources.aclose(), None, timeout)
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self._stopped.acquire(True, timeout)
+
+    # -- running coroutines ---------------------------------------------------------------------------
+
+    def run(self, coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+        """Run `coro` on the loop and return its result; see `run_async`."""
+        if self._closed:
+            coro.close()
+            raise RuntimeError("the async runner is shut down")
+        if self.in_loop_thread:
+            coro.close()
+            raise RuntimeError("run_async() called from a coroutine on the runner's loop: await it instead")
+        if self.dispose == "per_task":
+            coro = _with_task_resources(coro)
+        return self._submit(coro, contextvars.copy_context(), timeout)
+
+    def _submit(self, coro: Coroutine[Any, Any, T], context: contextvars.Context | None,
+                timeout: float | None) -> T:
+        future = realthreads.new_future()
+        handle: list[asyncio.Task[T]] = []
+
+        def start_task() -> None:  # on the loop thread
+            if not future.set_running_or_notify_cancel():
+                coro.close()
+                return
+            task = self.loop.create_task(coro, context=context)
+            handle.append(task)
+            task.add_done_callback(lambda done: _copy_outcome(done, future))
+
+        self.loop.call_soon_threadsafe(start_task)
+        try:
+            _wait(future, timeout)
+        except BaseException:
+            # The caller gave up (timeout, greenlet killed, soft time limit): stop the coroutine too.
+            self.loop.call_soon_threadsafe(lambda: handle[0].cancel() if handle else future.cancel())
+            raise
+        return future.result()
+
+
+def _copy_outcome(task: asyncio.Task[Any], future: concurrent.futures.Future[Any]) -> None:
+    if task.cancelled():
+        future.set_exception(concurrent.futures.CancelledError())
+    elif (exc := task.exception()) is not None:
+        future.set_exception(exc)
+    else:
+        future.set_result(task.result())
+
+
+async def _with_task_resources(coro: Coroutine[Any, Any, T]) -> T:
+    """Per-task disposal mode: resources made during this call are closed when it ends."""
+    scope = ResourceRegistry()
+    token = _task_scope.set(scope)
+    try:
+        return await coro
+    finally:
+        _task_scope.reset(token)
+        await scope.aclose()
+
+
+def _greenlet_waits() -> bool:
+    """True when the caller must wait cooperatively: a patched process, or a gevent greenlet."""
+    gevent = sys.modules.get("gevent")
+    if gevent is None:
+        return False
+    from gevent import monkey  # noqa: PLC0415 - gevent already imported by the process
+
+    return bool(monkey.is_module_patched("threading")) or isinstance(gevent.getcurrent(), gevent.Greenlet)
+
+
+def _wait(future: concurrent.futures.Future[Any], timeout: float | None) -> None:
+    """Block the caller until `future` is done: cooperatively for greenlets, on a real lock otherwise."""
+    if not _greenlet_waits():
+        concurrent.futures.wait([future], timeout)
+        if not future.done():
+            raise TimeoutError(f"run_async timed out after {timeout} s")
+        return
+    import gevent  # noqa: PLC0415 - only in gevent processes
+    from gevent.hub import Waiter, get_hub  # noqa: PLC0415
+
+    hub = get_hub()
+    watcher = hub.loop.async_()  # an active, referenced watcher keeps the hub alive: no LoopExit
+    waiter = Waiter(hub)
+    watcher.start(waiter.switch, None)
+    try:
+        future.add_done_callback(lambda _: watcher.send())  # thread-safe wake-up of this hub
+        with gevent.Timeout(timeout, TimeoutError(f"run_async timed out after {timeout} s")):
+            waiter.get()
+    finally:
+        watcher.close()
+
+
+# -- the process's runner ----------------------------------------------------------------------------
+
+_runner: AsyncRunner | None = None
+_runner_lock = realthreads.allocate_lock()
+
+
+def get_runner() -> AsyncRunner:
+    """The process's runner, started on first use."""
+    global _runner
+    runner = _runner
+    if runner is not None and not runner._closed:
+        return runner
+    with _runner_lock:
+        if _runner is None or _runner._closed:
+            from shared.settings import get_settings  # noqa: PLC0415 - settings only when starting
+
+            runner = AsyncRunner(dispose=get_settings().runner_dispose)
+            runner.start()
+            _runner = runner
+        return _runner
+
+
+def run_async(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
+    """Run `coro` on the process's runner loop; return its result or raise its exception.
+
+    Works from greenlets (cooperative wait), threads, pools, scripts and from inside a running loop
+    (which is then blocked for the duration). `timeout` (seconds) cancels the coroutine and raises
+    `TimeoutError`. Do not call it from a coroutine already on the runner's loop: await instead.
+    """
+    return get_runner().run(coro, timeout)
+
+
+def current_resources() -> ResourceRegistry:
+    """The registry resources belong to: the call's own in per-task mode, else the runner's."""
+    scope = _task_scope.get()
+    if scope is not None:
+        return scope
+    runner = _by_thread.get(realthreads.get_ident())
+    if runner is None:
+        raise RuntimeError("resources are only available to coroutines run through run_async()")
+    return runner.resources
+
+
+def shutdown(timeout: float = 30.0) -> None:
+    """Close the resources and stop the runner, if one runs. A later `run_async` starts a new one."""
+    with _runner_lock:
+        runner = _runner
+    if runner is not None:
+        runner.shutdown(timeout)
+
+
+def _forget_after_fork() -> None:
+    # A forked child has no loop thread; the parent's engines and sockets are not ours to close.
+    global _runner, _runner_lock
+    _runner = None
+    _runner_lock = realthreads.allocate_lock()
+
+
+atexit.register(shutdown)
+os.register_at_fork(after_in_child=_forget_after_fork)

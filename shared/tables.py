@@ -1,0 +1,209 @@
+"""The app database's tables (DESIGN §6-§7), as SQLAlchemy Core metadata; Alembic migrates them.
+
+Times are stored as naive UTC (`UTCDateTime`) and read back as aware UTC datetimes.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Column,
+    Date,
+    DateTime,
+    Dialect,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects import mysql
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# Long text on MariaDB (TEXT is 64 KiB; event bodies may be 256 KiB).
+LongText = Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
+BigId = BigInteger().with_variant(Integer(), "sqlite")  # SQLite autoincrements INTEGER keys only
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Aware datetimes in, stored as naive UTC with microseconds, aware UTC out."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> Any:
+        if dialect.name in ("mysql", "mariadb"):
+            return dialect.type_descriptor(mysql.DATETIME(fsp=6))
+        return dialect.type_descriptor(DateTime())
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: hrsync stores aware UTC instants only")
+        return value.astimezone(dt.UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Dialect) -> dt.datetime | None:
+        return None if value is None else value.replace(tzinfo=dt.UTC)
+
+
+def _id(name: str = "id") -> Column[Any]:
+    return Column(name, BigId, primary_key=True, autoincrement=True)
+
+
+employees = Table(
+    "employees", metadata,
+    Column("employee_no", String(64), primary_key=True),
+    Column("full_name", String(200), nullable=False),
+    Column("email", String(254)),
+    Column("department", String(100)),
+    Column("manager_no", String(64)),
+    Column("status", String(16), nullable=False),
+    Column("hire_date", Date),
+    Column("termination_date", Date),
+    Column("biostar_user_id", String(64)),
+    Column("updated_at", UTCDateTime),
+    Column("synced_at", UTCDateTime, nullable=False),
+    Column("execution_id", String(36)),
+    Index(None, "biostar_user_id"),
+    Index(None, "department"),
+    Index(None, "manager_no"),
+)
+
+punches = Table(
+    "punches", metadata,
+    _id(),
+    Column("employee_no", String(64), nullable=False),
+    Column("device_id", BigInteger, nullable=False),
+    Column("punched_at", UTCDateTime, nullable=False),
+    Column("event_code", Integer, nullable=False),
+    Column("tna_key", Integer),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("execution_id", String(36)),
+    UniqueConstraint("employee_no", "device_id", "punched_at"),
+    Index(None, "punched_at"),
+)
+
+# Authentication successes whose USRID matches no employee: kept, counted, never dropped.
+unmatched_punches = Table(
+    "unmatched_punches", metadata,
+    _id(),
+    Column("biostar_user_id", String(64), nullable=False),
+    Column("device_id", BigInteger, nullable=False),
+    Column("punched_at", UTCDateTime, nullable=False),
+    Column("event_code", Integer, nullable=False),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("execution_id", String(36)),
+    UniqueConstraint("biostar_user_id", "device_id", "punched_at"),
+)
+
+attendance_days = Table(
+    "attendance_days", metadata,
+    Column("employee_no", String(64), primary_key=True),
+    Column("work_date", Date, primary_key=True),
+    Column("shift_code", String(32), primary_key=True),
+    Column("first_in", UTCDateTime),
+    Column("last_out", UTCDateTime),
+    Column("worked_minutes", Integer, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("late_minutes", Integer, nullable=False),
+    Column("early_exit_minutes", Integer, nullable=False),
+    Column("punch_count", Integer, nullable=False),
+    Column("execution_id", String(36)),
+    Column("computed_at", UTCDateTime, nullable=False),
+    Index(None, "work_date", "status"),
+)
+
+notifications = Table(
+    "notifications", metadata,
+    _id(),
+    Column("outbox_key", String(255), nullable=False, unique=True),
+    Column("kind", String(32), nullable=False),
+    Column("recipient", String(254), nullable=False),
+    Column("subject", String(255), nullable=False),
+    Column("body_text", LongText, nullable=False),
+    Column("body_html", LongText),
+    Column("status", String(16), nullable=False),  # pending / sent / failed
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("message_id", String(255), nullable=False),
+    Column("execution_id", String(36)),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("sent_at", UTCDateTime),
+    Index(None, "status"),
+)
+
+executions = Table(
+    "executions", metadata,
+    Column("id", String(36), primary_key=True),
+    Column("kind", String(32), nullable=False),
+    Column("trigger", String(16), nullable=False),  # schedule / event / replay / manual
+    Column("event_id", String(200)),
+    Column("replay_of", String(36)),
+    Column("attempt", Integer, nullable=False, default=1),
+    Column("status", String(16), nullable=False),  # pending / running / succeeded / failed
+    Column("params", JSON, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("started_at", UTCDateTime),
+    Column("finished_at", UTCDateTime),
+    Column("summary", JSON),
+    Column("error", Text),
+    Column("failed_stage", String(32)),
+    Index(None, "status", "created_at"),
+    Index(None, "event_id"),
+    Index(None, "replay_of"),
+)
+
+execution_stages = Table(
+    "execution_stages", metadata,
+    _id(),
+    Column("execution_id", String(36), nullable=False),
+    Column("stage", String(32), nullable=False),
+    Column("shard", String(64), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("task_id", String(64)),
+    Column("status", String(16), nullable=False),  # running / succeeded / failed / retrying
+    Column("started_at", UTCDateTime, nullable=False),
+    Column("finished_at", UTCDateTime),
+    Column("duration_ms", Integer),
+    Column("rows_in", Integer),
+    Column("rows_out", Integer),
+    Column("result", JSON),
+    Column("error_type", String(200)),
+    Column("error_message", Text),
+    UniqueConstraint("execution_id", "stage", "shard", "attempt"),
+)
+
+event_inbox = Table(
+    "event_inbox", metadata,
+    Column("event_id", String(200), primary_key=True),
+    Column("type", String(100), nullable=False),
+    Column("source", String(200)),
+    Column("status", String(16), nullable=False),  # received / launched
+    Column("execution_id", String(36)),
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("launched_at", UTCDateTime),
+    Column("body", LongText, nullable=False),
+    Index(None, "received_at"),
+)
+
+# Incremental extraction: the last committed `updated_at` per source.
+sync_watermarks = Table(
+    "sync_watermarks", metadata,
+    Column("source", String(64), primary_key=True),
+    Column("watermark", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+)

@@ -1,0 +1,164 @@
+"""Execution records: the `executions` row of a workflow and one `execution_stages` row per stage,
+shard and attempt. Every write is idempotent (keyed on natural keys), so redelivered tasks and replays
+update the same rows instead of adding new ones.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import select, update
+
+from shared.db import app_engine, upsert
+from shared.retry import retry_transient
+from shared.tables import execution_stages, executions
+
+TERMINAL = ("succeeded", "failed")
+
+
+@dataclass
+class StageResult:
+    """What a stage function returns: counts for the record and a small JSON-able `output`."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    output: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "output": self.output}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_execution_id() -> str:
+    return str(uuid.uuid4())
+
+
+@retry_transient
+async def create_execution(
+    kind: str,
+    trigger: str,
+    params: dict[str, Any],
+    *,
+    execution_id: str | None = None,
+    event_id: str | None = None,
+    replay_of: str | None = None,
+    attempt: int = 1,
+) -> str:
+    """Insert a `pending` execution (no-op if `execution_id` exists) and return its id."""
+    execution_id = execution_id or new_execution_id()
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(
+            upsert(conn, executions, []),
+            [{"id": execution_id, "kind": kind, "trigger": trigger, "event_id": event_id,
+              "replay_of": replay_of, "attempt": attempt, "status": "pending", "params": params,
+              "created_at": utcnow()}],
+        )
+    return execution_id
+
+
+@retry_transient
+async def set_execution_status(
+    execution_id: str,
+    status: str,
+    *,
+    summary: dict[str, Any] | None = None,
+    error: str | None = None,
+    failed_stage: str | None = None,
+) -> None:
+    """Move an execution to `status`; a finished execution never goes back to running."""
+    now = utcnow()
+    values: dict[str, Any] = {"status": status}
+    if status == "running":
+        values["started_at"] = now
+    if status in TERMINAL:
+        values["finished_at"] = now
+    if summary is not None:
+        values["summary"] = summary
+    if error is not None:
+        values["error"] = error[:4000]
+    if failed_stage is not None:
+        values["failed_stage"] = failed_stage
+    stmt = update(executions).where(executions.c.id == execution_id).values(**values)
+    if status == "running":
+        stmt = stmt.where(executions.c.status == "pending")
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(stmt)
+
+
+@retry_transient
+async def record_stage_start(
+    execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None
+) -> None:
+    """Upsert the stage row as `running` (a redelivered attempt restarts the same row)."""
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(
+            upsert(conn, execution_stages, ["task_id", "status", "started_at", "finished_at",
+                                            "error_type", "error_message"]),
+            [{"execution_id": execution_id, "stage": stage, "shard": shard, "attempt": attempt,
+              "task_id": task_id, "status": "running", "started_at": utcnow(), "finished_at": None,
+              "error_type": None, "error_message": None}],
+        )
+        await conn.execute(
+            update(executions)
+            .where(executions.c.id == execution_id, executions.c.status == "pending")
+            .values(status="running", started_at=utcnow())
+        )
+
+
+@retry_transient
+async def record_stage_end(
+    execution_id: str,
+    stage: str,
+    shard: str,
+    attempt: int,
+    *,
+    status: str,
+    duration_ms: int,
+    result: StageResult | None = None,
+    error_type: str | None = None,
+    error_message: str | None = None,
+) -> None:
+    """Finish the stage row with its status, timings, counts, output or error."""
+    values: dict[str, Any] = {
+        "status": status, "finished_at": utcnow(), "duration_ms": duration_ms,
+        "error_type": error_type, "error_message": (error_message or "")[:4000] or None,
+    }
+    if result is not None:
+        values.update(rows_in=result.rows_in, rows_out=result.rows_out, result=result.output)
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(execution_stages)
+            .where(execution_stages.c.execution_id == execution_id, execution_stages.c.stage == stage,
+                   execution_stages.c.shard == shard, execution_stages.c.attempt == attempt)
+            .values(**values)
+        )
+
+
+async def get_execution(execution_id: str) -> dict[str, Any] | None:
+    """The execution row as a dict, or None."""
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
+    return dict(row._mapping) if row else None
+
+
+async def get_stages(execution_id: str) -> list[dict[str, Any]]:
+    """The execution's stage rows, in start order."""
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(execution_stages)
+            .where(execution_stages.c.execution_id == execution_id)
+            .order_by(execution_stages.c.started_at, execution_stages.c.id)
+        )
+    return [dict(r._mapping) for r in rows]

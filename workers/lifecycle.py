@@ -1,0 +1,39 @@
+"""Worker start and stop: self-check and start the runner with the worker; dispose engines at stop."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from celery import signals
+
+from shared import runner
+from shared.check import run_checks
+from shared.errors import CheckFailed
+from shared.settings import get_settings
+from shared.tracing import ensure_logging
+
+log = structlog.get_logger(__name__)
+
+
+@signals.worker_init.connect
+def _check_and_start(sender: Any = None, **_: Any) -> None:
+    ensure_logging()
+    results = run_checks(get_settings(), sender.app.conf if sender is not None else {})
+    failed = [r for r in results if not r.ok]
+    if failed:
+        raise CheckFailed("; ".join(f"{r.name}: {r.detail}" for r in failed))
+    runner.get_runner()  # the loop thread starts with the worker, not with the first task
+    log.info("worker.ready", checks=len(results))
+
+
+@signals.worker_process_init.connect
+def _child_started(**_: Any) -> None:
+    ensure_logging()  # prefork child: the runner starts lazily on its first task
+
+
+@signals.worker_shutdown.connect
+@signals.worker_process_shutdown.connect
+def _dispose(**_: Any) -> None:
+    runner.shutdown()
+    log.info("worker.runner_stopped")
