@@ -19,7 +19,7 @@ from shared.errors import HrsyncError
 try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itself
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - depends on the installed Typer
-    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[no-redef]
+    from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment,no-redef,unused-ignore]
 from shared.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -31,6 +31,12 @@ out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
+@app.callback()
+def _validate_settings() -> None:
+    """Read the settings before any command, so a bad HRSYNC_* variable fails first (exit 2)."""
+    get_settings()
+
+
 def print_json(value: Any) -> None:
     """Print `value` as JSON on stdout (dates as ISO strings)."""
     sys.stdout.write(json.dumps(value, default=str, indent=2) + "\n")
@@ -40,8 +46,8 @@ def print_json(value: Any) -> None:
 def check(as_json: JsonOpt = False, offline: Annotated[bool, typer.Option(
         "--offline", help="static checks only, no connections")] = False) -> None:
     """The start-up self-check (also run by worker, bridge and scheduler at start)."""
-    from shared.check import run_checks  # noqa: PLC0415 - keep `hrsync --help` fast
-    from workers.app import app as celery_app  # noqa: PLC0415
+    from shared.check import run_checks
+    from workers.app import app as celery_app
 
     results = run_checks(get_settings(), celery_app.conf, connectivity=not offline)
     if as_json:
@@ -70,8 +76,8 @@ def worker(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Migrate the app database up (to the newest revision by default)."""
-    from shared import migrations  # noqa: PLC0415
-    from shared.runner import run_async  # noqa: PLC0415
+    from shared import migrations
+    from shared.runner import run_async
 
     run_async(migrations.upgrade(revision))
     out.print(f"app database at revision {run_async(migrations.current_revision())}")
@@ -80,8 +86,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")]) -> None:
     """Migrate the app database down to REVISION (`base` removes every table)."""
-    from shared import migrations  # noqa: PLC0415
-    from shared.runner import run_async  # noqa: PLC0415
+    from shared import migrations
+    from shared.runner import run_async
 
     run_async(migrations.downgrade(revision))
     out.print(f"app database at revision {run_async(migrations.current_revision())}")
@@ -90,7 +96,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")
 @app.command()
 def demo() -> None:
     """Run hrsync end to end on embedded defaults (no services needed) and show what it did."""
-    from cli.demo import run_demo  # noqa: PLC0415
+    from cli.demo import run_demo
 
     run_demo(out)
 
@@ -98,7 +104,7 @@ def demo() -> None:
 def main() -> None:
     """Console entry point: map errors to one line and the contract's exit codes."""
     try:
-        app(standalone_mode=False)
+        code = app(standalone_mode=False)  # returns the exit code of a typer.Exit in this mode
     except NoArgsIsHelpError:
         sys.exit(2)  # the help was printed; no command is bad usage
     except UsageError as exc:
@@ -112,3 +118,4 @@ def main() -> None:
     except HrsyncError as exc:
         sys.stderr.write(f"hrsync: error: {exc}\n")
         sys.exit(exc.exit_code)
+    sys.exit(code if isinstance(code, int) else 0)

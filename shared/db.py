@@ -76,7 +76,7 @@ def upsert(conn: AsyncConnection, table: Table, update: Sequence[str]) -> Insert
 
 def _conflict_columns(table: Table) -> list[str]:
     """The natural key: the first unique constraint, else the primary key."""
-    from sqlalchemy import UniqueConstraint  # noqa: PLC0415 - tiny, local to this helper
+    from sqlalchemy import UniqueConstraint
 
     for constraint in table.constraints:
         if isinstance(constraint, UniqueConstraint):

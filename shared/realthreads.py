@@ -24,7 +24,7 @@ DefaultSelector: type = get_original("selectors", "DefaultSelector")
 def new_future() -> concurrent.futures.Future[Any]:
     """A concurrent Future whose condition uses an original lock, so real threads may complete it."""
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()
-    future._condition = threading.Condition(RLock())  # type: ignore[attr-defined]  # see module doc
+    future._condition = threading.Condition(RLock())  # see module doc
     return future
 
 

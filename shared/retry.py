@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, ParamSpec, TypeVar
 
 import structlog
@@ -64,7 +64,7 @@ def transient_retrying(attempts: int = 5) -> AsyncRetrying:
     )
 
 
-def retry_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+def retry_transient(fn: Callable[P, Awaitable[T]]) -> Callable[P, Coroutine[Any, Any, T]]:
     """Decorate an async function whose whole body is safe to run again (one transaction)."""
 
     @functools.wraps(fn)

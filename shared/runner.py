@@ -19,7 +19,7 @@ import contextvars
 import os
 import sys
 from collections.abc import Coroutine
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from shared import realthreads
 from shared.resources import ResourceRegistry
@@ -106,34 +106,91 @@ class AsyncRunner:
 
     def _submit(self, coro: Coroutine[Any, Any, T], context: contextvars.Context | None,
                 timeout: float | None) -> T:
-        future = realthreads.new_future()
-        handle: list[asyncio.Task[T]] = []
-
-        def start_task() -> None:  # on the loop thread
-            if not future.set_running_or_notify_cancel():
-                coro.close()
-                return
-            task = self.loop.create_task(coro, context=context)
-            handle.append(task)
-            task.add_done_callback(lambda done: _copy_outcome(done, future))
-
-        self.loop.call_soon_threadsafe(start_task)
-        try:
-            _wait(future, timeout)
-        except BaseException:
-            # The caller gave up (timeout, greenlet killed, soft time limit): stop the coroutine too.
-            self.loop.call_soon_threadsafe(lambda: handle[0].cancel() if handle else future.cancel())
-            raise
-        return future.result()
+        wait = _wait_in_greenlet if _greenlet_waits() else _wait_in_thread
+        return cast(T, wait(self.loop, _Call(coro, context), timeout))
 
 
-def _copy_outcome(task: asyncio.Task[Any], future: concurrent.futures.Future[Any]) -> None:
-    if task.cancelled():
-        future.set_exception(concurrent.futures.CancelledError())
-    elif (exc := task.exception()) is not None:
-        future.set_exception(exc)
-    else:
-        future.set_result(task.result())
+class _Call:
+    """One `run_async` call: started on the loop thread, its outcome handed back through `wake`."""
+
+    __slots__ = ("context", "coro", "error", "result", "task", "wake")
+
+    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None) -> None:
+        self.coro, self.context = coro, context
+        self.task: asyncio.Task[Any] | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.wake: Any = None
+
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop thread
+        self.task = loop.create_task(self.coro, context=self.context)
+        self.task.add_done_callback(self.finish)
+
+    def finish(self, task: asyncio.Task[Any]) -> None:  # on the loop thread
+        if task.cancelled():
+            self.error = concurrent.futures.CancelledError()
+        elif (error := task.exception()) is not None:
+            self.error = error
+        else:
+            self.result = task.result()
+        self.wake()
+
+    def abandon(self) -> None:  # on the loop thread, always after start(): call_soon keeps order
+        if self.task is not None:
+            self.task.cancel()
+
+    def outcome(self) -> Any:
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def _wait_in_thread(loop: asyncio.AbstractEventLoop, call: _Call, timeout: float | None) -> Any:
+    """An OS-thread caller blocks on an original lock that the loop thread releases."""
+    done = realthreads.allocate_lock()
+    done.acquire()
+    call.wake = done.release
+    loop.call_soon_threadsafe(call.start, loop)
+    try:
+        finished = done.acquire(True, -1 if timeout is None else timeout)
+    except BaseException:
+        loop.call_soon_threadsafe(call.abandon)
+        raise
+    if not finished:
+        loop.call_soon_threadsafe(call.abandon)  # the caller gave up: stop the coroutine too
+        raise TimeoutError(f"run_async timed out after {timeout} s")
+    return call.outcome()
+
+
+def _wait_in_greenlet(loop: asyncio.AbstractEventLoop, call: _Call, timeout: float | None) -> Any:
+    """A greenlet waits on its hub, woken by an ``async_`` watcher the loop thread sends to.
+
+    The started watcher keeps the hub alive (no LoopExit with a single caller); `send` is the one
+    thread-safe way into a gevent hub.
+    """
+    import gevent
+    from gevent.hub import Waiter, get_hub
+
+    hub = get_hub()
+    watcher = hub.loop.async_()
+    waiter = Waiter(hub)
+    watcher.start(waiter.switch, None)
+    call.wake = watcher.send
+    loop.call_soon_threadsafe(call.start, loop)
+    try:
+        if timeout is None:
+            waiter.get()
+        else:
+            with gevent.Timeout(timeout, TimeoutError(f"run_async timed out after {timeout} s")):
+                waiter.get()
+    except BaseException:
+        # Timeout, killed greenlet, soft time limit: cancel the coroutine. The watcher is only
+        # stopped, not closed: the loop thread may still send to it, which is harmless when stopped.
+        watcher.stop()
+        loop.call_soon_threadsafe(call.abandon)
+        raise
+    watcher.close()
+    return call.outcome()
 
 
 async def _with_task_resources(coro: Coroutine[Any, Any, T]) -> T:
@@ -152,31 +209,9 @@ def _greenlet_waits() -> bool:
     gevent = sys.modules.get("gevent")
     if gevent is None:
         return False
-    from gevent import monkey  # noqa: PLC0415 - gevent already imported by the process
+    from gevent import monkey
 
     return bool(monkey.is_module_patched("threading")) or isinstance(gevent.getcurrent(), gevent.Greenlet)
-
-
-def _wait(future: concurrent.futures.Future[Any], timeout: float | None) -> None:
-    """Block the caller until `future` is done: cooperatively for greenlets, on a real lock otherwise."""
-    if not _greenlet_waits():
-        concurrent.futures.wait([future], timeout)
-        if not future.done():
-            raise TimeoutError(f"run_async timed out after {timeout} s")
-        return
-    import gevent  # noqa: PLC0415 - only in gevent processes
-    from gevent.hub import Waiter, get_hub  # noqa: PLC0415
-
-    hub = get_hub()
-    watcher = hub.loop.async_()  # an active, referenced watcher keeps the hub alive: no LoopExit
-    waiter = Waiter(hub)
-    watcher.start(waiter.switch, None)
-    try:
-        future.add_done_callback(lambda _: watcher.send())  # thread-safe wake-up of this hub
-        with gevent.Timeout(timeout, TimeoutError(f"run_async timed out after {timeout} s")):
-            waiter.get()
-    finally:
-        watcher.close()
 
 
 # -- the process's runner ----------------------------------------------------------------------------
@@ -193,7 +228,7 @@ def get_runner() -> AsyncRunner:
         return runner
     with _runner_lock:
         if _runner is None or _runner._closed:
-            from shared.settings import get_settings  # noqa: PLC0415 - settings only when starting
+            from shared.settings import get_settings
 
             runner = AsyncRunner(dispose=get_settings().runner_dispose)
             runner.start()
@@ -208,7 +243,12 @@ def run_async(coro: Coroutine[Any, Any, T], timeout: float | None = None) -> T:
     (which is then blocked for the duration). `timeout` (seconds) cancels the coroutine and raises
     `TimeoutError`. Do not call it from a coroutine already on the runner's loop: await instead.
     """
-    return get_runner().run(coro, timeout)
+    try:
+        runner = get_runner()
+    except BaseException:
+        coro.close()  # bad settings: the coroutine never runs, and must not warn "never awaited"
+        raise
+    return runner.run(coro, timeout)
 
 
 def current_resources() -> ResourceRegistry:

@@ -48,6 +48,13 @@ class Settings(BaseSettings):
     timezone: str = Field("UTC", description="the company's IANA time zone")
     nightly_cron: str = Field("0 2 * * *", description="nightly sync schedule (crontab, 5 fields)")
     shifts_file: Path | None = Field(None, description="shift definitions (YAML)")
+    biostar_read_overlap_minutes: int = Field(
+        120, ge=0, le=7 * 24 * 60,
+        description="BioStar reads start this much before the requested window: logs arrive late",
+    )
+    biostar_count_duress: bool = Field(
+        False, description="count duress authentications (BioStar main codes 0x12, 0x15) as punches"
+    )
 
     db_pool_size: int = Field(20, ge=1, le=500, description="pooled connections per engine and process")
     db_max_overflow: int = Field(40, ge=0, le=1000, description="extra connections above the pool")
@@ -71,7 +78,7 @@ class Settings(BaseSettings):
     @field_validator("nightly_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger  # noqa: PLC0415 - only needed to validate
+        from apscheduler.triggers.cron import CronTrigger
 
         try:
             CronTrigger.from_crontab(value)

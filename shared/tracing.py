@@ -60,7 +60,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
 def ensure_logging() -> None:
     """Configure from settings if nothing configured logging yet."""
     if not _configured:
-        from shared.settings import get_settings  # noqa: PLC0415 - avoid import cycle at module load
+        from shared.settings import get_settings
 
         settings = get_settings()
         configure_logging(settings.log_format, settings.log_level)

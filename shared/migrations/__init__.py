@@ -40,7 +40,7 @@ async def downgrade(revision: str = "base") -> None:
 
 async def current_revision() -> str | None:
     """The revision the app database is at, or None when it was never migrated."""
-    from alembic.runtime.migration import MigrationContext  # noqa: PLC0415
+    from alembic.runtime.migration import MigrationContext
 
     engine = await app_engine()
     async with engine.connect() as conn:

@@ -39,7 +39,8 @@ class WorkerProcess:
         return self
 
     def _drain(self) -> None:
-        assert self.process is not None and self.process.stdout is not None
+        assert self.process is not None
+        assert self.process.stdout is not None
         for line in self.process.stdout:
             self.output.append(line)
             if " ready." in line:
