@@ -1,0 +1,1 @@
+"""The APScheduler process that publishes scheduled sync events (and nothing else)."""
