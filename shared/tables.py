@@ -93,7 +93,8 @@ punches = Table(
     Column("tna_key", Integer),
     Column("received_at", UTCDateTime, nullable=False),
     Column("execution_id", String(36)),
-    UniqueConstraint("employee_no", "device_id", "punched_at"),
+    # Time before device: the attendance merge reads each employee's punches by time range on this index.
+    UniqueConstraint("employee_no", "punched_at", "device_id"),
     Index(None, "punched_at"),
 )
 
@@ -133,11 +134,13 @@ notifications = Table(
     Column("outbox_key", String(255), nullable=False, unique=True),
     Column("kind", String(32), nullable=False),
     Column("recipient", String(254), nullable=False),
+    Column("recipient_name", String(200)),  # display name of the To header
     Column("subject", String(255), nullable=False),
     Column("body_text", LongText, nullable=False),
     Column("body_html", LongText),
     Column("status", String(16), nullable=False),  # pending / sent / failed
     Column("attempts", Integer, nullable=False, default=0),
+    Column("claimed_at", UTCDateTime),  # a sender's lease on a pending row (pipelines.notify)
     Column("last_error", Text),
     Column("message_id", String(255), nullable=False),
     Column("execution_id", String(36)),

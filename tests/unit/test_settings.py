@@ -66,8 +66,10 @@ def test_redacted_settings_hide_passwords(field: str, value: str, secret: str) -
     assert "***" in str(shown[field])
 
 
-def test_embedded_defaults_need_no_services(tmp_path: object) -> None:
+def test_embedded_defaults_need_no_services(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> None:
     """With nothing set, every URL resolves to an embedded default under HRSYNC_HOME."""
+    for variable in DESIGN_VARIABLES:
+        monkeypatch.delenv(f"HRSYNC_{variable}", raising=False)
     settings = load_settings(home=tmp_path)
     assert settings.app_db_url().startswith("sqlite+aiosqlite:///")
     assert settings.biostar_db_url().startswith("sqlite+aiosqlite:///")

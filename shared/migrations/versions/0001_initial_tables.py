@@ -118,11 +118,13 @@ def upgrade() -> None:
     sa.Column('outbox_key', sa.String(length=255), nullable=False),
     sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('recipient', sa.String(length=254), nullable=False),
+    sa.Column('recipient_name', sa.String(length=200), nullable=True),
     sa.Column('subject', sa.String(length=255), nullable=False),
     sa.Column('body_text', sa.Text().with_variant(mysql.LONGTEXT(), 'mariadb').with_variant(mysql.LONGTEXT(), 'mysql'), nullable=False),
     sa.Column('body_html', sa.Text().with_variant(mysql.LONGTEXT(), 'mariadb').with_variant(mysql.LONGTEXT(), 'mysql'), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('claimed_at', shared.tables.UTCDateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=255), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
@@ -144,7 +146,7 @@ def upgrade() -> None:
     sa.Column('received_at', shared.tables.UTCDateTime(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_punches')),
-    sa.UniqueConstraint('employee_no', 'device_id', 'punched_at', name=op.f('uq_punches_employee_no_device_id_punched_at'))
+    sa.UniqueConstraint('employee_no', 'punched_at', 'device_id', name=op.f('uq_punches_employee_no_punched_at_device_id'))
     )
     with op.batch_alter_table('punches', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_punches_punched_at'), ['punched_at'], unique=False)

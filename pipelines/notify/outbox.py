@@ -1,0 +1,309 @@
+"""The outbox (`notifications`): building rows, planning batches, and the per-row claim protocol.
+
+A row is built once per outbox key (``INSERT … on duplicate do nothing``): building again never adds a
+row and never touches one that exists, whatever its status. Rows are rendered when built (subject and
+bodies stored), so a later send or replay sends exactly what was built.
+
+Keys: ``missing_punch:<employee_no>:<date>:<shift>``, ``manager_digest:<manager_no>:<date>``,
+``sync_failed:<execution_id>:<stage>:<ops address>`` — the recipient's identity, the day, the subject.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, or_, select, update
+
+from pipelines.notify.message import NAME_MAX, SUBJECT_MAX, clean_header, message_id_for, outbox_key, parse_mailbox
+from pipelines.notify.templates import render_bodies
+from shared.db import app_engine, upsert
+from shared.redaction import redact_text
+from shared.retry import retry_transient
+from shared.settings import get_settings
+from shared.tables import attendance_days, employees, notifications
+from shared.tracking import StageResult, utcnow
+
+log = structlog.get_logger(__name__)
+
+KINDS = ("missing_punch", "manager_digest", "sync_failed")
+DEFAULT_KINDS = ("missing_punch", "manager_digest")
+EXCEPTION_STATUSES = ("missing_punch", "absent", "half_day")
+ERROR_MAX = 4000  # characters of an error kept in a sync_failed mail
+INSERT_CHUNK = 500
+
+# A claim older than this is considered abandoned (its worker died) and the row may be claimed again.
+CLAIM_LEASE = dt.timedelta(minutes=10)
+
+
+# -- building -----------------------------------------------------------------------------------------
+
+def _local_time(value: dt.datetime | None) -> str | None:
+    return value.astimezone(get_settings().zone).strftime("%H:%M") if value is not None else None
+
+
+def _valid_address(value: str | None) -> str | None:
+    """The address if it is one (sanitised), else None: such a person gets no mail and is counted."""
+    if not value:
+        return None
+    try:
+        return parse_mailbox(value).addr_spec
+    except ValueError:
+        return None
+
+
+def _row(kind: str, key: str, recipient: str, name: str | None, subject: str,
+         context: dict[str, Any], execution_id: str | None, now: dt.datetime) -> dict[str, Any]:
+    text, html = render_bodies(kind, context)
+    return {
+        "outbox_key": key, "kind": kind, "recipient": recipient,
+        "recipient_name": clean_header(name, NAME_MAX) or None, "subject": clean_header(subject, SUBJECT_MAX),
+        "body_text": text, "body_html": html, "status": "pending", "attempts": 0, "claimed_at": None,
+        "last_error": None, "message_id": message_id_for(key), "execution_id": execution_id,
+        "created_at": now, "sent_at": None,
+    }
+
+
+def exception_summary(status: str, late_minutes: int, early_exit_minutes: int) -> str:
+    """One line for a digest: the day's status (if an exception) and late/early minutes."""
+    parts = [status.replace("_", " ")] if status in EXCEPTION_STATUSES else []
+    if late_minutes > 0:
+        parts.append(f"late {late_minutes} min")
+    if early_exit_minutes > 0:
+        parts.append(f"early exit {early_exit_minutes} min")
+    return ", ".join(parts)
+
+
+async def _missing_punch_rows(date_from: dt.date, date_to: dt.date, source_execution_id: str | None,
+                              execution_id: str | None, now: dt.datetime) -> tuple[list[dict[str, Any]], int]:
+    ad, e = attendance_days, employees
+    query = (
+        select(ad.c.employee_no, ad.c.work_date, ad.c.shift_code, ad.c.first_in, e.c.full_name, e.c.email)
+        .join(e, e.c.employee_no == ad.c.employee_no)
+        .where(ad.c.status == "missing_punch", ad.c.work_date.between(date_from, date_to))
+        .order_by(ad.c.work_date, ad.c.employee_no, ad.c.shift_code)
+    )
+    if source_execution_id is not None:
+        query = query.where(ad.c.execution_id == source_execution_id)
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).all()
+    rows, skipped = [], 0
+    for r in found:
+        address = _valid_address(r.email)
+        if address is None:
+            skipped += 1
+            continue
+        key = outbox_key("missing_punch", r.employee_no, r.work_date.isoformat(), r.shift_code)
+        context = {"name": r.full_name, "work_date": r.work_date.isoformat(), "shift_code": r.shift_code,
+                   "punch_time": _local_time(r.first_in)}
+        subject = f"Missing punch on {r.work_date.isoformat()}"
+        rows.append(_row("missing_punch", key, address, r.full_name, subject, context, execution_id, now))
+    return rows, skipped
+
+
+async def _manager_digest_rows(date_from: dt.date, date_to: dt.date, execution_id: str | None,
+                               now: dt.datetime) -> tuple[list[dict[str, Any]], int]:
+    ad, e = attendance_days, employees
+    m = employees.alias("manager")
+    query = (
+        select(ad.c.employee_no, ad.c.work_date, ad.c.shift_code, ad.c.status, ad.c.late_minutes,
+               ad.c.early_exit_minutes, ad.c.first_in, ad.c.last_out, e.c.full_name,
+               m.c.employee_no.label("manager_no"), m.c.full_name.label("manager_name"),
+               m.c.email.label("manager_email"))
+        .join(e, e.c.employee_no == ad.c.employee_no)
+        .join(m, m.c.employee_no == e.c.manager_no)
+        .where(ad.c.work_date.between(date_from, date_to),
+               or_(ad.c.status.in_(EXCEPTION_STATUSES), ad.c.late_minutes > 0, ad.c.early_exit_minutes > 0))
+        .order_by(m.c.employee_no, ad.c.work_date, e.c.full_name, ad.c.employee_no, ad.c.shift_code)
+    )
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        found = (await conn.execute(query)).all()
+    teams: dict[tuple[str, dt.date], list[Any]] = defaultdict(list)  # of result rows
+    for r in found:
+        teams[(r.manager_no, r.work_date)].append(r)
+    rows, skipped = [], 0
+    for (manager_no, work_date), team in teams.items():
+        first = team[0]
+        address = _valid_address(first.manager_email)
+        if address is None:
+            skipped += 1
+            continue
+        lines = [
+            {"full_name": r.full_name, "employee_no": r.employee_no, "shift_code": r.shift_code,
+             "summary": exception_summary(r.status, r.late_minutes, r.early_exit_minutes),
+             "first_in": _local_time(r.first_in), "last_out": _local_time(r.last_out)}
+            for r in team
+        ]
+        key = outbox_key("manager_digest", manager_no, work_date.isoformat())
+        context = {"name": first.manager_name, "work_date": work_date.isoformat(), "rows": lines}
+        subject = f"Attendance exceptions of your team on {work_date.isoformat()} ({len(lines)})"
+        rows.append(_row("manager_digest", key, address, first.manager_name, subject, context, execution_id, now))
+    return rows, skipped
+
+
+@retry_transient
+async def _insert_new(rows: Sequence[dict[str, Any]]) -> int:
+    """Insert rows whose key is new (one transaction); return how many were new."""
+    if not rows:
+        return 0
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        existing: set[str] = set()
+        for start in range(0, len(rows), INSERT_CHUNK):
+            keys = [r["outbox_key"] for r in rows[start:start + INSERT_CHUNK]]
+            found = await conn.execute(select(notifications.c.outbox_key).where(notifications.c.outbox_key.in_(keys)))
+            existing.update(found.scalars())
+        for start in range(0, len(rows), INSERT_CHUNK):
+            # Do nothing on a duplicate key: a built (or sent) row is never reset.
+            await conn.execute(upsert(conn, notifications, []), list(rows[start:start + INSERT_CHUNK]))
+    return len({r["outbox_key"] for r in rows} - existing)
+
+
+async def build_notifications(
+    date_from: dt.date,
+    date_to: dt.date,
+    execution_id: str | None = None,
+    kinds: Iterable[str] = DEFAULT_KINDS,
+    *,
+    source_execution_id: str | None = None,
+) -> StageResult:
+    """Build the outbox rows of `kinds` for work dates in [date_from, date_to]; idempotent.
+
+    ``missing_punch``: one mail per attendance day in status missing_punch (only the days computed by
+    `source_execution_id` when given). ``manager_digest``: one mail per manager and day listing the
+    team's exceptions (missing punch, absent, half day, late, early exit) as they stand now; the first
+    digest built for a day is the one sent. `execution_id` is recorded on new rows. People without a
+    valid address get no row (counted in ``output["skipped_no_address"]``).
+    """
+    kinds = tuple(kinds)
+    if unknown := set(kinds) - {"missing_punch", "manager_digest"}:
+        raise ValueError(f"kinds: cannot build {sorted(unknown)} (sync_failed is queued by queue_sync_failed)")
+    if date_to < date_from:
+        raise ValueError(f"date_to {date_to} is before date_from {date_from}")
+    now = utcnow()
+    built: dict[str, int] = {}
+    rows: list[dict[str, Any]] = []
+    skipped = 0
+    if "missing_punch" in kinds:
+        found, missed = await _missing_punch_rows(date_from, date_to, source_execution_id, execution_id, now)
+        rows += found
+        built["missing_punch"], skipped = len(found), skipped + missed
+    if "manager_digest" in kinds:
+        found, missed = await _manager_digest_rows(date_from, date_to, execution_id, now)
+        rows += found
+        built["manager_digest"], skipped = len(found), skipped + missed
+    new = await _insert_new(rows)
+    log.info("notify.built", built=built, new=new, skipped_no_address=skipped)
+    return StageResult(rows_in=len(rows) + skipped, rows_out=new,
+                       output={"built": built, "new": new, "skipped_no_address": skipped})
+
+
+async def queue_sync_failed(execution_id: str, stage: str, error: str) -> str:
+    """Queue the ``sync_failed`` mail to the operations address (once per execution and stage).
+
+    `error` is redacted (no passwords) and cut to 4000 characters. Returns the outbox key.
+    """
+    ops = get_settings().ops_email
+    address = _valid_address(ops)
+    if address is None:
+        raise ValueError(f"HRSYNC_OPS_EMAIL is not an e-mail address: {ops!r}")
+    stage_shown = clean_header(stage, 64)
+    key = outbox_key("sync_failed", execution_id, stage_shown, address.lower())
+    context = {"execution_id": execution_id, "stage": stage_shown, "error": redact_text(error)[:ERROR_MAX]}
+    subject = f"hrsync: sync failed in stage {stage_shown} (execution {execution_id})"
+    row = _row("sync_failed", key, address, None, subject, context, execution_id, utcnow())
+    await _insert_new([row])
+    return key
+
+
+# -- planning -----------------------------------------------------------------------------------------
+
+async def plan_notify_batches(execution_id: str | None, batch_size: int = 50) -> list[list[int]]:
+    """Ids of the pending rows in batches of `batch_size`, oldest first.
+
+    With `execution_id`, only rows built by that execution; with None, the whole pending backlog (what
+    a replay or a "drain the outbox" run wants, since replayed builds leave existing rows untouched).
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    query = select(notifications.c.id).where(notifications.c.status == "pending").order_by(notifications.c.id)
+    if execution_id is not None:
+        query = query.where(notifications.c.execution_id == execution_id)
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        ids = [int(i) for i in (await conn.execute(query)).scalars()]
+    return [ids[i:i + batch_size] for i in range(0, len(ids), batch_size)]
+
+
+# -- the claim protocol ---------------------------------------------------------------------------------
+
+async def load_rows(ids: Sequence[int]) -> list[dict[str, Any]]:
+    """The rows of `ids` (any status), in id order."""
+    if not ids:
+        return []
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        found = await conn.execute(select(notifications).where(notifications.c.id.in_(list(ids)))
+                                   .order_by(notifications.c.id))
+        return [dict(r._mapping) for r in found]
+
+
+@retry_transient
+async def claim(row_id: int) -> dt.datetime | None:
+    """Take a pending row for sending; return the claim's time (its token), or None if not ours.
+
+    Only a ``pending`` row without a live claim can be taken: two workers never send the same row at
+    the same time, and a sent or failed row is never sent again.
+    """
+    now = utcnow()
+    n = notifications.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            update(notifications)
+            .where(n.id == row_id, n.status == "pending",
+                   or_(n.claimed_at.is_(None), n.claimed_at < now - CLAIM_LEASE))
+            .values(claimed_at=now, attempts=n.attempts + 1)
+        )
+    return now if done.rowcount == 1 else None
+
+
+def _ours(row_id: int, token: dt.datetime) -> Any:
+    n = notifications.c
+    return and_(n.id == row_id, n.status == "pending", n.claimed_at == token)
+
+
+@retry_transient
+async def mark_sent(row_id: int, token: dt.datetime, extra_attempts: int = 0) -> bool:
+    """The server accepted the message: ``sent`` with its time. False if the claim was lost meanwhile."""
+    return await _finish(row_id, token, status="sent", sent_at=utcnow(), last_error=None,
+                         extra_attempts=extra_attempts)
+
+
+@retry_transient
+async def mark_failed(row_id: int, token: dt.datetime, reason: str, extra_attempts: int = 0) -> bool:
+    """Park the row as ``failed`` with the server's reason (a 5xx): it is never sent again."""
+    return await _finish(row_id, token, status="failed", last_error=reason[:ERROR_MAX],
+                         extra_attempts=extra_attempts)
+
+
+@retry_transient
+async def release(row_id: int, token: dt.datetime, reason: str, extra_attempts: int = 0) -> bool:
+    """Give the row back as ``pending`` (a 4xx or no connection), noting why; a later call retries it."""
+    return await _finish(row_id, token, status="pending", last_error=reason[:ERROR_MAX],
+                         extra_attempts=extra_attempts)
+
+
+async def _finish(row_id: int, token: dt.datetime, *, status: str, extra_attempts: int, **values: Any) -> bool:
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            update(notifications).where(_ours(row_id, token))
+            .values(status=status, claimed_at=None, attempts=notifications.c.attempts + extra_attempts, **values)
+        )
+    return done.rowcount == 1

@@ -1,0 +1,175 @@
+"""Sending a batch of outbox rows: claim each row, deliver it, record the outcome right away.
+
+Outcomes per row: accepted → ``sent`` (+ sent_at); a 5xx to MAIL/RCPT/DATA (or an address that cannot
+be sent) → parked ``failed`` with the reason, and the batch goes on; a 4xx, or a lost connection, is
+retried a few times within the call with backoff, after which the row is released (still ``pending``)
+and the call raises `TemporaryMailError` once the rest of the batch is done (so the task retries later).
+A connection that cannot be (re)opened stops the batch at once: its other rows stay pending untouched.
+
+Delivery is at-least-once in exactly one case: the connection drops after the message was handed over
+but before the server's answer (or the process dies between the answer and ``mark_sent``). The row is
+then sent again — by the retry within the call, or by a later call once the claim's lease expired — with
+the same deterministic Message-ID, so receivers can drop the copy. Everywhere else a row is sent at most
+once: only ``pending`` rows are claimed, one claimer at a time, and ``sent`` is recorded right after the
+server accepts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import aiosmtplib
+import structlog
+
+from pipelines.notify import outbox
+from pipelines.notify.errors import MailSetupError, TemporaryMailError
+from pipelines.notify.message import build_message, parse_mailbox
+from pipelines.notify.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
+from shared.settings import get_settings
+from shared.tracking import StageResult, utcnow
+
+log = structlog.get_logger(__name__)
+
+Verdict = Literal["sent", "permanent", "temporary", "connection"]
+
+
+@dataclass(frozen=True)
+class SendPolicy:
+    """Retries within one call: `attempts` tries per message, backoff `base_delay`·2ⁿ (jittered, capped)."""
+
+    attempts: int = 3
+    base_delay: float = 1.0
+    max_delay: float = 10.0
+
+    def delay(self, retry: int) -> float:
+        cap = min(self.max_delay, self.base_delay * 2.0 ** retry)
+        return cap / 2 + random.uniform(0, cap / 2)  # half fixed, half jitter: spread, never near zero
+
+
+DEFAULT_POLICY = SendPolicy()
+
+
+def classify(exc: BaseException) -> tuple[Verdict, str]:
+    """What an error means for the row, and the reason to record (server code and text, no secrets)."""
+    if isinstance(exc, ConnectFailed):
+        cause = exc.__cause__
+        if isinstance(cause, aiosmtplib.SMTPResponseException) and 500 <= cause.code < 600:
+            raise MailSetupError(f"the mail server refused the session: {cause.code} {cause.message}") from None
+        return "connection", str(exc)
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused) and exc.recipients:
+        exc = exc.recipients[0]
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        reason = f"{exc.code} {exc.message}".strip()
+        if exc.code == 421:  # the server is closing the connection
+            return "connection", reason
+        if 400 <= exc.code < 500:
+            return "temporary", reason
+        if isinstance(exc, aiosmtplib.SMTPSenderRefused):
+            raise MailSetupError(f"the mail server refused the sender {exc.sender!r}: {reason}") from None
+        return "permanent", reason
+    if isinstance(exc, aiosmtplib.SMTPServerDisconnected | aiosmtplib.SMTPTimeoutError | OSError):
+        return "connection", f"{type(exc).__name__}: {exc}"
+    if isinstance(exc, aiosmtplib.SMTPNotSupported | ValueError):
+        return "permanent", f"cannot send: {exc}"
+    raise exc
+
+
+async def _deliver(transport: Transport, row: dict[str, Any], sender: str,
+                   policy: SendPolicy) -> tuple[Verdict, str, int]:
+    """Try one row up to `policy.attempts` times; return the verdict, the reason and the tries made."""
+    try:
+        item = build_message(sender=sender, recipient=row["recipient"], recipient_name=row["recipient_name"],
+                             subject=row["subject"], body_text=row["body_text"], body_html=row["body_html"],
+                             message_id=row["message_id"], date=utcnow())
+    except ValueError as exc:
+        return "permanent", f"cannot build the message: {exc}", 1
+    verdict: Verdict = "temporary"
+    reason = ""
+    for attempt in range(policy.attempts):
+        if attempt:
+            await asyncio.sleep(policy.delay(attempt - 1))
+        try:
+            await transport.deliver(item)
+        except (aiosmtplib.SMTPException, ConnectFailed, OSError, ValueError) as exc:
+            verdict, reason = classify(exc)
+            log.info("notify.attempt_failed", notification_id=row["id"], attempt=attempt + 1,
+                     verdict=verdict, reason=reason[:200])
+            if verdict == "permanent":
+                return verdict, reason, attempt + 1
+            if verdict == "connection":
+                await transport.reset()
+            continue
+        return "sent", "", attempt + 1
+    return verdict, reason, policy.attempts
+
+
+async def send_notifications(
+    ids: Sequence[int],
+    execution_id: str | None = None,
+    *,
+    policy: SendPolicy = DEFAULT_POLICY,
+    target: MailTarget | None = None,
+) -> StageResult:
+    """Send the pending rows among `ids` over one connection (opened on the first message).
+
+    Rows that are not pending (sent, failed) or that another sender holds are skipped. Raises
+    `TemporaryMailError` (retry the task later) if rows are left pending after 4xx answers or a lost
+    connection, `MailSetupError` (do not retry) when the server refuses the session or the sender.
+    `target` overrides HRSYNC_SMTP_URL (tests).
+    """
+    settings = get_settings()
+    target = target or mail_target(settings)
+    try:
+        sender = str(parse_mailbox(settings.mail_from))
+    except ValueError as exc:
+        raise MailSetupError(f"HRSYNC_MAIL_FROM: {exc}") from None
+    bound = log.bind(execution_id=execution_id, target=target.display)
+    counts = {"sent": 0, "failed": 0, "deferred": 0, "skipped_done": 0, "skipped_claimed": 0, "lost_claim": 0}
+    deferred: list[int] = []
+    rows = await outbox.load_rows(ids)
+    counts["skipped_done"] = len(set(ids) - {r["id"] for r in rows})  # deleted meanwhile: nothing to send
+    transport = open_transport(target)
+    try:
+        for position, row in enumerate(rows):
+            if row["status"] != "pending":
+                counts["skipped_done"] += 1
+                continue
+            token = await outbox.claim(row["id"])
+            if token is None:
+                counts["skipped_claimed"] += 1
+                continue
+            try:
+                verdict, reason, tries = await _deliver(transport, row, sender, policy)
+            except BaseException:
+                # Setup error, cancellation, time limit: give the row back before leaving.
+                await asyncio.shield(outbox.release(row["id"], token, "interrupted before an answer"))
+                raise
+            if verdict == "sent":
+                ok = await outbox.mark_sent(row["id"], token, tries - 1)
+                counts["sent"] += 1
+                counts["lost_claim"] += not ok
+                bound.info("notify.sent", notification_id=row["id"], kind=row["kind"], attempts=tries)
+            elif verdict == "permanent":
+                await outbox.mark_failed(row["id"], token, reason, tries - 1)
+                counts["failed"] += 1
+                bound.warning("notify.parked", notification_id=row["id"], kind=row["kind"], reason=reason[:200])
+            else:
+                await outbox.release(row["id"], token, reason, tries - 1)
+                deferred.append(row["id"])
+                if verdict == "connection":  # the server is unreachable: the rest waits for the retry
+                    deferred += [r["id"] for r in rows[position + 1:] if r["status"] == "pending"]
+                    break
+    finally:
+        await transport.aclose()
+    counts["deferred"] = len(deferred)
+    result = StageResult(rows_in=len(ids), rows_out=counts["sent"], output=counts)
+    bound.info("notify.batch", **counts)
+    if deferred:
+        raise TemporaryMailError(
+            f"{len(deferred)} notification(s) left pending after temporary mail errors "
+            f"({counts['sent']} sent, {counts['failed']} parked)", deferred, counts)
+    return result
