@@ -57,6 +57,13 @@ def isolated_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     get_settings.cache_clear()
 
 
+@pytest.fixture(autouse=True)
+def fresh_settings_after_test() -> Iterator[None]:
+    """Settings are re-read after every test, so no test sees another's (restored) environment."""
+    yield
+    get_settings.cache_clear()
+
+
 def mariadb_admin() -> pymysql.Connection:  # type: ignore[type-arg]
     return pymysql.connect(host=MARIADB[0], port=MARIADB[1], user="root", autocommit=True)
 

@@ -10,6 +10,7 @@ from sqlalchemy import inspect
 from shared import migrations, runner
 from shared.db import app_engine
 from shared.runner import run_async
+from shared.settings import get_settings
 from shared.tables import metadata
 from tests.conftest import create_mariadb_database, drop_mariadb_database, set_env
 
@@ -36,6 +37,7 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: object) -> Iterator
         set_env(mp, database_url=url)
         yield request.param
         runner.shutdown()
+    get_settings.cache_clear()  # the restored environment must be read again
     if name:
         drop_mariadb_database(name)
 
