@@ -14,14 +14,28 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
+from shared import realthreads
 from shared.runner import current_resources
 from shared.settings import get_settings
+
+
+def _aiosqlite_on_real_threads() -> None:
+    """aiosqlite runs each connection in a thread fed by a queue; under gevent's patching both would be
+    greenlets of the runner's loop thread, which never yields to them (a hang). Give it real ones."""
+    from gevent import monkey
+
+    if monkey.is_module_patched("threading"):
+        import aiosqlite.core
+
+        setattr(aiosqlite.core, "Thread", realthreads.RealThread)  # noqa: B010 - module globals, on purpose
+        setattr(aiosqlite.core, "SimpleQueue", realthreads.SimpleQueue)  # noqa: B010
 
 
 def make_engine(url: str, pool_size: int | None = None, max_overflow: int | None = None) -> AsyncEngine:
     """An async engine with hrsync's pool settings; SQLite gets a busy timeout instead of a big pool."""
     settings = get_settings()
     if url.startswith("sqlite"):
+        _aiosqlite_on_real_threads()
         return create_async_engine(url, connect_args={"timeout": 30})
     return create_async_engine(
         url,

@@ -21,6 +21,16 @@ SimpleQueue: type = get_original("queue", "SimpleQueue")
 DefaultSelector: type = get_original("selectors", "DefaultSelector")
 
 
+class RealThread:
+    """The part of `threading.Thread` that libraries such as aiosqlite use: a real OS thread."""
+
+    def __init__(self, target: Callable[..., Any], args: tuple[Any, ...] = (), daemon: bool = True) -> None:
+        self._target, self._args = target, args
+
+    def start(self) -> None:
+        start_new_thread(self._target, self._args)
+
+
 def new_future() -> concurrent.futures.Future[Any]:
     """A concurrent Future whose condition uses an original lock, so real threads may complete it."""
     future: concurrent.futures.Future[Any] = concurrent.futures.Future()

@@ -1,0 +1,171 @@
+"""Where HRIS rows come from: the `HrisSource` protocol, over ODBC (aioodbc) or a SQLAlchemy URL.
+
+Both run the same `?`-parameter SQL (`pipelines.hris.query`), so the stage code is one. The ODBC source
+is production (SQL Server, or any ODBC driver); the SQLAlchemy source serves the embedded demo HRIS, a
+SQLite file `<HRSYNC_HOME>/hris.db`, through aiosqlite (qmark parameters natively, via
+`exec_driver_sql`). `create_demo_hris` makes that file (or any qmark-style database) from rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any, Protocol, cast
+
+import pyodbc
+from sqlalchemy.exc import DBAPIError
+
+from pipelines.hris.rows import COLUMNS
+from shared.db import engine_for
+from shared.errors import ConfigError, HrsyncError
+from shared.odbc import odbc_fetch_batches
+from shared.redaction import redact_text
+from shared.retry import is_transient
+from shared.settings import Settings, get_settings
+
+DEMO_FILE = "hris.db"
+DEMO_VIEW = "hrsync_employees"
+DEMO_TABLE = "hris_people"
+# How the demo stores instants: naive UTC text, fixed width, so text order is time order.
+DEMO_INSTANT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
+
+Batches = AsyncGenerator[list[tuple[Any, ...]], None]
+
+
+class HrisSourceError(HrsyncError):
+    """The HRIS refused the query (bad HRSYNC_HRIS_QUERY, missing view, permissions): not transient."""
+
+
+class HrisSource(Protocol):
+    """Runs a `?`-parameter query and yields its rows in batches, in the order the query gives.
+
+    Callers close the generator (`contextlib.aclosing`) so a read given up half-way frees its connection.
+    """
+
+    def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches: ...
+
+
+@dataclass(frozen=True)
+class OdbcHrisSource:
+    """The HRIS through an ODBC connection string (pooled by `shared.odbc`, autocommit reads)."""
+
+    dsn: str = field(repr=False)  # may hold a password
+
+    async def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches:
+        try:
+            rows = cast(Batches, odbc_fetch_batches(self.dsn, sql, params, batch_size))  # an async generator
+            async with aclosing(rows) as batches:
+                async for batch in batches:
+                    yield batch
+        except pyodbc.Error as exc:
+            if is_transient(exc):
+                raise  # lost connection, timeout: the stage resumes after the last stored key
+            state = str(exc.args[0]) if exc.args else "?"
+            detail = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+            raise HrisSourceError(f"HRIS query failed [{state}]: {redact_text(detail)[:500]}") from exc
+
+
+def _bind_sqlite(value: Any) -> Any:
+    # sqlite3's implicit datetime adapters are deprecated: bind the demo's own text form.
+    if isinstance(value, datetime):
+        return _demo_instant(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@dataclass(frozen=True)
+class SqlAlchemyHrisSource:
+    """The HRIS through a SQLAlchemy async URL whose driver takes `?` parameters (aiosqlite).
+
+    The async drivers buffer a statement's result, so this suits the demo's small tables; production
+    HRIS reads go through ODBC, which streams (psqlodbc with ``UseDeclareFetch=1``).
+    """
+
+    url: str
+
+    async def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches:
+        engine = await engine_for(self.url)
+        if engine.dialect.paramstyle != "qmark":
+            raise ConfigError(f"HRIS URL {engine.url.render_as_string()}: its driver does not take ? "
+                              "parameters; use HRSYNC_HRIS_ODBC")
+        async with engine.connect() as conn:
+            try:
+                result = await conn.exec_driver_sql(sql, tuple(_bind_sqlite(p) for p in params))
+            except DBAPIError as exc:
+                if is_transient(exc):
+                    raise
+                raise HrisSourceError(f"HRIS query failed: {redact_text(str(exc.orig))[:500]}") from exc
+            while rows := result.fetchmany(batch_size):
+                yield [tuple(r) for r in rows]
+
+
+def demo_hris_path(settings: Settings | None = None) -> Path:
+    """The embedded demo HRIS file."""
+    return (settings or get_settings()).home / DEMO_FILE
+
+
+def _sqlite_url(path_or_url: str | Path) -> str:
+    text = str(path_or_url)
+    return text if "://" in text else f"sqlite+aiosqlite:///{text}"
+
+
+def hris_source(settings: Settings | None = None) -> HrisSource:
+    """The configured HRIS: HRSYNC_HRIS_ODBC, else the demo SQLite file (which must exist)."""
+    settings = settings or get_settings()
+    if settings.hris_odbc:
+        return OdbcHrisSource(settings.hris_odbc)
+    path = demo_hris_path(settings)
+    if not path.exists():
+        raise ConfigError(f"HRSYNC_HRIS_ODBC: not set, and the demo HRIS {path} does not exist "
+                          "(run `hrsync demo` or set HRSYNC_HRIS_ODBC)")
+    return SqlAlchemyHrisSource(_sqlite_url(path))
+
+
+def _demo_instant(value: datetime) -> str:
+    utc = value.astimezone(UTC) if value.tzinfo else value  # naive values are UTC already
+    return utc.replace(tzinfo=None).strftime(DEMO_INSTANT_FORMAT)
+
+
+def _demo_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return _demo_instant(value)
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+async def create_demo_hris(path_or_url: str | Path, employees: list[Mapping[str, Any]]) -> None:
+    """(Re)create the table `hris_people` and the view `hrsync_employees` holding `employees`.
+
+    `path_or_url` is a SQLite file path or a SQLAlchemy async URL with `?` parameters. Each row maps
+    `COLUMNS` names to values (missing ones are NULL); dates may be `date` or text, `updated_at` a
+    datetime (naive = UTC) or text. Run it through `run_async` like any stage.
+    """
+    url = _sqlite_url(path_or_url)
+    if "://" not in str(path_or_url):
+        Path(path_or_url).parent.mkdir(parents=True, exist_ok=True)
+    engine = await engine_for(url)
+    column_ddl = ", ".join(f"{c} VARCHAR({_DEMO_WIDTHS.get(c, 64)})" for c in COLUMNS)
+    marks = ", ".join("?" for _ in COLUMNS)
+    rows = [tuple(_demo_value(e.get(c)) for c in COLUMNS) for e in employees]
+    async with engine.begin() as conn:
+        await conn.exec_driver_sql(f"DROP VIEW IF EXISTS {DEMO_VIEW}")
+        await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DEMO_TABLE}")
+        await conn.exec_driver_sql(f"CREATE TABLE {DEMO_TABLE} ({column_ddl})")
+        await conn.exec_driver_sql(f"CREATE INDEX ix_{DEMO_TABLE}_employee_no ON {DEMO_TABLE} (employee_no)")
+        await conn.exec_driver_sql(f"CREATE INDEX ix_{DEMO_TABLE}_updated_at ON {DEMO_TABLE} (updated_at)")
+        await conn.exec_driver_sql(
+            f"CREATE VIEW {DEMO_VIEW} AS SELECT {', '.join(COLUMNS)} FROM {DEMO_TABLE}"  # noqa: S608 - constants
+        )
+        if rows:
+            await conn.exec_driver_sql(
+                f"INSERT INTO {DEMO_TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})", rows  # noqa: S608
+            )
+
+
+_DEMO_WIDTHS = {"full_name": 200, "email": 254, "department": 100, "status": 16,
+                "hire_date": 32, "termination_date": 32, "updated_at": 32}

@@ -1,0 +1,145 @@
+"""An HRIS on the real PostgreSQL, reached through Debian's psqlodbc (`PostgreSQL Unicode`), plus helpers
+to read the app database's `employees` and `sync_watermarks` back.
+
+The HRIS table mimics a legacy system on purpose: `termination_date` is text and `biostar_user_id` an
+integer, so the stage's normalisation meets what real drivers return.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator, Mapping
+from contextlib import closing
+from datetime import date, datetime
+from typing import Any
+
+import pyodbc
+import pytest
+from sqlalchemy import delete, select
+
+from pipelines.hris.rows import COLUMNS
+from shared import runner
+from shared.db import app_engine
+from shared.runner import run_async
+from shared.settings import get_settings
+from shared.tables import employees, sync_watermarks
+from tests.conftest import PG_ODBC, require_service, set_env
+
+PG_HOST, PG_PORT = "127.0.0.1", 5432
+T0 = datetime(2026, 1, 5, 8, 0, 0)  # naive UTC, as the HRIS stores it
+
+DDL = [
+    """CREATE TABLE hr_people (
+        employee_no VARCHAR(200), full_name VARCHAR(400), email VARCHAR(400), department VARCHAR(200),
+        manager_no VARCHAR(200), status VARCHAR(40), hire_date DATE, termination_date VARCHAR(40),
+        biostar_user_id INTEGER, updated_at TIMESTAMP(6))""",
+    "CREATE INDEX ix_hr_people_employee_no ON hr_people (employee_no)",
+    f"CREATE VIEW hrsync_employees AS SELECT {', '.join(COLUMNS)} FROM hr_people",
+]
+
+
+def person(no: str | None, **values: Any) -> dict[str, Any]:
+    """An HRIS row with plausible defaults; keyword arguments override columns."""
+    row: dict[str, Any] = {
+        "employee_no": no, "full_name": f"Person {no}", "email": f"{(no or 'x').lower()}@example.com",
+        "department": "Ops", "manager_no": None, "status": "active", "hire_date": date(2020, 1, 1),
+        "termination_date": None, "biostar_user_id": None, "updated_at": T0,
+    }
+    row.update(values)
+    return row
+
+
+class PgHris:
+    """A fresh PostgreSQL database holding the HRIS table and the `hrsync_employees` view."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.dsn = PG_ODBC % name
+
+    def execute(self, sql: str, *params: Any) -> None:
+        with closing(pyodbc.connect(self.dsn, autocommit=True)) as conn:
+            conn.execute(sql, *params)
+
+    def replace_rows(self, rows: list[Mapping[str, Any]]) -> None:
+        """Make the HRIS hold exactly `rows`."""
+        with closing(pyodbc.connect(self.dsn, autocommit=False)) as conn:
+            cursor = conn.cursor()
+            cursor.execute("DELETE FROM hr_people")
+            if rows:
+                marks = ", ".join("?" for _ in COLUMNS)
+                cursor.executemany(f"INSERT INTO hr_people ({', '.join(COLUMNS)}) VALUES ({marks})",
+                                   [tuple(r.get(c) for c in COLUMNS) for r in rows])
+            conn.commit()
+
+    def update(self, employee_no: str, **values: Any) -> None:
+        """Change columns of one HRIS row."""
+        sets = ", ".join(f"{c} = ?" for c in values)
+        self.execute(f"UPDATE hr_people SET {sets} WHERE employee_no = ?", *values.values(), employee_no)
+
+
+def _pg_admin() -> pyodbc.Connection:
+    return pyodbc.connect(PG_ODBC % "postgres", autocommit=True)
+
+
+@pytest.fixture(scope="module")
+def pg_hris() -> Iterator[PgHris]:
+    """A PostgreSQL HRIS database for the module, dropped (with its pooled connections) at the end."""
+    require_service("PostgreSQL", PG_HOST, PG_PORT)
+    hris = PgHris(f"hris_test_{uuid.uuid4().hex[:8]}")
+    with closing(_pg_admin()) as admin:
+        admin.execute(f'CREATE DATABASE "{hris.name}"')
+    try:
+        with closing(pyodbc.connect(hris.dsn, autocommit=True)) as conn:
+            for statement in DDL:
+                conn.execute(statement)
+        yield hris
+    finally:
+        runner.shutdown()  # closes the ODBC pool on its loop; the next run_async starts a new runner
+        with closing(_pg_admin()) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{hris.name}" WITH (FORCE)')
+
+
+async def _clear_app_tables() -> None:
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(delete(employees))
+        await conn.execute(delete(sync_watermarks))
+
+
+@pytest.fixture
+def hris(app_db: str, pg_hris: PgHris) -> Iterator[PgHris]:
+    """HRSYNC_HRIS_ODBC points at the PostgreSQL HRIS (emptied); the app's employees and marks are empty."""
+    pg_hris.replace_rows([])
+    with pytest.MonkeyPatch.context() as mp:
+        set_env(mp, hris_odbc=pg_hris.dsn)
+        run_async(_clear_app_tables())
+        yield pg_hris
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def demo_hris(app_db: str) -> Iterator[None]:
+    """No HRSYNC_HRIS_ODBC: the stage reads the embedded SQLite demo HRIS; app tables emptied."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("HRSYNC_HRIS_ODBC", raising=False)
+        get_settings.cache_clear()
+        run_async(_clear_app_tables())
+        yield
+    get_settings.cache_clear()
+
+
+async def _dump() -> list[dict[str, Any]]:
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(employees).order_by(employees.c.employee_no))
+    return [dict(r._mapping) for r in rows]
+
+
+def dump_employees() -> list[dict[str, Any]]:
+    """Every `employees` row (all columns), ordered by key."""
+    return run_async(_dump())
+
+
+def employees_by_key() -> dict[str, dict[str, Any]]:
+    """`employees` rows by `employee_no`."""
+    return {r["employee_no"]: r for r in dump_employees()}
