@@ -118,6 +118,13 @@ class Settings(BaseSettings):
     def backend(self) -> str:
         return self.result_backend or f"db+sqlite:///{self.home / 'results.db'}"
 
+    def events(self) -> str:
+        """The AMQP URL of the event plane: HRSYNC_EVENTS_URL, else an AMQP broker URL."""
+        url = self.events_url or (self.broker_url if self.broker().startswith(("amqp", "pyamqp")) else None)
+        if url is None:
+            raise ConfigError("HRSYNC_EVENTS_URL: not set (and HRSYNC_BROKER_URL is not AMQP)")
+        return url.replace("pyamqp://", "amqp://", 1)
+
     def redacted(self) -> dict[str, Any]:
         """Settings as shown to people and logs: passwords masked, embedded defaults resolved."""
         shown = self.model_dump(mode="json")

@@ -1,0 +1,445 @@
+"""The attendance merge stage: BioStar punches into `punches`, then `attendance_days` per shard.
+
+Two stage functions, each idempotent and safe to rerun with the same inputs:
+
+- `import_punches(window)` reads the BioStar punches of a time window (started `overlap` earlier, since
+  logs arrive late), stores those of known users in `punches` and the rest in `unmatched_punches`
+  (insert-ignore on the natural keys), and reports the local dates and departments the punches affect.
+- `merge_attendance(shard)` recomputes the rows of one shard (a day range of one department) with the
+  pure rules, upserts them, and removes rows of the shard that the rules no longer produce (a changed
+  shift assignment or termination date), in one transaction.
+
+How the events use them (the Celery canvas wraps these; this module imports no Celery):
+
+- nightly / `hrsync.sync.requested`: `plan_punch_windows` over `punch_range_needed(from, to, config,
+  zone)` → a group of `import_punches`, then `plan_merge_shards_from_db(from, to)` → a chord of
+  `merge_attendance` (days without punches get their absent/off/holiday rows there).
+- `hrsync.punches.imported {from, to, devices}`: `import_punches(PunchWindow(from, to), devices)` →
+  `plan_merge_after_import(outputs)` → `merge_attendance` per shard: exactly the days those punches
+  touch, so a punch that arrives after its day was computed recomputes that day.
+- `hrsync.employee.changed {employee_no}`: `plan_merge_shards_from_db(recent days, employees=[no])` →
+  `merge_attendance(shard, employees=[no])`.
+
+Speed: one set-based query per window or shard, plain tuples instead of ORM objects, and multi-row
+statements of `WRITE_BATCH` rows (the driver's executemany turns them into multi-row INSERTs).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, cast
+
+import structlog
+from sqlalchemy import ColumnElement, Table, bindparam, delete, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from pipelines.attendance.biostar import stream_punch_logs
+from pipelines.attendance.rules import (
+    EmployeeFacts,
+    EmployeeStatus,
+    compute_attendance,
+    punch_range_needed,
+    work_dates_affected,
+)
+from pipelines.attendance.shifts import DEFAULT_SHIFT_CONFIG, ShiftConfig, load_shift_config
+from shared.db import app_engine, biostar_engine, upsert
+from shared.retry import retry_transient
+from shared.settings import get_settings
+from shared.tables import attendance_days, employees, punches, unmatched_punches
+from shared.tracking import StageResult, utcnow
+
+log = structlog.get_logger(__name__)
+
+# Rows per multi-row INSERT / upsert statement: large enough to amortise round trips, small enough to
+# keep statements well under max_allowed_packet and lock waits short.
+WRITE_BATCH = 2000
+SHARD_KEY_LENGTH = 64  # execution_stages.shard
+_ATTENDANCE_KEY = ("employee_no", "work_date", "shift_code")
+_ATTENDANCE_VALUES = ("first_in", "last_out", "worked_minutes", "status", "late_minutes",
+                      "early_exit_minutes", "punch_count", "execution_id", "computed_at")
+_ONE_DAY = timedelta(days=1)
+
+
+# -- inputs ------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PunchWindow:
+    """A time window of BioStar logs to import: aware instants, both ends included."""
+
+    start: datetime
+    end: datetime
+
+    def __post_init__(self) -> None:
+        if self.start.utcoffset() is None or self.end.utcoffset() is None:
+            raise ValueError("a punch window needs timezone-aware instants")
+        if self.end < self.start:
+            raise ValueError(f"window end {self.end.isoformat()} is before its start {self.start.isoformat()}")
+
+    @property
+    def key(self) -> str:
+        """The shard name in `execution_stages`."""
+        return f"{_utc_text(self.start)}..{_utc_text(self.end)}"
+
+    def as_json(self) -> dict[str, str]:
+        return {"from": self.start.astimezone(UTC).isoformat(), "to": self.end.astimezone(UTC).isoformat()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PunchWindow:
+        return cls(datetime.fromisoformat(data["from"]), datetime.fromisoformat(data["to"]))
+
+
+@dataclass(frozen=True)
+class MergeShard:
+    """One merge shard: the local dates `date_from`..`date_to` (inclusive) of one department.
+
+    `department=None` means the employees without a department (not "all departments").
+    """
+
+    date_from: date
+    date_to: date
+    department: str | None
+
+    def __post_init__(self) -> None:
+        if self.date_to < self.date_from:
+            raise ValueError(f"shard date_to {self.date_to} is before date_from {self.date_from}")
+
+    @property
+    def key(self) -> str:
+        """A name unique per shard of a plan, at most 64 characters (long departments are hashed)."""
+        days = f"{self.date_from.isoformat()}..{self.date_to.isoformat()}"
+        department = "-" if self.department is None else f"={self.department}"
+        if len(days) + len(department) > SHARD_KEY_LENGTH:
+            digest = hashlib.sha256(department.encode()).hexdigest()[:12]
+            department = f"{department[:SHARD_KEY_LENGTH - len(days) - 13]}~{digest}"
+        return days + department
+
+    def as_json(self) -> dict[str, str | None]:
+        return {"from": self.date_from.isoformat(), "to": self.date_to.isoformat(),
+                "department": self.department}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> MergeShard:
+        return cls(date.fromisoformat(data["from"]), date.fromisoformat(data["to"]), data["department"])
+
+
+# -- planning (pure) ---------------------------------------------------------------------------------------
+
+
+def plan_merge_shards(
+    date_from: date, date_to: date, departments: Iterable[str | None], days_per_shard: int
+) -> list[MergeShard]:
+    """Shards covering `date_from`..`date_to` in runs of `days_per_shard` days, for each department.
+
+    Departments are deduplicated and sorted (None first), so the same inputs give the same plan.
+    """
+    if days_per_shard < 1:
+        raise ValueError(f"days_per_shard must be at least 1, got {days_per_shard}")
+    if date_to < date_from:
+        raise ValueError(f"date_to {date_to} is before date_from {date_from}")
+    ordered = sorted(set(departments), key=_department_order)
+    shards: list[MergeShard] = []
+    first = date_from
+    while first <= date_to:
+        last = min(first + (days_per_shard - 1) * _ONE_DAY, date_to)
+        shards.extend(MergeShard(first, last, department) for department in ordered)
+        first = last + _ONE_DAY
+    return shards
+
+
+def plan_punch_windows(start: datetime, end: datetime, hours_per_window: float) -> list[PunchWindow]:
+    """Consecutive windows covering `start`..`end`; neighbours share their boundary instant (harmless:
+    imports are idempotent), so no punch falls between two windows."""
+    if hours_per_window <= 0:
+        raise ValueError(f"hours_per_window must be positive, got {hours_per_window}")
+    step = timedelta(hours=hours_per_window)
+    windows = [PunchWindow(start, min(start + step, end))]
+    while windows[-1].end < end:
+        windows.append(PunchWindow(windows[-1].end, min(windows[-1].end + step, end)))
+    return windows
+
+
+def plan_merge_after_import(outputs: Iterable[Mapping[str, Any]], days_per_shard: int) -> list[MergeShard]:
+    """The merge shards for what `import_punches` calls found: their dates' span, for their departments.
+
+    `outputs` are the `StageResult.output` dicts of one or more import shards (a chord's results);
+    imports that found no punch of a known employee add nothing.
+    """
+    firsts: list[date] = []
+    lasts: list[date] = []
+    departments: set[str | None] = set()
+    for output in outputs:
+        if output.get("dates"):
+            firsts.append(date.fromisoformat(output["dates"]["from"]))
+            lasts.append(date.fromisoformat(output["dates"]["to"]))
+            departments.update(output.get("departments", ()))
+    if not firsts:
+        return []
+    return plan_merge_shards(min(firsts), max(lasts), departments, days_per_shard)
+
+
+async def plan_merge_shards_from_db(
+    date_from: date, date_to: date, days_per_shard: int, employee_nos: Sequence[str] | None = None
+) -> list[MergeShard]:
+    """`plan_merge_shards` over the departments in `employees` (only those of `employee_nos`, if given)."""
+    query = select(employees.c.department).distinct()
+    if employee_nos is not None:
+        query = query.where(employees.c.employee_no.in_(employee_nos))
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        departments = [row[0] for row in await conn.execute(query)]
+    return plan_merge_shards(date_from, date_to, departments, days_per_shard) if departments else []
+
+
+def current_shift_config() -> ShiftConfig:
+    """The shifts of `HRSYNC_SHIFTS_FILE`, or the embedded default; reread when the file changes."""
+    path = get_settings().shifts_file
+    if path is None:
+        return DEFAULT_SHIFT_CONFIG
+    return _load_config(Path(path), Path(path).stat().st_mtime_ns)
+
+
+_config_cache: dict[tuple[Path, int], ShiftConfig] = {}
+
+
+def _load_config(path: Path, mtime_ns: int) -> ShiftConfig:
+    key = (path, mtime_ns)
+    if key not in _config_cache:
+        _config_cache.clear()  # one file at a time: the old version is never needed again
+        _config_cache[key] = load_shift_config(path)
+    return _config_cache[key]
+
+
+# -- import ------------------------------------------------------------------------------------------------
+
+
+async def import_punches(
+    window: PunchWindow,
+    execution_id: str,
+    devices: Sequence[int] | None = None,
+    *,
+    overlap: timedelta | None = None,
+    include_duress: bool | None = None,
+) -> StageResult:
+    """Store the BioStar punches of `window` (read from `overlap` earlier) in `punches`/`unmatched_punches`.
+
+    `overlap` defaults to `HRSYNC_BIOSTAR_READ_OVERLAP_MINUTES`, `include_duress` to
+    `HRSYNC_BIOSTAR_COUNT_DURESS`; `devices=None` reads all devices. Rows already stored keep their first
+    `execution_id`/`received_at`. Output: counts (`logs` read, `punches`/`unmatched` found, `*_new`
+    inserted), `unknown_users`, the `dates` (`{from, to}` local dates, or None) and `departments` whose
+    attendance the found punches may change — the input of `plan_merge_after_import`.
+    """
+    settings = get_settings()
+    if overlap is None:
+        overlap = timedelta(minutes=settings.biostar_read_overlap_minutes)
+    duress = settings.biostar_count_duress if include_duress is None else include_duress
+    read_from, read_to = window.start - overlap, window.end
+    source = await biostar_engine()
+    target = await app_engine()
+    users = await _employees_by_user_id(target)
+    received_at = utcnow()
+
+    logs = matched_total = unmatched_total = inserted = unmatched_inserted = 0
+    first_seen: int | None = None
+    last_seen: int | None = None
+    departments: set[str | None] = set()
+    unknown: set[str] = set()
+    async for rows in stream_punch_logs(source, read_from, read_to, include_duress=duress, devices=devices):
+        matched: list[dict[str, Any]] = []
+        unmatched: list[dict[str, Any]] = []
+        for user, device, devdt, evt, tna in rows:
+            at = datetime.fromtimestamp(devdt, UTC)
+            employee = users.get(user)
+            if employee is None:
+                unknown.add(user)
+                unmatched.append({"biostar_user_id": user, "device_id": device, "punched_at": at,
+                                  "event_code": evt, "first_seen_at": received_at,
+                                  "execution_id": execution_id})
+                continue
+            departments.add(employee[1])
+            first_seen = devdt if first_seen is None else min(first_seen, devdt)
+            last_seen = devdt if last_seen is None else max(last_seen, devdt)
+            matched.append({"employee_no": employee[0], "device_id": device, "punched_at": at,
+                            "event_code": evt, "tna_key": tna, "received_at": received_at,
+                            "execution_id": execution_id})
+        logs += len(rows)
+        matched_total += len(matched)
+        unmatched_total += len(unmatched)
+        inserted += await _insert_ignore(target, punches, matched)
+        unmatched_inserted += await _insert_ignore(target, unmatched_punches, unmatched)
+
+    affected = None
+    if first_seen is not None and last_seen is not None:
+        affected = work_dates_affected(datetime.fromtimestamp(first_seen, UTC),
+                                       datetime.fromtimestamp(last_seen, UTC),
+                                       current_shift_config(), settings.zone)
+    if unknown:
+        log.warning("attendance.unmatched_punches", count=unmatched_total, users=len(unknown))
+    output: dict[str, Any] = {
+        "window": window.as_json(),
+        "read": {"from": read_from.astimezone(UTC).isoformat(), "to": read_to.astimezone(UTC).isoformat()},
+        "logs": logs,
+        "punches": matched_total,
+        "punches_new": inserted,
+        "unmatched": unmatched_total,
+        "unmatched_new": unmatched_inserted,
+        "unknown_users": sorted(unknown)[:20],
+        "unknown_user_count": len(unknown),
+        "dates": None if affected is None else {"from": affected[0].isoformat(), "to": affected[1].isoformat()},
+        "departments": sorted(departments, key=_department_order),
+    }
+    return StageResult(rows_in=logs, rows_out=matched_total + unmatched_total, output=output)
+
+
+async def _employees_by_user_id(engine: AsyncEngine) -> dict[str, tuple[str, str | None]]:
+    """BioStar user id → (employee_no, department); a user id shared by several employees goes to the
+    first employee_no (a data error in the HRIS, logged)."""
+    query = (
+        select(employees.c.biostar_user_id, employees.c.employee_no, employees.c.department)
+        .where(employees.c.biostar_user_id.is_not(None))
+        .order_by(employees.c.employee_no)
+    )
+    users: dict[str, tuple[str, str | None]] = {}
+    shared = 0
+    async with engine.connect() as conn:
+        for user, employee_no, department in await conn.execute(query):
+            if user in users:
+                shared += 1
+                continue
+            users[user] = (employee_no, department)
+    if shared:
+        log.warning("attendance.shared_biostar_user_ids", employees=shared)
+    return users
+
+
+async def _insert_ignore(engine: AsyncEngine, table: Table, rows: list[dict[str, Any]]) -> int:
+    """Insert `rows` in batches, skipping those whose natural key exists; returns how many were new."""
+    inserted = 0
+    for at in range(0, len(rows), WRITE_BATCH):
+        inserted += await _insert_batch(engine, table, rows[at:at + WRITE_BATCH])
+    return inserted
+
+
+@retry_transient
+async def _insert_batch(engine: AsyncEngine, table: Table, rows: list[dict[str, Any]]) -> int:
+    async with engine.begin() as conn:
+        result = await conn.execute(upsert(conn, table, []), rows)
+    return max(result.rowcount, 0)
+
+
+# -- merge -------------------------------------------------------------------------------------------------
+
+
+@retry_transient
+async def merge_attendance(
+    shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None
+) -> StageResult:
+    """Recompute and upsert the `attendance_days` rows of `shard` (only of `employee_nos`, if given).
+
+    Reads the shard's employees and their punches (`punch_range_needed` of the shard's dates) in two
+    queries, applies `compute_attendance`, upserts every row with `execution_id`, and deletes the shard's
+    rows the rules no longer produce — all in one transaction, so a retry or a replay redoes it whole.
+    Output: `rows`, `removed`, `employees` and counts `by_status`.
+    """
+    if employee_nos is not None and not employee_nos:
+        return StageResult(output={"rows": 0, "removed": 0, "employees": 0, "by_status": {}})
+    settings = get_settings()
+    config, zone = current_shift_config(), settings.zone
+    punch_from, punch_to = punch_range_needed(shard.date_from, shard.date_to, config, zone)
+    computed_at = utcnow()
+    scope = _scope(shard, employee_nos)
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        facts = [
+            EmployeeFacts(no, department, cast(EmployeeStatus, status), hired, left)
+            for no, department, status, hired, left in await conn.execute(
+                select(employees.c.employee_no, employees.c.department, employees.c.status,
+                       employees.c.hire_date, employees.c.termination_date).where(*scope)
+            )
+        ]
+        taps: dict[str, list[datetime]] = {}
+        punch_rows = 0
+        for employee_no, punched_at in await conn.execute(
+            select(punches.c.employee_no, punches.c.punched_at)
+            .select_from(punches.join(employees, punches.c.employee_no == employees.c.employee_no))
+            .where(*scope, punches.c.punched_at >= punch_from, punches.c.punched_at <= punch_to)
+        ):
+            taps.setdefault(employee_no, []).append(punched_at)
+            punch_rows += 1
+
+        rows: list[dict[str, Any]] = []
+        by_status: Counter[str] = Counter()
+        for employee in facts:
+            for day in compute_attendance(
+                employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone
+            ):
+                by_status[day.status] += 1
+                rows.append({
+                    "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
+                    "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
+                    "status": day.status, "late_minutes": day.late_minutes,
+                    "early_exit_minutes": day.early_exit_minutes, "punch_count": day.punch_count,
+                    "execution_id": execution_id, "computed_at": computed_at,
+                })
+        rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))  # lock order
+        statement = upsert(conn, attendance_days, _ATTENDANCE_VALUES)
+        for at in range(0, len(rows), WRITE_BATCH):
+            await conn.execute(statement, rows[at:at + WRITE_BATCH])
+        removed = await _remove_stale_days(conn, shard, scope, computed_at)
+
+    output = {"rows": len(rows), "removed": removed, "employees": len(facts),
+              "by_status": dict(sorted(by_status.items()))}
+    return StageResult(rows_in=punch_rows, rows_out=len(rows), output=output)
+
+
+def _scope(shard: MergeShard, employee_nos: Sequence[str] | None) -> list[ColumnElement[bool]]:
+    """Conditions on `employees` selecting the shard's employees."""
+    department = employees.c.department
+    conditions = [department.is_(None) if shard.department is None else department == shard.department]
+    if employee_nos is not None:
+        conditions.append(employees.c.employee_no.in_(employee_nos))
+    return conditions
+
+
+async def _remove_stale_days(
+    conn: AsyncConnection, shard: MergeShard, scope: list[ColumnElement[bool]], computed_at: datetime
+) -> int:
+    """Delete the shard's rows this run did not write (older `computed_at`); returns how many.
+
+    They are rows the rules no longer produce: another shift code after an assignment changed, days after
+    a new termination date, an inactive employee's day whose punch is gone. Deleted by key, and only if
+    still older than this run, so a concurrent newer merge of the same rows keeps its writes.
+    """
+    days = attendance_days.c
+    stale = (
+        await conn.execute(
+            select(days.employee_no, days.work_date, days.shift_code)
+            .select_from(attendance_days.join(employees, days.employee_no == employees.c.employee_no))
+            .where(*scope, days.work_date >= shard.date_from, days.work_date <= shard.date_to,
+                   days.computed_at < computed_at)
+        )
+    ).all()
+    if not stale:
+        return 0
+    statement = delete(attendance_days).where(
+        days.employee_no == bindparam("k_employee_no"), days.work_date == bindparam("k_work_date"),
+        days.shift_code == bindparam("k_shift_code"), days.computed_at < bindparam("k_computed_at"),
+    )
+    keys = [{"k_employee_no": no, "k_work_date": day, "k_shift_code": code, "k_computed_at": computed_at}
+            for no, day, code in stale]
+    await conn.execute(statement, keys)
+    log.info("attendance.stale_days_removed", shard=shard.key, rows=len(keys))
+    return len(keys)
+
+
+def _department_order(department: str | None) -> tuple[bool, str]:
+    return (department is not None, department or "")
+
+
+def _utc_text(instant: datetime) -> str:
+    return instant.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
