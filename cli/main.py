@@ -14,7 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.errors import HrsyncError
+from pipelines.plans import CLI_SOURCE
+from shared.errors import CheckFailed, ConfigError, HrsyncError
 
 try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itself
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
@@ -91,6 +92,93 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")
 
     run_async(migrations.downgrade(revision))
     out.print(f"app database at revision {run_async(migrations.current_revision())}")
+
+
+@app.command()
+def bridge() -> None:
+    """Consume `hrsync.bridge` and launch a workflow for each event (stops cleanly on SIGTERM)."""
+    from shared.tracing import ensure_logging
+    from workers.bridge import run_bridge
+
+    ensure_logging()
+    _refuse_on_failed_checks()
+    run_bridge()
+
+
+def _refuse_on_failed_checks() -> None:
+    from shared.check import run_checks
+    from workers.app import app as celery_app
+
+    failed = [r for r in run_checks(get_settings(), celery_app.conf) if not r.ok]
+    if failed:
+        raise CheckFailed("; ".join(f"{r.name}: {r.detail}" for r in failed))
+
+
+@app.command()
+def publish(
+    event_type: Annotated[str, typer.Argument(metavar="TYPE", help="event type, e.g. hrsync.sync.requested")],
+    data: Annotated[str, typer.Option("--data", help="the event's data as JSON")] = "{}",
+    event_id: Annotated[str | None, typer.Option("--id", help="event id (idempotency key)")] = None,
+) -> None:
+    """Publish one event to `hrsync.events`, as another system would (confirmed by the broker)."""
+    from shared.event_bus import EventPublisher
+    from shared.events import InvalidEvent, build_event
+
+    try:
+        payload = json.loads(data)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"--data: not JSON ({exc.msg} at column {exc.colno})") from None
+    if not isinstance(payload, dict):
+        raise ConfigError("--data: expected a JSON object")
+    try:
+        event = build_event(event_type, payload, id=event_id, source=CLI_SOURCE)
+    except InvalidEvent as exc:
+        raise ConfigError(f"--data: {exc.reason}" if exc.reason.startswith("data") else exc.reason) from None
+    publisher = EventPublisher(get_settings().events())
+    try:
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    out.print(f"published {event.type} id={event.id}")
+
+
+@app.command()
+def sync(
+    scope: Annotated[str, typer.Option("--scope", help="nightly, hris or attendance")] = "nightly",
+    date_from: Annotated[str | None, typer.Option("--from", help="first day (YYYY-MM-DD)")] = None,
+    date_to: Annotated[str | None, typer.Option("--to", help="last day (YYYY-MM-DD)")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the execution to its end")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds --wait follows at most")] = 3600,
+) -> None:
+    """Publish a sync request now; with --wait, follow it to the end (exit 0 succeeded, 1 failed)."""
+    from cli.follow import follow_event
+    from shared.event_bus import EventPublisher
+    from shared.events import InvalidEvent, build_event
+
+    data: dict[str, Any] = {"scope": scope}
+    data.update({k: v for k, v in (("from", date_from), ("to", date_to)) if v is not None})
+    try:
+        event = build_event("hrsync.sync.requested", data, source=CLI_SOURCE)
+    except InvalidEvent as exc:
+        raise ConfigError(_option_reason(exc.reason)) from None
+    publisher = EventPublisher(get_settings().events())
+    try:
+        publisher.publish(event)
+    finally:
+        publisher.close()
+    out.print(f"published sync request {event.id} (scope {scope})")
+    if wait:
+        status = follow_event(event.id, out, timeout)
+        raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+def _option_reason(reason: str) -> str:
+    """An event validation reason in terms of the command's options (`data.from` → `--from`)."""
+    options = (("data.scope", "--scope"), ("data.from", "--from"), ("data.to", "--to"), ("data", "--from/--to"))
+    for field, option in options:
+        if reason.startswith(field):
+            return option + reason[len(field):]
+    return reason
 
 
 @app.command()

@@ -6,6 +6,7 @@ update the same rows instead of adding new ones.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -162,3 +163,83 @@ async def get_stages(execution_id: str) -> list[dict[str, Any]]:
             .order_by(execution_stages.c.started_at, execution_stages.c.id)
         )
     return [dict(r._mapping) for r in rows]
+
+
+def shard_name(text: str, limit: int = 64) -> str:
+    """`text` as an `execution_stages.shard` value: kept when short, else clipped with a digest."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit - 13]}~{hashlib.sha256(text.encode()).hexdigest()[:12]}"
+
+
+async def lineage(execution_id: str) -> list[str]:
+    """The execution and the ones it replays, newest first (`replay_of` links)."""
+    chain: list[str] = []
+    current: str | None = execution_id
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        while current is not None and current not in chain:
+            chain.append(current)
+            current = (await conn.execute(
+                select(executions.c.replay_of).where(executions.c.id == current))).scalar_one_or_none()
+    return chain
+
+
+async def succeeded_outputs(execution_id: str, stage: str) -> dict[str, dict[str, Any]]:
+    """Shard → output of the stage's succeeded rows across the execution's lineage (newest wins).
+
+    A replay reads what its predecessors already did here: their succeeded shards are not rerun.
+    """
+    ids = await lineage(execution_id)
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(execution_stages.c.execution_id, execution_stages.c.shard, execution_stages.c.result)
+            .where(execution_stages.c.execution_id.in_(ids), execution_stages.c.stage == stage,
+                   execution_stages.c.status == "succeeded")
+        )).all()
+    rank = {eid: i for i, eid in enumerate(ids)}
+    best: dict[str, tuple[int, dict[str, Any]]] = {}
+    for row in rows:
+        order = rank[row.execution_id]
+        if row.shard not in best or order < best[row.shard][0]:
+            best[row.shard] = (order, row.result or {})
+    return {shard: output for shard, (_, output) in best.items()}
+
+
+async def succeeded_result(execution_id: str, stage: str, shard: str) -> StageResult | None:
+    """The recorded result of a shard that already succeeded in this execution, or None."""
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(execution_stages.c.rows_in, execution_stages.c.rows_out, execution_stages.c.result)
+            .where(execution_stages.c.execution_id == execution_id, execution_stages.c.stage == stage,
+                   execution_stages.c.shard == shard, execution_stages.c.status == "succeeded")
+            .limit(1)
+        )).first()
+    if row is None:
+        return None
+    return StageResult(row.rows_in or 0, row.rows_out or 0, dict(row.result or {}))
+
+
+@retry_transient
+async def claim_execution(execution_id: str) -> bool:
+    """pending → running, once: True for the one caller that moved it (the canvas that may run)."""
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        moved = await conn.execute(
+            update(executions).where(executions.c.id == execution_id, executions.c.status == "pending")
+            .values(status="running", started_at=utcnow()))
+    return bool(moved.rowcount)
+
+
+@retry_transient
+async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, Any]:
+    """Mark a running execution succeeded; its summary is each stage's `@done` output (across replays)."""
+    summary = {stage: (await succeeded_outputs(execution_id, stage)).get("@done") for stage in stages}
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(executions).where(executions.c.id == execution_id, executions.c.status == "running")
+            .values(status="succeeded", finished_at=utcnow(), summary=summary))
+    return summary

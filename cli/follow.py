@@ -1,0 +1,53 @@
+"""`hrsync sync --wait`: follow an event's execution to its end with a progress bar."""
+
+from __future__ import annotations
+
+import time
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from shared.errors import HrsyncError
+from shared.inbox import inbox_entry
+from shared.runner import run_async
+from shared.tracking import get_execution, get_stages
+
+POLL_SECONDS = 0.5
+
+
+def _progress_counts(stages: list[dict[str, object]]) -> tuple[int, int]:
+    """(finished, known) units of work: every shard row, plus the shards planners announced."""
+    announced = sum(int(str(s["rows_out"] or 0)) for s in stages if str(s["shard"]).startswith("@plan"))
+    finished = sum(1 for s in stages
+                   if s["status"] in ("succeeded", "failed") and not str(s["shard"]).startswith("@"))
+    return finished, max(announced, finished)
+
+
+def follow_event(event_id: str, console: Console, timeout: float) -> str:
+    """Wait for the bridge to admit `event_id`, then follow its execution; return the final status."""
+    deadline = time.monotonic() + timeout
+    execution_id = None
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                  console=console, transient=False) as progress:
+        bar = progress.add_task("waiting for the bridge", total=None)
+        while time.monotonic() < deadline:
+            if execution_id is None:
+                entry = run_async(inbox_entry(event_id))
+                execution_id = entry["execution_id"] if entry else None
+                if execution_id is None:
+                    time.sleep(POLL_SECONDS)
+                    continue
+            execution = run_async(get_execution(execution_id))
+            stages = run_async(get_stages(execution_id))
+            finished, known = _progress_counts(stages)
+            status = execution["status"] if execution else "pending"
+            current = stages[-1]["stage"] if stages else "-"
+            progress.update(bar, description=f"{execution_id[:8]} {status} ({current})", completed=finished,
+                            total=known or None)
+            if status in ("succeeded", "failed"):
+                console.print(f"execution {execution_id} {status}"
+                              + (f" at {execution['failed_stage']}: {execution['error']}" if status == "failed"
+                                 and execution else ""))
+                return str(status)
+            time.sleep(POLL_SECONDS)
+    raise HrsyncError(f"gave up after {timeout:.0f} s: execution {execution_id or '(not admitted yet)'} still open")

@@ -1,0 +1,167 @@
+"""The bridge (`hrsync bridge`): consumes `hrsync.bridge`, turns each event into an execution.
+
+A plain (not gevent) pika consumer with a prefetch limit. For each message:
+
+    validate → inbox row + execution row (one transaction) → launch the canvas → mark launched → ack
+
+- an invalid message (not JSON, unknown type, bad field, too large) is copied to the dead-letter
+  exchange with its reason in header `x-hrsync-reason`, then acked: nothing is lost, nothing requeued;
+- a duplicate id is acked without a second launch (the inbox knows it);
+- a crash between any two steps leads to exactly one launched execution after redelivery: a
+  re-admitted event returns the same execution, and the canvas's first task claims the execution
+  once (pending → running), so a second launch stops at once;
+- a message that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit.
+
+It reconnects after a broker restart and stops cleanly on SIGTERM (the current message finishes).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pika
+import pika.exceptions
+import structlog
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from pipelines.plans import ExecutionRequest, request_for
+from shared.event_bus import (
+    BRIDGE_QUEUE,
+    DEAD_LETTER_EXCHANGE,
+    REASON_HEADER,
+    connection_parameters,
+    declare_topology,
+)
+from shared.events import InvalidEvent, ParsedEvent, parse_event
+from shared.inbox import admit_event, mark_launched
+from shared.runner import run_async
+from shared.settings import get_settings
+from shared.tracing import bound
+
+log = structlog.get_logger(__name__)
+PREFETCH = 20
+HANDLE_ATTEMPTS = 8  # ~1 minute of backoff while the database or broker is away
+Launcher = Callable[[str, Sequence[str]], None]
+
+
+class Bridge:
+    """Consume events and launch executions; `stop()` (or SIGTERM) ends `run()` after the current message."""
+
+    def __init__(self, url: str, launch: Launcher, prefetch: int = PREFETCH) -> None:
+        self.url = url
+        self.launch = launch
+        self.prefetch = prefetch
+        self._stopping = threading.Event()
+        self._connection: pika.BlockingConnection | None = None
+        self.handled = 0
+
+    def run(self) -> None:
+        """Consume until stopped, reconnecting (with backoff) whenever the broker goes away."""
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                self._consume()
+                delay = 0.5
+            except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed,
+                    pika.exceptions.ConnectionClosed) as exc:
+                if self._stopping.is_set():
+                    break
+                log.warning("bridge.disconnected", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 15.0)
+        log.info("bridge.stopped", handled=self.handled)
+
+    def _consume(self) -> None:
+        connection = pika.BlockingConnection(connection_parameters(self.url))
+        self._connection = connection
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            declare_topology(channel)
+            channel.basic_qos(prefetch_count=self.prefetch)
+            channel.basic_consume(BRIDGE_QUEUE, self._on_message)
+            log.info("bridge.consuming", queue=BRIDGE_QUEUE, prefetch=self.prefetch)
+            while not self._stopping.is_set():
+                connection.process_data_events(time_limit=0.5)
+        finally:
+            self._connection = None
+            if connection.is_open:
+                connection.close()
+
+    def stop(self, *_: Any) -> None:
+        """Ask `run()` to return after the message in hand (safe from a signal handler)."""
+        self._stopping.set()
+
+    def _on_message(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                    body: bytes) -> None:
+        with bound(event_id=properties.message_id):
+            self.handle(channel, method, properties, body)
+        self.handled += 1
+
+    def handle(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+               body: bytes) -> None:
+        """One message: validate, admit, launch, mark, ack (or dead-letter with the reason, then ack)."""
+        try:
+            event = parse_event(body)
+        except InvalidEvent as invalid:
+            self._dead_letter(channel, method, properties, body, invalid.reason)
+            return
+        request = request_for(event, dt.datetime.now(dt.UTC), get_settings().zone)
+        delay = 0.5
+        for attempt in range(1, HANDLE_ATTEMPTS + 1):
+            try:
+                self._admit_and_launch(event, request, body, method)
+                break
+            except Exception as exc:
+                # The database or the broker is away: keep the message (unacked) and try again; give
+                # it back after HANDLE_ATTEMPTS (the queue's delivery limit then stops a poison message).
+                log.warning("bridge.handle_failed", attempt=attempt, error=f"{type(exc).__name__}: {exc}"[:300])
+                if attempt == HANDLE_ATTEMPTS or self._stopping.is_set():
+                    channel.basic_nack(method.delivery_tag, requeue=True)
+                    return
+                channel.connection.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        channel.basic_ack(method.delivery_tag)
+
+    def _admit_and_launch(self, event: ParsedEvent, request: ExecutionRequest, body: bytes,
+                          method: Basic.Deliver) -> None:
+        with bound(event_id=event.id):
+            admission = run_async(admit_event(event.id, event.type, event.envelope.source, body,
+                                              kind=request.kind, trigger=request.trigger, params=request.params))
+            if admission.launched:
+                log.info("bridge.duplicate", execution_id=admission.execution_id, type=event.type)
+                return
+            self.launch(admission.execution_id, request.params["stages"])
+            run_async(mark_launched(event.id))
+            log.info("bridge.launched", execution_id=admission.execution_id, type=event.type,
+                     redelivered=bool(method.redelivered), readmitted=admission.duplicate)
+
+    def _dead_letter(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                     body: bytes, reason: str) -> None:
+        headers = {**(properties.headers or {}), REASON_HEADER: reason,
+                   "x-hrsync-routing-key": method.routing_key,
+                   "x-hrsync-rejected-at": dt.datetime.now(dt.UTC).isoformat()}
+        copy = BasicProperties(content_type=properties.content_type, delivery_mode=2,
+                               message_id=properties.message_id, headers=headers)
+        channel.basic_publish(DEAD_LETTER_EXCHANGE, method.routing_key or "", body, copy)  # confirmed
+        channel.basic_ack(method.delivery_tag)
+        log.warning("bridge.dead_lettered", reason=reason, routing_key=method.routing_key)
+
+
+def run_bridge(launch: Launcher | None = None) -> None:
+    """The `hrsync bridge` process: SIGTERM/SIGINT stop it cleanly."""
+    from workers.canvas import launch as launch_canvas
+
+    settings = get_settings()
+    bridge = Bridge(settings.events(), launch or launch_canvas)
+    signal.signal(signal.SIGTERM, bridge.stop)
+    signal.signal(signal.SIGINT, bridge.stop)
+    started = time.monotonic()
+    bridge.run()
+    log.info("bridge.exit", seconds=round(time.monotonic() - started, 1))
