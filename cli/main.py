@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from pipelines.plans import CLI_SOURCE
 from shared.errors import CheckFailed, ConfigError, HrsyncError
+from shared.events import CLI_SOURCE
 
 try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itself
     from typer._click.exceptions import NoArgsIsHelpError, UsageError

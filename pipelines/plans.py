@@ -11,14 +11,19 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.events import EmployeeChanged, ParsedEvent, PunchesImported, SyncRequested
+from shared.events import (
+    CLI_SOURCE,
+    SCHEDULER_SOURCE,
+    EmployeeChanged,
+    ParsedEvent,
+    PunchesImported,
+    SyncRequested,
+)
 
 # A nightly (or attendance) sync without dates recomputes the last two local days: late logs of the
 # day before yesterday are picked up too, and the upserts make the repetition harmless.
 NIGHTLY_LOOKBACK_DAYS = 2
 EMPLOYEE_RECENT_DAYS = 7
-SCHEDULER_SOURCE = "hrsync/scheduler"
-CLI_SOURCE = "hrsync/cli"
 
 
 @dataclass(frozen=True)

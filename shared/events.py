@@ -40,6 +40,9 @@ SYNC_REQUESTED: Final = "hrsync.sync.requested"
 EMPLOYEE_CHANGED: Final = "hrsync.employee.changed"
 PUNCHES_IMPORTED: Final = "hrsync.punches.imported"
 
+# `source` of the events hrsync publishes itself; the bridge derives an execution's trigger from it.
+SCHEDULER_SOURCE = "hrsync/scheduler"
+CLI_SOURCE = "hrsync/cli"
 MAX_EVENT_BYTES: Final = 256 * 1024
 CONTENT_TYPE: Final = "application/cloudevents+json"
 DATA_CONTENT_TYPE: Final = "application/json"
