@@ -21,13 +21,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CASES = ("recipe-gevent", "runner-gevent", "runner-per-task-gevent", "runner-threads", "plain-asyncio")
+CASES = ("recipe-gevent", "runner-gevent", "runner-gevent-1cpu", "runner-per-task-gevent", "runner-threads",
+         "plain-asyncio")
 SERVER = "mysql+aiomysql://root@127.0.0.1:3306/"
 
 
 # -- the cases, each run in its own process ----------------------------------------------------------
 
 def run_case(case: str, url: str, calls: int, concurrency: int) -> dict[str, Any]:
+    if case.endswith("-1cpu"):  # what `taskset -c N hrsync worker` does: loop thread and hub on one core
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
+        case = case.removesuffix("-1cpu")
     if case.endswith("-gevent"):
         from gevent import monkey
 
