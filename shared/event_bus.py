@@ -150,6 +150,15 @@ class EventPublisher:
                 connection.close()
 
 
+def publish_once(url: str, event: Event) -> None:
+    """Publish one event on a connection of its own (CLI use); `PublishError` when it is not taken."""
+    publisher = EventPublisher(url)
+    try:
+        publisher.publish(event)
+    finally:
+        publisher.close()
+
+
 @contextmanager
 def event_channel(url: str) -> Iterator[BlockingChannel]:
     """A channel on its own connection, with the topology declared; closed afterwards."""
