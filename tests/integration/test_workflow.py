@@ -284,3 +284,21 @@ def test_merge_shards_overlap_in_time_on_the_gevent_pool(stack: Stack) -> None:
     assert best >= 2, "no two import shards ran at the same time"
     assert count_rows(execution_stages, execution_stages.c.execution_id == execution["id"],
                       execution_stages.c.status != "succeeded") == 0
+
+
+def test_cli_sync_wait_and_publish(stack: Stack) -> None:
+    """`hrsync sync --wait` follows its execution to success (exit 0); `hrsync publish` is admitted once."""
+    hrsync = os.path.join(os.path.dirname(sys.executable), "hrsync")
+    env = {**os.environ, **stack.env}
+    done = subprocess.run([hrsync, "sync", "--scope", "hris", "--wait", "--timeout", "120"], env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "succeeded" in done.stdout
+    event_id = f"{stack.prefix}-cli"
+    for _ in range(2):
+        published = subprocess.run([hrsync, "publish", "hrsync.sync.requested", "--data", '{"scope": "hris"}',
+                                    "--id", event_id], env=env, capture_output=True, text=True, timeout=60,
+                                   check=False)
+        assert published.returncode == 0, published.stderr
+    assert stack.wait_for_execution(event_id)["trigger"] == "manual"
+    assert len(stack.executions_of(event_id)) == 1
