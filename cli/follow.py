@@ -25,14 +25,22 @@ def _progress_counts(stages: list[dict[str, object]]) -> tuple[int, int]:
 
 def follow_event(event_id: str, console: Console, timeout: float) -> str:
     """Wait for the bridge to admit `event_id`, then follow its execution; return the final status."""
+    return _follow(event_id, None, console, timeout)
+
+
+def follow_execution(execution_id: str, console: Console, timeout: float) -> str:
+    """Follow an execution (e.g. a replay) to its end; return the final status."""
+    return _follow(None, execution_id, console, timeout)
+
+
+def _follow(event_id: str | None, execution_id: str | None, console: Console, timeout: float) -> str:
     deadline = time.monotonic() + timeout
-    execution_id = None
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                   console=console, transient=False) as progress:
         bar = progress.add_task("waiting for the bridge", total=None)
         while time.monotonic() < deadline:
             if execution_id is None:
-                entry = run_async(inbox_entry(event_id))
+                entry = run_async(inbox_entry(event_id)) if event_id else None
                 execution_id = entry["execution_id"] if entry else None
                 if execution_id is None:
                     time.sleep(POLL_SECONDS)

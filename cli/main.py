@@ -14,6 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from cli.operations import register as register_operations
+from cli.schedule import run_scheduler_command, schedule_app
 from shared.errors import CheckFailed, ConfigError, HrsyncError
 from shared.events import CLI_SOURCE
 
@@ -27,6 +29,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="hrsync: HRIS extract → attendance merge → email notify, on Celery + RabbitMQ.")
 db_app = typer.Typer(no_args_is_help=True, help="The app database (Alembic migrations).")
 app.add_typer(db_app, name="db")
+register_operations(app)  # executions, show, trace, replay, prune, dlq
+app.add_typer(schedule_app, name="schedule")
+app.command("scheduler")(run_scheduler_command)
 
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
@@ -121,7 +126,7 @@ def publish(
     event_id: Annotated[str | None, typer.Option("--id", help="event id (idempotency key)")] = None,
 ) -> None:
     """Publish one event to `hrsync.events`, as another system would (confirmed by the broker)."""
-    from shared.event_bus import EventPublisher
+    from shared.event_bus import publish_once
     from shared.events import InvalidEvent, build_event
 
     try:
@@ -134,11 +139,7 @@ def publish(
         event = build_event(event_type, payload, id=event_id, source=CLI_SOURCE)
     except InvalidEvent as exc:
         raise ConfigError(f"--data: {exc.reason}" if exc.reason.startswith("data") else exc.reason) from None
-    publisher = EventPublisher(get_settings().events())
-    try:
-        publisher.publish(event)
-    finally:
-        publisher.close()
+    publish_once(get_settings().events(), event)
     out.print(f"published {event.type} id={event.id}")
 
 
@@ -152,7 +153,7 @@ def sync(
 ) -> None:
     """Publish a sync request now; with --wait, follow it to the end (exit 0 succeeded, 1 failed)."""
     from cli.follow import follow_event
-    from shared.event_bus import EventPublisher
+    from shared.event_bus import publish_once
     from shared.events import InvalidEvent, build_event
 
     data: dict[str, Any] = {"scope": scope}
@@ -161,11 +162,7 @@ def sync(
         event = build_event("hrsync.sync.requested", data, source=CLI_SOURCE)
     except InvalidEvent as exc:
         raise ConfigError(_option_reason(exc.reason)) from None
-    publisher = EventPublisher(get_settings().events())
-    try:
-        publisher.publish(event)
-    finally:
-        publisher.close()
+    publish_once(get_settings().events(), event)
     out.print(f"published sync request {event.id} (scope {scope})")
     if wait:
         status = follow_event(event.id, out, timeout)

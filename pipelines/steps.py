@@ -182,9 +182,13 @@ async def plan_notify(execution_id: str) -> StageResult:
     built: dict[str, Any] = {}
     if span and span.get("from"):
         built = (await build_notifications(*_dates(span), execution_id)).output
-    batches = await plan_notify_batches(None, NOTIFY_BATCH_SIZE)
-    shards = [{"key": shard_name(f"batch:{ids[0]}-{ids[-1]}:{len(ids)}"), "ids": ids} for ids in batches]
+    shards = notify_batch_shards(await plan_notify_batches(None, NOTIFY_BATCH_SIZE))
     return _plan_result({}, {"built": built}, shards)
+
+
+def notify_batch_shards(batches: Sequence[Sequence[int]]) -> list[dict[str, Any]]:
+    """The send shards of batches of outbox ids (also what a replay's dry run predicts)."""
+    return [{"key": shard_name(f"batch:{ids[0]}-{ids[-1]}:{len(ids)}"), "ids": list(ids)} for ids in batches if ids]
 
 
 async def send_batch(execution_id: str, shard: Mapping[str, Any]) -> StageResult:

@@ -69,12 +69,16 @@ def pika_url(url: str) -> str:
     return f"{scheme}{sep}{host}{slash}{path}"
 
 
-def connection_parameters(url: str) -> pika.URLParameters:
-    """pika connection parameters for an AMQP URL (kombu or pika spelling), with bounded timeouts."""
+def connection_parameters(url: str, blocked_timeout: float = 30.0) -> pika.URLParameters:
+    """pika connection parameters for an AMQP URL (kombu or pika spelling), with bounded timeouts.
+
+    A broker in a memory or disk alarm blocks publishers; after `blocked_timeout` seconds the
+    connection is dropped, so a publisher fails loudly instead of hanging.
+    """
     params = pika.URLParameters(pika_url(url))
     params.connection_attempts = 1
     params.socket_timeout = 10
-    params.blocked_connection_timeout = 30  # a broker in memory alarm makes publishers fail loudly
+    params.blocked_connection_timeout = blocked_timeout
     return params
 
 
@@ -85,9 +89,10 @@ class EventPublisher:
     is unreachable (after reconnect attempts for `retry_seconds`), nacks, or cannot route it.
     """
 
-    def __init__(self, url: str, retry_seconds: float = 15.0) -> None:
+    def __init__(self, url: str, retry_seconds: float = 15.0, blocked_timeout: float = 30.0) -> None:
         self.url = url
         self.retry_seconds = retry_seconds
+        self.blocked_timeout = blocked_timeout
         self._local = threading.local()
 
     def _channel(self) -> BlockingChannel:
@@ -95,7 +100,7 @@ class EventPublisher:
         if channel is not None and channel.is_open:
             return channel
         self.close()
-        connection = pika.BlockingConnection(connection_parameters(self.url))
+        connection = pika.BlockingConnection(connection_parameters(self.url, self.blocked_timeout))
         channel = connection.channel()
         channel.confirm_delivery()
         declare_topology(channel)

@@ -7,12 +7,14 @@ Every value has an embedded default so `hrsync demo` runs with no services. Erro
 from __future__ import annotations
 
 import functools
+import json
+import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, ValidationError, field_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
 from shared.redaction import redact_text, redact_url
@@ -22,6 +24,49 @@ DEFAULT_HRIS_QUERY = (
     "SELECT employee_no, full_name, email, department, manager_no, status, hire_date, "
     "termination_date, biostar_user_id, updated_at FROM hrsync_employees"
 )
+
+
+CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
+JOB_NAME = re.compile(r"[a-z0-9][a-z0-9_.-]{0,63}")
+
+
+def cron_fields(expression: str) -> dict[str, str]:
+    """A crontab expression as APScheduler `CronTrigger` keyword arguments; raise ValueError if invalid.
+
+    5 fields (minute hour day month weekday) or 6 with seconds first. Weekdays must be names (`mon-fri`):
+    APScheduler 3 counts 0 as Monday where crontab counts it as Sunday, so a number would be ambiguous.
+    """
+    from apscheduler.triggers.cron import CronTrigger
+
+    values = expression.split()
+    if len(values) not in (5, 6):
+        raise ValueError(f"expected 5 fields (or 6 with seconds first), got {len(values)}")
+    names = ("second", *CRON_FIELDS) if len(values) == 6 else CRON_FIELDS
+    fields = dict(zip(names, values, strict=True))
+    if re.search(r"(?:^|[,-])\d", fields["day_of_week"]):
+        raise ValueError("write weekdays as names (mon-fri, sun): cron and APScheduler 3 number them differently")
+    CronTrigger(**fields, timezone="UTC")  # raises ValueError on a bad field
+    return fields
+
+
+class ScheduleSpec(BaseModel):
+    """One job of HRSYNC_SCHEDULES: when it fires and the `hrsync.sync.requested` data it publishes."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    cron: str = Field(description="crontab in HRSYNC_TIMEZONE: 5 fields, or 6 with seconds first")
+    scope: Literal["nightly", "hris", "attendance"]
+    notify: bool | None = Field(None, description="send notification emails (omitted: the bridge's default)")
+    days: int | None = Field(
+        None, ge=1, le=366, description="sync the N local days ending with the fire date (1 = that day only)"
+    )
+    grace: int | None = Field(None, ge=1, le=7 * 24 * 3600, description="misfire grace in seconds")
+
+    @field_validator("cron")
+    @classmethod
+    def _valid_cron(cls, value: str) -> str:
+        cron_fields(value)
+        return value
 
 
 def default_home() -> Path:
@@ -47,6 +92,11 @@ class Settings(BaseSettings):
     ops_email: str = Field("ops@localhost", description="where sync_failed notices go")
     timezone: str = Field("UTC", description="the company's IANA time zone")
     nightly_cron: str = Field("0 2 * * *", description="nightly sync schedule (crontab, 5 fields)")
+    schedules: Annotated[dict[str, ScheduleSpec | None], NoDecode] = Field(
+        default_factory=dict,
+        description='further scheduled syncs, JSON: {"job": {"cron", "scope", "notify"?, "days"?, "grace"?}}; '
+                    '"nightly": null switches the nightly sync off',
+    )
     shifts_file: Path | None = Field(None, description="shift definitions (YAML)")
     biostar_read_overlap_minutes: int = Field(
         120, ge=0, le=7 * 24 * 60,
@@ -65,6 +115,11 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="minimum log level")
     task_time_limit: int = Field(1500, ge=10, description="hard time limit of a task, seconds")
     consumer_timeout: int = Field(1800, ge=10, description="RabbitMQ consumer_timeout the broker uses, s")
+    task_max_retries: int = Field(5, ge=0, le=100, description="retries of a stage task on a transient error")
+    retry_backoff_seconds: float = Field(
+        2.0, gt=0, le=3600, description="first retry delay of a stage task, doubling per retry (full jitter)"
+    )
+    metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint port; unset = off")
 
     @field_validator("timezone")
     @classmethod
@@ -78,13 +133,37 @@ class Settings(BaseSettings):
     @field_validator("nightly_cron")
     @classmethod
     def _valid_cron(cls, value: str) -> str:
-        from apscheduler.triggers.cron import CronTrigger
-
         try:
-            CronTrigger.from_crontab(value)
+            if len(value.split()) != len(CRON_FIELDS):
+                raise ValueError(f"got {len(value.split())} fields")
+            cron_fields(value)
         except ValueError as exc:
             raise ValueError(f"not a 5-field crontab expression ({exc})") from None
         return value
+
+    @field_validator("schedules", mode="before")
+    @classmethod
+    def _parse_schedules(cls, value: Any) -> dict[str, ScheduleSpec | None]:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"not JSON ({exc.msg} at column {exc.colno})") from None
+        if not isinstance(value, dict):
+            raise ValueError("expected a JSON object mapping job names to schedules")
+        jobs: dict[str, ScheduleSpec | None] = {}
+        for name, spec in value.items():
+            if not isinstance(name, str) or not JOB_NAME.fullmatch(name):
+                raise ValueError(f"{name!r}: job names are 1-64 of a-z 0-9 _ . - (starting with a letter or digit)")
+            if name == "nightly" and spec is not None:
+                raise ValueError("nightly: set its schedule with HRSYNC_NIGHTLY_CRON (null switches it off)")
+            try:
+                jobs[name] = None if spec is None else ScheduleSpec.model_validate(spec)
+            except ValidationError as exc:
+                first = exc.errors()[0]
+                where = ".".join(str(part) for part in (name, *first["loc"]))
+                raise ValueError(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from None
+        return jobs
 
     @field_validator("database_url", "biostar_url")
     @classmethod

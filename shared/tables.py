@@ -210,3 +210,17 @@ sync_watermarks = Table(
     Column("watermark", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
+
+# Every slot the scheduler fired or found missed: published / failed / missed / superseded (scheduler/).
+schedule_runs = Table(
+    "schedule_runs", metadata,
+    Column("event_id", String(200), primary_key=True),  # `<job>:<fire time UTC>`: one row per slot
+    Column("job", String(64), nullable=False),
+    Column("fire_time", UTCDateTime, nullable=False),  # the scheduled fire time, not when it ran
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("published_at", UTCDateTime),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("error", Text),
+    Index(None, "job", "fire_time"),
+)

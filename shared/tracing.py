@@ -19,6 +19,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from shared import realthreads
 from shared.redaction import redact_value
 
 TRACE_KEYS = ("execution_id", "stage", "shard", "task_id", "attempt", "event_id")
@@ -34,7 +35,7 @@ def redact_secrets(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDic
 def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | None = None) -> None:
     """Configure structlog for this process (idempotent unless `fmt`/`level` change is forced)."""
     global _configured
-    out = stream or sys.stdout
+    out = stream or sys.__stdout__ or sys.stdout  # the real stdout, not a worker's redirect proxy
     console = fmt == "console" or (fmt == "auto" and out.isatty())
     renderer: Any = (
         structlog.dev.ConsoleRenderer(colors=out.isatty())
@@ -51,7 +52,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level.upper()]),
-        logger_factory=structlog.PrintLoggerFactory(file=out),
+        logger_factory=lambda *_: LineWriter(out),
         cache_logger_on_first_use=False,
     )
     _configured = True
@@ -64,6 +65,37 @@ def ensure_logging() -> None:
 
         settings = get_settings()
         configure_logging(settings.log_format, settings.log_level)
+
+
+class LineWriter:
+    """structlog's output: one write per line under an *original* (real-thread) lock.
+
+    Lines come from greenlets and from the runner's loop thread. structlog's own PrintLogger and
+    Celery's stdout proxy guard writes with `threading` locks, which are gevent locks in a worker: a
+    real thread taking one lost the wake-up of waiting greenlets (tasks hung after their stage had
+    finished). An original lock is held for one `write`, never across a greenlet switch.
+    """
+
+    _locks: dict[int, Any] = {}
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._lock = self._locks.setdefault(id(stream), realthreads.allocate_lock())
+
+    def msg(self, message: str) -> None:
+        with self._lock:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+
+    log = debug = info = warning = warn = error = critical = exception = fatal = msg
+
+
+def real_locks_for_logging() -> None:
+    """Give the stdlib logging module and its handlers original locks (see `LineWriter`)."""
+    logging._lock = realthreads.RLock()  # type: ignore[attr-defined]
+    for logger in [logging.getLogger(), *logging.Logger.manager.loggerDict.values()]:
+        for handler in getattr(logger, "handlers", []):
+            handler.lock = realthreads.RLock()
 
 
 @contextmanager

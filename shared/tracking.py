@@ -8,6 +8,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -172,25 +173,49 @@ def shard_name(text: str, limit: int = 64) -> str:
     return f"{text[:limit - 13]}~{hashlib.sha256(text.encode()).hexdigest()[:12]}"
 
 
-async def lineage(execution_id: str) -> list[str]:
-    """The execution and the ones it replays, newest first (`replay_of` links)."""
-    chain: list[str] = []
+RERUN_STAGES = "rerun_stages"  # params key of a replay that reruns these stages whole (`replay --from-stage`)
+
+
+def visible_lineage(chain: Sequence[tuple[str, Mapping[str, Any] | None]], stage: str) -> list[str]:
+    """Of a lineage (newest first, each with its params), the executions whose rows count for `stage`.
+
+    An execution whose params list `stage` under `rerun_stages` reruns it on purpose: the rows of the
+    executions it replays are hidden for that stage, so none of their shards is skipped.
+    """
+    ids: list[str] = []
+    for execution_id, params in chain:
+        ids.append(execution_id)
+        if stage in (params or {}).get(RERUN_STAGES, ()):
+            break
+    return ids
+
+
+async def lineage_params(execution_id: str) -> list[tuple[str, dict[str, Any] | None]]:
+    """The execution and the ones it replays (`replay_of` links), newest first, with their params."""
+    chain: list[tuple[str, dict[str, Any] | None]] = []
     current: str | None = execution_id
     engine = await app_engine()
     async with engine.connect() as conn:
-        while current is not None and current not in chain:
-            chain.append(current)
-            current = (await conn.execute(
-                select(executions.c.replay_of).where(executions.c.id == current))).scalar_one_or_none()
+        while current is not None and current not in (eid for eid, _ in chain):
+            row = (await conn.execute(select(executions.c.replay_of, executions.c.params)
+                                      .where(executions.c.id == current))).first()
+            chain.append((current, dict(row.params or {}) if row else None))
+            current = row.replay_of if row else None
     return chain
+
+
+async def lineage(execution_id: str) -> list[str]:
+    """The execution and the ones it replays, newest first (`replay_of` links)."""
+    return [eid for eid, _ in await lineage_params(execution_id)]
 
 
 async def succeeded_outputs(execution_id: str, stage: str) -> dict[str, dict[str, Any]]:
     """Shard → output of the stage's succeeded rows across the execution's lineage (newest wins).
 
-    A replay reads what its predecessors already did here: their succeeded shards are not rerun.
+    A replay reads what its predecessors already did here: their succeeded shards are not rerun —
+    unless it reruns `stage` on purpose (`visible_lineage`).
     """
-    ids = await lineage(execution_id)
+    ids = visible_lineage(await lineage_params(execution_id), stage)
     engine = await app_engine()
     async with engine.connect() as conn:
         rows = (await conn.execute(
@@ -235,7 +260,12 @@ async def claim_execution(execution_id: str) -> bool:
 
 @retry_transient
 async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, Any]:
-    """Mark a running execution succeeded; its summary is each stage's `@done` output (across replays)."""
+    """Mark a running execution succeeded; its summary is each stage's `@done` output (across replays).
+
+    A replay runs only some stages; its summary still covers every stage of its params.
+    """
+    execution = await get_execution(execution_id)
+    stages = list(((execution or {}).get("params") or {}).get("stages") or stages)
     summary = {stage: (await succeeded_outputs(execution_id, stage)).get("@done") for stage in stages}
     engine = await app_engine()
     async with engine.begin() as conn:

@@ -56,6 +56,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "result_extended": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
+        # Lines printed from the runner's loop thread must not go through Celery's stdout proxy (its
+        # gevent locks lost greenlet wake-ups: tasks hung after their stage finished). See LineWriter.
+        "worker_redirect_stdouts": False,
         "timezone": "UTC",
         "enable_utc": True,
     }
@@ -67,17 +70,25 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             task_create_missing_queue_type="quorum",
         )
     else:
-        config["broker_transport_options"] = _embedded_transport_options(settings)
+        config.update(_embedded_config(settings))
     return config
 
 
-def _embedded_transport_options(settings: Settings) -> dict[str, Any]:
-    """The filesystem transport of the demo keeps its messages in folders under HRSYNC_HOME."""
+def _embedded_config(settings: Settings) -> dict[str, Any]:
+    """The demo's transport: kombu's `filesystem://`, one folder of message files under HRSYNC_HOME.
+
+    Every folder is set explicitly (kombu's defaults are relative to the working directory: exchange
+    tables would land in `./control`), and the consumer polls every 100 ms (1 s by default: each hop
+    of the chain would wait for it). Chords on a database result backend poll
+    `celery.chord_unlock`; it retries every 250 ms instead of every second.
+    """
     folder = settings.home / "broker"
-    for sub in ("in", "processed"):
+    for sub in ("in", "processed", "control"):
         (folder / sub).mkdir(parents=True, exist_ok=True)
-    return {"data_folder_in": str(folder / "in"), "data_folder_out": str(folder / "in"),
-            "processed_folder": str(folder / "processed"), "store_processed": False}
+    options = {"data_folder_in": str(folder / "in"), "data_folder_out": str(folder / "in"),
+               "processed_folder": str(folder / "processed"), "store_processed": False,
+               "control_folder": str(folder / "control"), "polling_interval": 0.1}
+    return {"broker_transport_options": options, "result_chord_retry_interval": 0.25}
 
 
 def create_app(settings: Settings | None = None) -> Celery:

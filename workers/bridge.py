@@ -40,6 +40,7 @@ from shared.event_bus import (
 )
 from shared.events import InvalidEvent, ParsedEvent, parse_event
 from shared.inbox import admit_event, mark_launched
+from shared.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tracing import bound
@@ -136,9 +137,11 @@ class Bridge:
                                               kind=request.kind, trigger=request.trigger, params=request.params))
             if admission.launched:
                 log.info("bridge.duplicate", execution_id=admission.execution_id, type=event.type)
+                event_consumed(event.type, "duplicate")
                 return
             self.launch(admission.execution_id, request.params["stages"])
             run_async(mark_launched(event.id))
+            event_consumed(event.type, "launched")
             log.info("bridge.launched", execution_id=admission.execution_id, type=event.type,
                      redelivered=bool(method.redelivered), readmitted=admission.duplicate)
 
@@ -151,6 +154,7 @@ class Bridge:
                                message_id=properties.message_id, headers=headers)
         channel.basic_publish(DEAD_LETTER_EXCHANGE, method.routing_key or "", body, copy)  # confirmed
         channel.basic_ack(method.delivery_tag)
+        event_dead_lettered()
         log.warning("bridge.dead_lettered", reason=reason, routing_key=method.routing_key)
 
 
@@ -162,6 +166,7 @@ def run_bridge(launch: Launcher | None = None) -> None:
     bridge = Bridge(settings.events(), launch or launch_canvas)
     signal.signal(signal.SIGTERM, bridge.stop)
     signal.signal(signal.SIGINT, bridge.stop)
+    serve_metrics(settings.metrics_port, "bridge")
     started = time.monotonic()
     bridge.run()
     log.info("bridge.exit", seconds=round(time.monotonic() - started, 1))

@@ -11,7 +11,7 @@ from shared import runner
 from shared.check import run_checks
 from shared.errors import CheckFailed
 from shared.settings import get_settings
-from shared.tracing import ensure_logging
+from shared.tracing import ensure_logging, real_locks_for_logging
 
 log = structlog.get_logger(__name__)
 
@@ -25,6 +25,13 @@ def _check_and_start(sender: Any = None, **_: Any) -> None:
         raise CheckFailed("; ".join(f"{r.name}: {r.detail}" for r in failed))
     runner.get_runner()  # the loop thread starts with the worker, not with the first task
     log.info("worker.ready", checks=len(results))
+
+
+@signals.after_setup_logger.connect
+@signals.after_setup_task_logger.connect
+@signals.worker_ready.connect
+def _logging_on_real_locks(**_: Any) -> None:
+    real_locks_for_logging()  # the runner's thread logs too; see shared.tracing.LineWriter
 
 
 @signals.worker_process_init.connect

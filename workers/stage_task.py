@@ -5,16 +5,19 @@ A task shell only decodes its arguments and calls `self.run_stage(...)` with the
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Coroutine
 from typing import Any
 
 import structlog
-from celery import Task
+from celery import Task, signals
 from celery.exceptions import Ignore
 
+from shared.metrics import serve_metrics, stage_metrics
 from shared.retry import is_transient
 from shared.runner import run_async
+from shared.settings import get_settings
 from shared.tracing import stage_span
 from shared.tracking import (
     StageResult,
@@ -37,9 +40,8 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
 
     abstract = True
     stage = "stage"
-    max_retries = 5
-    retry_backoff_base = 2.0  # seconds; doubles per retry, capped, with full jitter
-    retry_backoff_max = 120.0
+    max_retries = 5  # what Celery sees; `run_stage` uses HRSYNC_TASK_MAX_RETRIES
+    retry_backoff_max = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
     retry_for: tuple[type[BaseException], ...] = (RetryableStageError,)
 
     def retryable(self, exc: BaseException) -> bool:
@@ -58,13 +60,13 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         attempt = int(self.request.retries) + 1
         task_id = self.request.id
         with stage_span(self.stage, execution_id=execution_id, shard=shard, task_id=task_id,
-                        attempt=attempt) as span:
+                        attempt=attempt) as span, stage_metrics(span):
             try:
                 result, duplicate = run_async(self._tracked(execution_id, shard, attempt, task_id, coro, span))
             except Exception as exc:
-                if self.retryable(exc) and self.request.retries < self.max_retries:
+                if self.retryable(exc) and self.request.retries < self._max_retries():
                     span.status = "retrying"
-                    raise self.retry(exc=exc, countdown=self._backoff()) from exc
+                    raise self.retry(exc=exc, countdown=self._backoff(), max_retries=self._max_retries()) from exc
                 if self.name != FAILURE_NOTICE_TASK:  # tell operations (sync_failed), once per failure
                     self.app.send_task(FAILURE_NOTICE_TASK, args=(execution_id,), queue="hrsync.notify")
                 raise
@@ -90,12 +92,13 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         try:
             result = await coro
         except BaseException as exc:
-            final = not (self.retryable(exc) and self.request.retries < self.max_retries)
+            # `attempt` comes from the caller: on the runner's thread `self.request` is another (empty) request.
+            final = not (self.retryable(exc) and attempt - 1 < self._max_retries())
             await record_stage_end(
                 execution_id, self.stage, shard, attempt, status="failed" if final else "retrying",
                 duration_ms=span.duration_ms, error_type=type(exc).__name__, error_message=str(exc),
             )
-            if final:
+            if final and self.name != FAILURE_NOTICE_TASK:  # the notice must not hide the stage that failed
                 await set_execution_status(execution_id, "failed", failed_stage=self.stage,
                                            error=f"{self.stage}[{shard}]: {type(exc).__name__}: {exc}")
             raise
@@ -103,17 +106,29 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                                duration_ms=span.duration_ms, result=result)
         return result, False
 
+    def _max_retries(self) -> int:
+        return get_settings().task_max_retries
+
     def _backoff(self) -> float:
-        cap = min(self.retry_backoff_max, self.retry_backoff_base * 2 ** int(self.request.retries))
-        return random.uniform(0, cap)
+        # Whole seconds, at least 1: Celery's native delayed delivery (quorum queues) truncates the
+        # countdown to an int and rejects the retry ("countdown must be a positive number") below 1 s.
+        base = get_settings().retry_backoff_seconds
+        cap = min(self.retry_backoff_max, base * 2 ** int(self.request.retries))
+        return float(max(1, math.ceil(random.uniform(0, cap))))
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Failures that never reached `run_stage`'s recording (time limit, lost worker) still count."""
         execution_id = kwargs.get("execution_id") or (args[0] if args else None)
-        if not isinstance(execution_id, str):
+        if not isinstance(execution_id, str) or self.name == FAILURE_NOTICE_TASK:
             return
         try:
             run_async(set_execution_status(execution_id, "failed", failed_stage=self.stage,
                                            error=f"{self.stage}: {type(exc).__name__}: {exc}"))
         except Exception:
             log.exception("execution.mark_failed_failed", execution_id=execution_id)
+
+
+@signals.worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    """HRSYNC_METRICS_PORT: the worker's Prometheus endpoint (main process; see docs/operations.md)."""
+    serve_metrics(get_settings().metrics_port, "worker")

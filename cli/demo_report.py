@@ -1,0 +1,251 @@
+"""What `hrsync demo` prints: the setup, the data, a summary of the execution and its trace (a waterfall).
+
+Everything read back comes from the app database (the execution, its stage rows, the attendance days
+and outbox rows it wrote) and from the mail sink's folder, so the report shows what the chain did.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich import box
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy import case, func, select
+
+from cli.demo_data import DemoData
+from shared.db import app_engine
+from shared.redaction import redact_text, redact_url
+from shared.runner import run_async
+from shared.settings import Settings
+from shared.tables import attendance_days, employees, execution_stages, notifications
+from shared.tracking import get_stages
+
+STAGE_ORDER = ("extract", "merge", "notify", "notify_failure")
+
+
+def describe_setup(embedded: dict[str, bool], settings: Settings) -> Text:
+    """One line per part: embedded (which file) or the real service (password masked)."""
+    shown = {
+        "app_db": ("app database", settings.database_url, "app.db (SQLite)"),
+        "hris": ("HRIS", settings.hris_odbc, "hris.db (SQLite, generated)"),
+        "biostar": ("BioStar", settings.biostar_url, "biostar.db (SQLite, generated)"),
+        "broker": ("broker", settings.broker_url, "filesystem:// in broker/"),
+        "result_backend": ("result backend", settings.result_backend, "results.db (SQLite)"),
+        "mail": ("mail", settings.smtp_url, ".eml files in mail/"),
+    }
+    text = Text()
+    for key, (name, url, embedded_as) in shown.items():
+        text.append(f"  {name:<15}", style="bold")
+        if embedded[key] or url is None:
+            text.append("embedded ", style="green")
+            text.append(f"{embedded_as}\n")
+        else:
+            text.append("real     ", style="yellow")
+            text.append(f"{redact_url(url) if '://' in url else redact_text(url)}\n")
+    return text
+
+
+def describe_data(data: DemoData, embedded: dict[str, bool]) -> Text:
+    """What was generated and where it went."""
+    hris = "→ hris.db" if embedded["hris"] else "(not written: the HRIS is real)"
+    biostar = "→ biostar.db" if embedded["biostar"] else "(not written: BioStar is real)"
+    text = Text("demo data: ", style="bold")
+    text.append(f"{len(data.employees)} employees, {data.departments} departments, {data.managers} managers "
+                f"{hris}\n           {len(data.logs)} BioStar logs {data.first_day} … {data.last_day} {biostar}")
+    return text
+
+
+async def progress(execution_id: str) -> str:
+    """`merge 12/30` style: per stage, finished stage rows of all rows so far."""
+    engine = await app_engine()
+    es = execution_stages
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(es.c.stage, es.c.status, func.count()).where(es.c.execution_id == execution_id)
+            .group_by(es.c.stage, es.c.status))).all()
+    total: Counter[str] = Counter()
+    done: Counter[str] = Counter()
+    for stage, status, count in rows:
+        total[stage] += count
+        if status == "succeeded":
+            done[stage] += count
+    parts = [f"{stage} {done[stage]}/{total[stage]}" for stage in STAGE_ORDER if total[stage]]
+    return ", ".join(parts) or "waiting for the worker"
+
+
+@dataclass
+class Report:
+    """What the execution did, read back from the app database and the mail sink."""
+
+    execution: dict[str, Any]
+    stages: list[dict[str, Any]]
+    employees: int = 0
+    late_days: int = 0
+    early_days: int = 0
+    outbox: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, status) → rows
+    eml_files: int | None = None
+
+
+def collect(execution: dict[str, Any], mail_folder: Path | None) -> Report:
+    """Read the report of a finished execution."""
+    execution_id = execution["id"]
+
+    async def read() -> Report:
+        engine = await app_engine()
+        ad, n = attendance_days, notifications
+        async with engine.connect() as conn:
+            count = (await conn.execute(select(func.count()).select_from(employees))).scalar_one()
+            late, early = (await conn.execute(  # CASE, not FILTER: MariaDB has no FILTER clause
+                select(func.coalesce(func.sum(case((ad.c.late_minutes > 0, 1), else_=0)), 0),
+                       func.coalesce(func.sum(case((ad.c.early_exit_minutes > 0, 1), else_=0)), 0))
+                .where(ad.c.execution_id == execution_id))).one()
+            outbox = (await conn.execute(select(n.c.kind, n.c.status, func.count())
+                                         .where(n.c.execution_id == execution_id).group_by(n.c.kind, n.c.status)))
+            report = Report(execution, await get_stages(execution_id), int(count), int(late), int(early),
+                            Counter({(kind, status): int(c) for kind, status, c in outbox}))
+        return report
+
+    report = run_async(read())
+    if mail_folder is not None:
+        report.eml_files = len(list(mail_folder.glob("*.eml"))) if mail_folder.exists() else 0
+    return report
+
+
+def _summary(report: Report, stage: str) -> dict[str, Any]:
+    return (report.execution.get("summary") or {}).get(stage) or {}
+
+
+def summary_table(report: Report, data: DemoData) -> Table:
+    """Employees, punches, days by status and emails: what the chain found, next to what was planted."""
+    extract, merge, notify = (_summary(report, s) for s in ("extract", "merge", "notify"))
+    imported, by_status = merge.get("imported", {}), merge.get("by_status", {})
+    planted = data.planted
+    table = Table("", "count", "notes", title="what the chain did", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    table.add_row("employees", str(report.employees),
+                  f"{extract.get('read', 0)} read from the HRIS, {extract.get('inserted', 0)} new, "
+                  f"{extract.get('rejected_count', 0)} rejected")
+    table.add_row("punches", str(imported.get("punches_new", 0)),
+                  f"auth failures ignored ({planted['failed verification']} planted)")
+    table.add_row("unknown badge", str(imported.get("unmatched_new", 0)),
+                  f"a badge no employee owns ({planted['unknown badge']} planted)")
+    table.add_section()
+    notes = {"present": f"double taps counted once ({planted['double tap']} planted)",
+             "absent": f"{planted['absence']} planted", "missing_punch": f"{planted['missing punch']} planted",
+             "half_day": f"{planted['half day']} planted", "holiday": f"company holiday {data.holiday}",
+             "off": "weekends (day shift)"}
+    for status in (*notes, *sorted(set(by_status) - set(notes))):
+        table.add_row(f"days {status}", str(by_status.get(status, 0)), notes.get(status, ""))
+    table.add_row("  late arrivals", str(report.late_days), f"{planted['late arrival']} planted")
+    table.add_row("  early exits", str(report.early_days),
+                  f"{planted['early exit']} planted, + the half days")
+    table.add_section()
+    for kind in sorted({kind for kind, _ in report.outbox}):
+        statuses = {s: c for (k, s), c in report.outbox.items() if k == kind}
+        table.add_row(f"emails {kind}", str(sum(statuses.values())),
+                      ", ".join(f"{c} {s}" for s, c in sorted(statuses.items())))
+    where = f"; {report.eml_files} .eml files in mail/" if report.eml_files is not None else ""
+    table.add_row("emails sent", str(notify.get("sent", 0)), f"{notify.get('failed', 0)} failed{where}")
+    return table
+
+
+@dataclass
+class TraceStep:
+    """A planner, a stage's final step, or all shards of one kind: when, how long, how parallel."""
+
+    stage: str
+    name: str
+    rows: list[dict[str, Any]]
+
+    @property
+    def start(self) -> dt.datetime:
+        return min(_at(r["started_at"]) for r in self.rows)
+
+    @property
+    def end(self) -> dt.datetime:
+        return max(_at(r["finished_at"] or r["started_at"]) for r in self.rows)
+
+    @property
+    def busy_ms(self) -> int:
+        return sum(int(r["duration_ms"] or 0) for r in self.rows)
+
+    @property
+    def parallel(self) -> int:
+        """The most rows running at the same time."""
+        edges = sorted([(r["started_at"], 1) for r in self.rows]
+                       + [(r["finished_at"] or r["started_at"], -1) for r in self.rows], key=lambda e: (e[0], e[1]))
+        running = best = 0
+        for _, step in edges:
+            running += step
+            best = max(best, running)
+        return best
+
+
+def _at(value: Any) -> dt.datetime:
+    assert isinstance(value, dt.datetime)
+    return value
+
+
+def _step_name(stage: str, shard: str) -> str:
+    if shard.startswith("@"):
+        return shard
+    if stage == "merge":
+        return "imports" if shard.startswith("punches:") else "days"
+    return {"extract": "ranges", "notify": "batches"}.get(stage, "shards")
+
+
+def trace_steps(stages: list[dict[str, Any]]) -> list[TraceStep]:
+    """The stage rows grouped into steps, in the order they started."""
+    steps: dict[tuple[str, str], TraceStep] = {}
+    for row in stages:
+        if row["started_at"] is None:
+            continue
+        key = (row["stage"], _step_name(row["stage"], row["shard"]))
+        steps.setdefault(key, TraceStep(*key, [])).rows.append(row)
+    return sorted(steps.values(), key=lambda s: s.start)
+
+
+def trace_table(report: Report, width: int = 80) -> Table:
+    """The execution as a waterfall: one line per step, its bar placed on the execution's timeline."""
+    steps = trace_steps(report.stages)
+    origin = report.execution.get("started_at") or (steps[0].start if steps else None)
+    finish = report.execution.get("finished_at") or (max(s.end for s in steps) if steps else origin)
+    table = Table("stage", "step", "n", "start", "wall", "busy", "par", "timeline", box=box.SIMPLE_HEAD,
+                  pad_edge=False, title=f"trace of execution {report.execution['id']}", title_justify="left")
+    if not steps or origin is None or finish is None:
+        return table
+    total = max((finish - origin).total_seconds(), 0.001)
+    bar_width = max(10, width - 66)
+    for step in steps:
+        offset, wall = (step.start - origin).total_seconds(), (step.end - step.start).total_seconds()
+        left = min(int(offset / total * bar_width), bar_width - 1)
+        length = min(max(1, round(wall / total * bar_width)), bar_width - left)
+        failed = any(r["status"] == "failed" for r in step.rows)
+        table.add_row(step.stage, step.name, str(len(step.rows)), f"{offset:.2f}", f"{wall:.2f}",
+                      f"{step.busy_ms / 1000:.2f}", str(step.parallel),
+                      Text(" " * left + "█" * length, style="red" if failed else "cyan"))
+    table.caption = (f"{len(report.stages)} stage rows in {total:.1f}s. Seconds from the start; busy: the "
+                     "shards' durations added up; par: most shards running at once")
+    return table
+
+
+def where_files_are(folder: Path, embedded: dict[str, bool]) -> Group:
+    """The files of this run."""
+    entries = [("app.db", "app database (SQLite)", embedded["app_db"]),
+               ("hris.db", "demo HRIS: table hris_people, view hrsync_employees", embedded["hris"]),
+               ("biostar.db", "demo BioStar: monthly tables t_lgYYYYMM", embedded["biostar"]),
+               ("shifts.yaml", "the shifts file (HRSYNC_SHIFTS_FILE)", (folder / "shifts.yaml").exists()),
+               ("mail/", "the .eml sink: one file per email sent", embedded["mail"]),
+               ("broker/", "the embedded Celery transport (message files)", embedded["broker"]),
+               ("results.db", "the Celery result backend (SQLite)", embedded["result_backend"]),
+               ("worker.log", "the worker's log (JSON lines)", True)]
+    lines = [Text(f"files in {folder}:", style="bold")]
+    lines += [Text(f"  {name:<12} {what}") for name, what, present in entries if present]
+    lines.append(Text("  (HRSYNC_HOME=<that folder> points any hrsync command at this run)"))
+    return Group(*lines)

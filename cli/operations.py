@@ -1,0 +1,477 @@
+"""The operator's commands: `executions`, `show`, `trace`, `replay`, `prune`, `dlq list|replay`.
+
+Registered on the main app by `register(app)`. Every command takes `--json`; an unknown execution id
+exits 1 with one line; a bad option exits 2 with one line naming it (DESIGN §3). Heavy modules (Celery,
+the pipelines) are imported inside the commands, so `hrsync executions` starts fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+from rich.text import Text
+
+from shared.errors import ConfigError, HrsyncError
+from shared.redaction import redact_text
+from shared.runner import run_async
+from shared.settings import get_settings
+
+if TYPE_CHECKING:
+    from pipelines.replay import ReplayPlan
+
+out = Console()
+JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+STATUSES = ("pending", "running", "succeeded", "failed")
+TRIGGERS = ("schedule", "event", "replay", "manual")
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "blue", "retrying": "yellow", "pending": "dim"}
+MIN_PRUNE_AGE = dt.timedelta(days=1)
+
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (queue hrsync.events.dead).")
+
+
+def register(app: typer.Typer) -> None:
+    """Add the operator's commands to the `hrsync` app."""
+    for command in (executions, show, trace, replay, prune):
+        app.command()(command)
+    app.add_typer(dlq_app, name="dlq")
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(_jsonable(value), indent=2) + "\n")
+
+
+def _age(option: str, text: str) -> dt.timedelta:
+    from shared.executions_query import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise ConfigError(f"{option}: {exc}") from None
+
+
+def _choice(option: str, value: str | None, allowed: Sequence[str]) -> str | None:
+    if value is not None and value not in allowed:
+        raise ConfigError(f"{option}: {value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _when(value: dt.datetime | None) -> str:
+    return value.astimezone(get_settings().zone).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
+
+
+def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    if start is None:
+        return "-"
+    seconds = ((end or dt.datetime.now(dt.UTC)) - start).total_seconds()
+    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
+
+
+def _status(status: str | None) -> Text:
+    return Text(status or "-", style=STATUS_STYLE.get(status or "", ""))
+
+
+def _row(table: Table, *cells: str | Text) -> None:
+    """Add a row of data: strings are shown as they are (an error's `[x]` is not Rich markup)."""
+    table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in cells))
+
+
+def _error(text: str | None, limit: int = 300) -> str | None:
+    return redact_text(text)[:limit] if text else None
+
+
+def _find(execution_id: str) -> dict[str, Any]:
+    from shared.executions_query import find_execution
+
+    return run_async(find_execution(execution_id))
+
+
+# -- executions / show / trace -------------------------------------------------------------------------
+
+def executions(
+    status: Annotated[str | None, typer.Option("--status", help="pending, running, succeeded or failed")] = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="e.g. nightly, hris, attendance, punches")] = None,
+    trigger: Annotated[str | None, typer.Option("--trigger", help="schedule, event, replay or manual")] = None,
+    since: Annotated[str | None, typer.Option("--since", help="created within, e.g. 30m, 24h, 7d")] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="at most this many")] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    """List executions, newest first."""
+    from shared.executions_query import list_executions
+
+    rows = run_async(list_executions(
+        status=_choice("--status", status, STATUSES), kind=kind, trigger=_choice("--trigger", trigger, TRIGGERS),
+        since=_age("--since", since) if since else None, limit=limit))
+    if as_json:
+        _print_json([{**r, "error": _error(r["error"], 4000)} for r in rows])
+        return
+    table = Table("kind", "trigger", "status", "try", "created", "took", "failed at", "replay of")
+    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
+    for r in rows:
+        _row(table, r["kind"], r["trigger"], _status(r["status"]), str(r["attempt"]),
+                      _when(r["created_at"]), _seconds(r["started_at"], r["finished_at"]),
+                      r["failed_stage"] or "", (r["replay_of"] or "")[:8], r["id"])
+    out.print(table)
+    out.print(f"{len(rows)} execution(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
+
+
+def _details(execution_id: str) -> dict[str, Any]:
+    from shared.executions_query import execution_lineage, replays_of, stage_rows
+
+    execution = _find(execution_id)
+    lineage = run_async(execution_lineage(execution["id"]))
+    return {"execution": execution, "stages": run_async(stage_rows([execution["id"]])),
+            "lineage": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]} for e in lineage[1:]],
+            "replayed_by": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]}
+                            for e in run_async(replays_of(execution["id"]))]}
+
+
+def show(
+    execution_id: Annotated[str, typer.Argument(metavar="ID", help="execution id (or a unique prefix)")],
+    as_json: JsonOpt = False,
+) -> None:
+    """One execution: its inputs, stages and shards with attempts, durations and errors, its replays."""
+    details = _details(execution_id)
+    e, stages = details["execution"], details["stages"]
+    if as_json:
+        e = {**e, "error": _error(e["error"], 4000)}
+        rows = [{**s, "error_message": _error(s["error_message"], 4000)} for s in stages]
+        _print_json({**details, "execution": e, "stages": rows})
+        return
+    head = Table.grid(padding=(0, 2))
+    head.add_column(style="bold", no_wrap=True)
+    head.add_column(overflow="fold")
+    _row(head, "execution", e["id"])
+    event = f" (event {e['event_id']})" if e["event_id"] else ""
+    _row(head, "kind / trigger", f"{e['kind']} / {e['trigger']}{event}")
+    _row(head, "status", Text.assemble(_status(e["status"]), f"  attempt {e['attempt']}"))
+    _row(head, "created / started", f"{_when(e['created_at'])} / {_when(e['started_at'])}")
+    _row(head, "finished", f"{_when(e['finished_at'])}  (took {_seconds(e['started_at'], e['finished_at'])})")
+    if e["status"] == "failed":
+        _row(head, "failed at", f"{e['failed_stage'] or '?'}: {_error(e['error'])}")
+    if details["lineage"]:
+        _row(head, "replay of", " ← ".join(f"{x['id']} ({x['status']})" for x in details["lineage"]))
+    if details["replayed_by"]:
+        _row(head, "replayed by", ", ".join(f"{x['id']} ({x['status']})" for x in details["replayed_by"]))
+    _row(head, "inputs", json.dumps(_jsonable(e["params"]), sort_keys=True))
+    if e["summary"]:
+        _row(head, "summary", json.dumps(_jsonable(e["summary"]), sort_keys=True))
+    out.print(head)
+    table = Table("stage", "shard", "try", "status", "started", "took", "rows in/out", "error", title="stages")
+    for s in stages:
+        took = f"{s['duration_ms'] / 1000:.2f}s" if s["duration_ms"] is not None else _seconds(s["started_at"], None)
+        error = f"{s['error_type']}: {_error(s['error_message'], 200)}" if s["error_type"] else ""
+        _row(table, s["stage"], s["shard"], str(s["attempt"]), _status(s["status"]), _when(s["started_at"]),
+                      took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
+                            f"{s['rows_out'] if s['rows_out'] is not None else '-'}", error)
+    out.print(table)
+    if e["status"] == "failed" and not details["replayed_by"]:
+        out.print(f"next: hrsync replay {e['id']} --dry-run")
+
+
+def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """The execution's stage rows as bars on a time axis: offsets and durations in ms from its start."""
+    now = dt.datetime.now(dt.UTC)
+    starts = [s["started_at"] for s in stages if s["started_at"]]
+    origin = execution["started_at"] or (min(starts) if starts else execution["created_at"])
+    ends = [s["finished_at"] or now for s in stages] + [execution["finished_at"] or origin]
+    total = max(1, int((max(ends) - origin).total_seconds() * 1000)) if stages else 1
+    bars = []
+    for s in stages:
+        begin = int((s["started_at"] - origin).total_seconds() * 1000)
+        end = int(((s["finished_at"] or now) - origin).total_seconds() * 1000)
+        bars.append({"stage": s["stage"], "shard": s["shard"], "attempt": s["attempt"], "status": s["status"],
+                     "offset_ms": max(0, begin), "duration_ms": max(0, end - begin),
+                     "error": f"{s['error_type']}: {_error(s['error_message'], 200)}" if s["error_type"] else None})
+    return {"execution_id": execution["id"], "status": execution["status"], "start": origin, "total_ms": total,
+            "bars": bars}
+
+
+def trace(
+    execution_id: Annotated[str, typer.Argument(metavar="ID", help="execution id (or a unique prefix)")],
+    as_json: JsonOpt = False,
+) -> None:
+    """The execution's timeline: stages and shards as bars on a time axis, failures marked."""
+    from shared.executions_query import stage_rows
+
+    execution = _find(execution_id)
+    line = timeline(execution, run_async(stage_rows([execution["id"]])))
+    if as_json:
+        _print_json(line)
+        return
+    label_width = 34
+    width = max(20, min(100, out.width - label_width - 12))
+    scale = line["total_ms"] / width
+    axis = Text(" " * label_width)
+    axis.append(f"0s{' ' * (width - 12)}{line['total_ms'] / 1000:>9.2f}s", style="dim")
+    out.print(Text(f"execution {line['execution_id']} ", style="bold") + _status(line["status"]))
+    out.print(axis)
+    for bar in line["bars"]:
+        label = f"{bar['stage']} {bar['shard']}" + (f" #{bar['attempt']}" if bar["attempt"] > 1 else "")
+        begin = min(width - 1, int(bar["offset_ms"] / scale))
+        length = max(1, min(width - begin, round(bar["duration_ms"] / scale)))
+        row = Text(f"{label[:label_width - 1]:<{label_width}}")
+        row.append(" " * begin)
+        row.append("█" * length, style=STATUS_STYLE.get(bar["status"], ""))
+        row.append(" " * (width - begin - length))
+        row.append(f" {bar['duration_ms'] / 1000:7.2f}s")
+        if bar["status"] == "failed":
+            row.append(" ✗", style="red")
+        elif bar["status"] == "retrying":
+            row.append(" ↻", style="yellow")
+        out.print(row, no_wrap=True, overflow="ellipsis")
+        if bar["error"]:  # on its own line, so a narrow terminal still shows it
+            out.print(Text(f"{'':<4}{'✗' if bar['status'] == 'failed' else '↻'} {bar['error']}",
+                           style=STATUS_STYLE.get(bar["status"], "")), no_wrap=True, overflow="ellipsis")
+
+
+# -- replay --------------------------------------------------------------------------------------------
+
+def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ReplayPlan:
+    from pipelines.replay import plan_replay
+    from shared.executions_query import execution_lineage, outbox_state, stage_rows
+
+    lineage = run_async(execution_lineage(source["id"]))
+    ids = [e["id"] for e in lineage]
+    children = [] if ignore_replays else _direct_replays(source["id"])
+    outbox = run_async(outbox_state(ids))
+    return plan_replay(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
+                       outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids)
+
+
+def _direct_replays(execution_id: str) -> list[dict[str, Any]]:
+    from shared.executions_query import replays_of
+
+    return [c for c in run_async(replays_of(execution_id)) if c["replay_of"] == execution_id]
+
+
+def _print_plan(plan: ReplayPlan) -> None:
+    out.print(f"replay of [bold]{plan.source_id}[/] ({escape(plan.kind)}, attempt {plan.attempt - 1} → "
+              f"{plan.attempt}), failed at {escape(plan.failed_stage or '?')}")
+    for stage in plan.plan:
+        if stage.action == "skip":
+            out.print(f"  [green]{stage.stage:<8} skip[/]  succeeded in {stage.done_in or '?'}: "
+                      f"{len(stage.skipped)} shard(s), {stage.rows_kept} row(s) kept — not rerun; "
+                      "its output feeds the next stage")
+            continue
+        parts = [f"{len(stage.run)} shard(s) to run"]
+        if stage.skipped:
+            parts.append(f"{len(stage.skipped)} already succeeded, skipped ({stage.rows_kept} row(s) kept)")
+        if stage.later:
+            parts.append("planned when it runs: " + ", ".join(stage.later))
+        out.print(f"  [yellow]{stage.stage:<8} run[/]   " + "; ".join(parts))
+        for shard in stage.run:
+            out.print(Text(f"             run  {shard}"))
+    emails = plan.emails
+    out.print(f"  emails: {emails['sent']} already sent and {emails['parked']} parked by this chain — never sent "
+              f"again; {emails['pending_backlog']} pending in the outbox will be sent")
+    if plan.params.get("rerun_stages"):
+        out.print(f"  --from-stage: {', '.join(plan.params['rerun_stages'])} rerun whole (no shard skipped)")
+
+
+def _launch(plan: ReplayPlan, source: Mapping[str, Any]) -> str:
+    from shared.executions_query import create_replay
+    from workers.canvas import launch
+
+    new_id, created = run_async(create_replay(source, plan.params))
+    if not created:
+        raise HrsyncError(f"execution {source['id']} was just replayed by {new_id} (another operator?)")
+    try:
+        launch(new_id, plan.stages)
+    except Exception as exc:
+        raise HrsyncError(f"replay {new_id} was created but not launched ({type(exc).__name__}: {exc}); "
+                          f"run `hrsync replay {source['id']}` again to launch it") from None
+    return new_id
+
+
+def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None) -> str | None:
+    """A replay created but never started (the launch failed): launch it again (its `start` runs it once)."""
+    from workers.canvas import launch
+
+    pending = [c for c in _direct_replays(source["id"]) if c["status"] == "pending"]
+    if not pending:
+        return None
+    child = pending[-1]
+    plan = _plan(source, from_stage or (child["params"].get("rerun_stages") or [None])[0], ignore_replays=True)
+    launch(child["id"], plan.stages)
+    return str(child["id"])
+
+
+def replay(
+    execution_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="the failed execution")] = None,
+    failed: Annotated[bool, typer.Option("--failed", help="replay every failed execution not replayed yet")] = False,
+    since: Annotated[str | None, typer.Option("--since", help="with --failed: created within (default 24h)")] = None,
+    from_stage: Annotated[str | None, typer.Option(
+        "--from-stage", help="rerun from this (earlier) stage on purpose: none of its shards is skipped")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, create nothing")] = False,
+    wait: Annotated[bool, typer.Option("--wait", help="follow the replay to its end")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", help="seconds --wait follows at most")] = 3600,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replay a failed execution from its failed stage (or all failed ones with --failed)."""
+    if failed == (execution_id is not None):
+        raise ConfigError("replay: give one execution ID or --failed")
+    if failed and (from_stage or wait):
+        raise ConfigError(f"{'--from-stage' if from_stage else '--wait'}: only with one execution ID")
+    if not failed and since:
+        raise ConfigError("--since: only with --failed")
+    if failed:
+        _replay_failed(_age("--since", since or "24h"), dry_run, as_json)
+        return
+    assert execution_id is not None
+    source = _find(execution_id)
+    if not dry_run and source["status"] == "failed" and (relaunched := _relaunch_pending(source, from_stage)):
+        out.print(f"replay {relaunched} of {source['id']} was never started: launched it again")
+        new_id = relaunched
+        if as_json:
+            _print_json({"execution_id": new_id, "replay_of": source["id"], "relaunched": True})
+    else:
+        plan = _plan(source, from_stage)
+        if dry_run:
+            if as_json:
+                _print_json({"dry_run": True, **plan.as_json()})
+            else:
+                _print_plan(plan)
+                out.print("nothing was created (--dry-run)")
+            return
+        new_id = _launch(plan, source)
+        if as_json:
+            _print_json({"execution_id": new_id, "replay_of": source["id"], "stages": plan.stages,
+                         "plan": plan.as_json()})
+        else:
+            _print_plan(plan)
+            out.print(f"launched replay {new_id} (stages: {', '.join(plan.stages) or 'none, finish only'})")
+    if wait:
+        from cli.follow import follow_execution
+
+        status = follow_execution(new_id, Console(stderr=True) if as_json else out, timeout)
+        raise typer.Exit(0 if status == "succeeded" else 1)
+
+
+def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
+    from pipelines.replay import ReplayRefused
+    from shared.executions_query import failed_without_replay
+
+    results: list[dict[str, Any]] = []
+    problems = 0
+    for source in run_async(failed_without_replay(since)):
+        try:
+            plan = _plan(source, None)
+            if dry_run:
+                results.append({"replay_of": source["id"], "dry_run": True, "plan": plan.as_json()})
+                if not as_json:
+                    _print_plan(plan)
+                continue
+            new_id = _launch(plan, source)
+            results.append({"replay_of": source["id"], "execution_id": new_id, "stages": plan.stages})
+            if not as_json:
+                out.print(Text(f"{source['id']} ({source['kind']}, failed at {source['failed_stage']}): "
+                               f"launched replay {new_id} ({', '.join(plan.stages)})"))
+        except ReplayRefused as exc:
+            results.append({"replay_of": source["id"], "skipped": str(exc)})
+            if not as_json:
+                out.print(Text(f"{source['id']}: skipped: {exc}"))
+        except HrsyncError as exc:
+            problems += 1
+            results.append({"replay_of": source["id"], "error": str(exc)})
+            if not as_json:
+                out.print(Text(f"{source['id']}: {exc}", style="red"))
+    if as_json:
+        _print_json(results)
+    elif not results:
+        out.print("no failed execution to replay")
+    if problems:
+        raise typer.Exit(1)
+
+
+# -- prune ---------------------------------------------------------------------------------------------
+
+def prune(
+    older_than: Annotated[str, typer.Option("--older-than", help="age of what goes, e.g. 90d (at least 1d)")] = "90d",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would go")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove finished executions, their stage rows and inbox rows older than --older-than, in batches."""
+    from shared.executions_query import prune_records
+
+    age = _age("--older-than", older_than)
+    if age < MIN_PRUNE_AGE:
+        raise ConfigError("--older-than: at least 1d (younger records may belong to running chains)")
+    cutoff = dt.datetime.now(dt.UTC) - age
+    counts = run_async(prune_records(cutoff, dry_run=dry_run))
+    if as_json:
+        _print_json({"dry_run": dry_run, "before": cutoff, **counts.__dict__})
+        return
+    verb = "would remove" if dry_run else "removed"
+    out.print(f"{verb} {counts.executions} execution(s), {counts.stages} stage row(s) and {counts.inbox} inbox "
+              f"row(s) from before {_when(cutoff)}")
+    if counts.open_kept:
+        out.print(f"kept {counts.open_kept} older execution(s) that never finished (pending/running): look at them "
+                  "with `hrsync executions --status running`")
+
+
+# -- dead letters ----------------------------------------------------------------------------------------
+
+@dlq_app.command("list")
+def dlq_list(as_json: JsonOpt = False) -> None:
+    """The dead-lettered events: reason, type, id, first seen (the queue keeps them all)."""
+    from shared.dead_letters import list_dead_letters
+
+    letters = list_dead_letters(get_settings().events())
+    if as_json:
+        _print_json([letter.as_json() for letter in letters])
+        return
+    table = Table("type", "reason", "first seen", "replays")
+    table.add_column("id", no_wrap=True)
+    for letter in letters:
+        _row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id)
+    out.print(table)
+    out.print(f"{len(letters)} dead-lettered event(s)")
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="ids from `dlq list` (none: all)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Republish dead-lettered events to hrsync.events (all, or the given ids); each leaves the queue once
+    the broker confirmed it. One that is still invalid is dead-lettered again by the bridge."""
+    from shared.dead_letters import replay_dead_letters
+
+    wanted = set(ids) if ids else None
+    outcome = replay_dead_letters(get_settings().events(), wanted)
+    missing = sorted((wanted or set()) - {letter.id for letter in outcome.replayed} - {i for i, _ in outcome.failed})
+    if as_json:
+        _print_json({"replayed": [letter.as_json() for letter in outcome.replayed],
+                     "failed": [{"id": i, "error": e} for i, e in outcome.failed], "not_found": missing})
+    else:
+        for letter in outcome.replayed:
+            out.print(Text(f"replayed {letter.id} ({letter.type}; was: {letter.reason})"))
+        for i, error in outcome.failed:
+            out.print(Text(f"not replayed {i}: {error} (still in the queue)", style="red"))
+        out.print(f"{len(outcome.replayed)} replayed")
+    if missing:
+        raise HrsyncError(f"not in the dead-letter queue: {', '.join(missing)}")
+    if outcome.failed:
+        raise typer.Exit(1)

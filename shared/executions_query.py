@@ -1,0 +1,244 @@
+"""What operators ask of the execution records (`hrsync executions / show / trace / replay / prune`).
+
+Reads, plus the two writes of the operator's tools: a replay's execution row (`create_replay`) and
+pruning (`prune_records`). `parse_age` is the pure parser of `--since 24h` / `--older-than 90d`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import delete, exists, func, select
+from sqlalchemy.exc import IntegrityError
+
+from shared.db import app_engine
+from shared.errors import HrsyncError
+from shared.retry import retry_transient
+from shared.tables import event_inbox, execution_stages, executions, notifications
+from shared.tracking import TERMINAL, utcnow
+
+AGE = re.compile(r"(\d{1,6})([mhd])")
+AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
+MIN_PREFIX = 4  # characters of an id an operator may type instead of the whole id
+REPLAY_NAMESPACE = uuid.UUID("5d7b3c1e-9a4f-4c8e-8a57-2f0e6c1d9b3a")
+PRUNE_BATCH = 500
+
+
+class UnknownExecution(HrsyncError):
+    """No execution has that id (or the prefix matches none, or several)."""
+
+
+def parse_age(text: str) -> dt.timedelta:
+    """`30m`, `24h`, `90d` as a timedelta; ValueError (one line) for anything else or zero."""
+    match = AGE.fullmatch(text.strip().lower())
+    if match is None or int(match.group(1)) == 0:
+        raise ValueError(f"expected a positive number with m, h or d (e.g. 24h, 90d), got {text!r}")
+    return dt.timedelta(**{AGE_UNITS[match.group(2)]: int(match.group(1))})
+
+
+async def list_executions(*, status: str | None = None, kind: str | None = None, trigger: str | None = None,
+                          since: dt.timedelta | None = None, limit: int = 50) -> list[dict[str, Any]]:
+    """Executions matching the filters, newest first (params left out: `show` has them)."""
+    e = executions.c
+    query = (select(e.id, e.kind, e.trigger, e.status, e.attempt, e.replay_of, e.event_id, e.failed_stage,
+                    e.created_at, e.started_at, e.finished_at, e.error)
+             .order_by(e.created_at.desc(), e.id).limit(limit))
+    for column, value in ((e.status, status), (e.kind, kind), (e.trigger, trigger)):
+        if value is not None:
+            query = query.where(column == value)
+    if since is not None:
+        query = query.where(e.created_at >= utcnow() - since)
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def find_execution(id_or_prefix: str) -> dict[str, Any]:
+    """The execution with this id, or the only one whose id starts with it; `UnknownExecution` otherwise."""
+    wanted = id_or_prefix.strip()
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(executions).where(executions.c.id == wanted))).first()
+        if row is None and len(wanted) >= MIN_PREFIX:
+            found = (await conn.execute(
+                select(executions).where(executions.c.id.startswith(wanted, autoescape=True)).limit(2))).all()
+            if len(found) > 1:
+                raise UnknownExecution(f"execution id {wanted!r} is ambiguous: give more characters")
+            row = found[0] if found else None
+    if row is None:
+        raise UnknownExecution(f"no execution {wanted!r}")
+    return dict(row._mapping)
+
+
+async def execution_lineage(execution_id: str) -> list[dict[str, Any]]:
+    """The execution and the ones it replays (`replay_of`), newest first, as full rows."""
+    chain: list[dict[str, Any]] = []
+    current: str | None = execution_id
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        while current is not None and all(r["id"] != current for r in chain):
+            row = (await conn.execute(select(executions).where(executions.c.id == current))).first()
+            if row is None:
+                break  # pruned
+            chain.append(dict(row._mapping))
+            current = row.replay_of
+    return chain
+
+
+async def replays_of(execution_id: str) -> list[dict[str, Any]]:
+    """The executions that replay `execution_id`, and theirs in turn (oldest first)."""
+    found: list[dict[str, Any]] = []
+    frontier = [execution_id]
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        while frontier:
+            rows = [dict(r._mapping) for r in await conn.execute(
+                select(executions).where(executions.c.replay_of.in_(frontier)).order_by(executions.c.created_at))]
+            rows = [r for r in rows if all(r["id"] != f["id"] for f in found)]
+            found += rows
+            frontier = [r["id"] for r in rows]
+    return found
+
+
+async def stage_rows(execution_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The `execution_stages` rows of these executions, in start order."""
+    if not execution_ids:
+        return []
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(execution_stages).where(s.execution_id.in_(list(execution_ids)))
+                                  .order_by(s.started_at, s.id))
+        return [dict(r._mapping) for r in rows]
+
+
+@dataclass(frozen=True)
+class OutboxState:
+    """The outbox as a replay sees it: rows the lineage built, by status, and the pending backlog."""
+
+    by_status: Mapping[str, int]
+    pending_ids: Sequence[int]
+
+
+async def outbox_state(execution_ids: Sequence[str]) -> OutboxState:
+    """Counts by status of the outbox rows `execution_ids` built, and the ids of every pending row."""
+    n = notifications.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        counts = {status: int(count) for status, count in await conn.execute(
+            select(n.status, func.count()).where(n.execution_id.in_(list(execution_ids))).group_by(n.status))}
+        pending = [int(i) for i in (await conn.execute(
+            select(n.id).where(n.status == "pending").order_by(n.id))).scalars()]
+    return OutboxState(counts, pending)
+
+
+async def failed_without_replay(since: dt.timedelta) -> list[dict[str, Any]]:
+    """Failed executions created within `since` that no execution replays yet, oldest first."""
+    child = executions.alias("child")
+    query = (select(executions)
+             .where(executions.c.status == "failed", executions.c.created_at >= utcnow() - since,
+                    ~exists().where(child.c.replay_of == executions.c.id))
+             .order_by(executions.c.created_at))
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+def replay_id(source_id: str) -> str:
+    """The id of the (one) replay of `source_id`: two operators replaying at once create one execution."""
+    return str(uuid.uuid5(REPLAY_NAMESPACE, f"replay:{source_id}"))
+
+
+@retry_transient
+async def create_replay(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[str, bool]:
+    """Insert the pending replay execution of `source`; (its id, False) if it already existed."""
+    new_id = replay_id(str(source["id"]))
+    engine = await app_engine()
+    try:
+        async with engine.begin() as conn:
+            await conn.execute(executions.insert().values(
+                id=new_id, kind=source["kind"], trigger="replay", event_id=None, replay_of=source["id"],
+                attempt=int(source["attempt"] or 1) + 1, status="pending", params=dict(params),
+                created_at=utcnow()))
+    except IntegrityError:
+        return new_id, False
+    return new_id, True
+
+
+async def count_in_flight() -> dict[str, int]:
+    """How many executions are pending and running."""
+    e = executions.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(e.status, func.count()).where(e.status.in_(("pending", "running")))
+                                  .group_by(e.status))
+        return {status: int(count) for status, count in rows}
+
+
+@dataclass
+class PruneCounts:
+    """What `prune_records` removed (or, dry, would remove); `open_kept`: old executions never finished."""
+
+    executions: int = 0
+    stages: int = 0
+    inbox: int = 0
+    open_kept: int = 0
+
+
+async def prune_records(cutoff: dt.datetime, *, dry_run: bool, batch: int = PRUNE_BATCH) -> PruneCounts:
+    """Remove finished executions created before `cutoff`, their stage rows and inbox rows received before
+    it, `batch` executions (or inbox rows) per transaction; with `dry_run`, only count them."""
+    e, s, i = executions.c, execution_stages.c, event_inbox.c
+    old = (e.created_at < cutoff, e.status.in_(TERMINAL))
+    counts = PruneCounts()
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        counts.open_kept = int((await conn.execute(select(func.count()).select_from(executions).where(
+            e.created_at < cutoff, e.status.not_in(TERMINAL)))).scalar_one())
+        if dry_run:
+            counts.executions = int((await conn.execute(
+                select(func.count()).select_from(executions).where(*old))).scalar_one())
+            counts.stages = int((await conn.execute(select(func.count()).select_from(execution_stages).where(
+                s.execution_id.in_(select(e.id).where(*old))))).scalar_one())
+            counts.inbox = int((await conn.execute(
+                select(func.count()).select_from(event_inbox).where(i.received_at < cutoff))).scalar_one())
+            return counts
+    while (removed := await _prune_batch(cutoff, batch)) != (0, 0):
+        counts.executions += removed[0]
+        counts.stages += removed[1]
+    while inbox := await _prune_inbox_batch(cutoff, batch):
+        counts.inbox += inbox
+    return counts
+
+
+@retry_transient
+async def _prune_batch(cutoff: dt.datetime, batch: int) -> tuple[int, int]:
+    """One transaction: up to `batch` old finished executions and their stage rows; (executions, stages)."""
+    e, s = executions.c, execution_stages.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        ids = list((await conn.execute(select(e.id).where(e.created_at < cutoff, e.status.in_(TERMINAL))
+                                       .order_by(e.created_at).limit(batch))).scalars())
+        if not ids:
+            return 0, 0
+        stages = (await conn.execute(delete(execution_stages).where(s.execution_id.in_(ids)))).rowcount
+        done = (await conn.execute(delete(executions).where(e.id.in_(ids)))).rowcount
+    return int(done), int(stages)
+
+
+@retry_transient
+async def _prune_inbox_batch(cutoff: dt.datetime, batch: int) -> int:
+    """One transaction: up to `batch` inbox rows received before `cutoff`; how many went."""
+    i = event_inbox.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        keys = list((await conn.execute(select(i.event_id).where(i.received_at < cutoff)
+                                        .order_by(i.received_at).limit(batch))).scalars())
+        if not keys:
+            return 0
+        return int((await conn.execute(delete(event_inbox).where(i.event_id.in_(keys)))).rowcount)

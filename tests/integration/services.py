@@ -1,0 +1,68 @@
+"""Stop, kill and start the real local servers, for the fault tests (marker `fault`).
+
+The commands are the ones `.ci/run` uses to start the services; every helper waits until the service
+answers again, so a test leaves the machine as it found it.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import time
+
+RABBITMQ_PORT, MARIADB_PORT = 5672, 3306
+
+
+def port_open(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True
+
+
+def wait_port(port: int, up: bool = True, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while port_open(port) != up:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"127.0.0.1:{port} still {'down' if up else 'up'} after {timeout}s")
+        time.sleep(0.2)
+
+
+def run(*argv: str, timeout: float = 120) -> None:
+    subprocess.run(list(argv), check=True, capture_output=True, timeout=timeout)
+
+
+def rabbitmq_stop_app() -> None:
+    """Stop the RabbitMQ application (the node stays up): every connection drops, the port closes."""
+    run("rabbitmqctl", "stop_app")
+    wait_port(RABBITMQ_PORT, up=False)
+
+
+def rabbitmq_start_app() -> None:
+    run("rabbitmqctl", "start_app")
+    run("rabbitmqctl", "await_startup")
+    wait_port(RABBITMQ_PORT)
+
+
+def rabbitmq_kill9_and_restart() -> None:
+    """SIGKILL the Erlang VM (no clean shutdown, nothing flushed on purpose), then start it again."""
+    subprocess.run(["pkill", "-9", "-f", "beam.smp.*rabbit"], check=False)
+    wait_port(RABBITMQ_PORT, up=False)
+    subprocess.run(["pkill", "-9", "-f", "epmd"], check=False)
+    run("rabbitmq-server", "-detached")
+    wait_port(RABBITMQ_PORT, timeout=180)
+    run("rabbitmqctl", "await_startup", timeout=180)
+
+
+def rabbitmq_memory_alarm(on: bool) -> None:
+    """Raise (a tiny watermark) or clear (the default 0.4) RabbitMQ's memory alarm."""
+    run("rabbitmqctl", "set_vm_memory_high_watermark", "0.0000001" if on else "0.4")
+
+
+def mariadb_kill9_and_restart() -> None:
+    """SIGKILL mariadbd, then start it with the command `.ci/run` uses."""
+    subprocess.run(["pkill", "-9", "-x", "mariadbd"], check=False)
+    wait_port(MARIADB_PORT, up=False)
+    run("start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd")
+    wait_port(MARIADB_PORT, timeout=120)

@@ -1,0 +1,251 @@
+"""The whole product running for a test: a gevent worker and a bridge (subprocesses) on the real RabbitMQ
+and Redis, pointed at the session's MariaDB app database, a PostgreSQL HRIS, a MariaDB BioStar and an
+aiosmtpd server; plus helpers to publish events, wait for executions and read what they left.
+
+`running_stack(...)` starts it (extra settings for the worker and the bridge may be given); a test module
+wraps it in its own `stack` fixture. HRIS and BioStar hold a small known team (see `running_stack`).
+Each stack gets a RabbitMQ virtual host of its own (`rabbitmqctl`, when available), so stacks of test runs
+that share the broker at the same time never consume each other's events or tasks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pika
+from sqlalchemy import func, select
+
+from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
+from shared.db import app_engine
+from shared.event_bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url
+from shared.runner import run_async
+from shared.tables import attendance_days, executions
+from shared.tracking import get_execution, get_stages
+from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
+from tests.integration.biostar_fixtures import SetEnv
+from tests.integration.hris_fixtures import PgHris, person
+from tests.integration.smtp_fixtures import SmtpServer
+from tests.integration.worker_process import WorkerProcess
+
+ZONE = "Europe/Berlin"
+MONDAY, TUESDAY = date(2026, 11, 23), date(2026, 11, 24)
+OPS = "ops@example.test"
+STAGE_QUEUES = ["hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.workflow"]
+
+
+def at(day: date, hhmm: str) -> datetime:
+    """A Berlin wall-clock time on `day` as an aware UTC instant (CET is UTC+1 in November)."""
+    hours, minutes = map(int, hhmm.split(":"))
+    return datetime(day.year, day.month, day.day, hours - 1, minutes, tzinfo=UTC)
+
+
+class Stack:
+    """The running bridge and worker, the addresses they use, and helpers to drive them."""
+
+    def __init__(self, env: dict[str, str], smtp: SmtpServer, hris: PgHris, prefix: str) -> None:
+        self.env, self.smtp, self.hris, self.prefix = env, smtp, hris, prefix
+        self.worker: WorkerProcess | None = None
+
+    def no(self, who: str) -> str:
+        return f"{self.prefix}{who}"
+
+    @property
+    def amqp_url(self) -> str:
+        """The broker URL of this stack (its own virtual host)."""
+        return self.env["HRSYNC_EVENTS_URL"]
+
+    def publish(self, body: bytes, routing_key: str, message_id: str | None = None) -> None:
+        """Publish as another system would: plain pika, confirms, mandatory, persistent."""
+        connection = pika.BlockingConnection(pika.URLParameters(pika_url(self.amqp_url)))
+        try:
+            channel = connection.channel()
+            channel.confirm_delivery()
+            channel.basic_publish("hrsync.events", routing_key, body, pika.BasicProperties(
+                content_type="application/cloudevents+json", delivery_mode=2, message_id=message_id),
+                mandatory=True)
+        finally:
+            connection.close()
+
+    def publish_event(self, event_type: str, data: dict[str, Any], event_id: str | None = None) -> str:
+        event_id = event_id or f"{self.prefix}-{uuid.uuid4().hex[:8]}"
+        self.publish(json.dumps(event_body(event_type, data, event_id)).encode(), event_type, event_id)
+        return event_id
+
+    def executions_of(self, event_id: str) -> list[dict[str, Any]]:
+        async def query() -> list[dict[str, Any]]:
+            engine = await app_engine()
+            async with engine.connect() as conn:
+                rows = await conn.execute(select(executions).where(executions.c.event_id == event_id))
+                return [dict(r._mapping) for r in rows]
+
+        return run_async(query())
+
+    def wait_for_execution(self, event_id: str, timeout: float = 180) -> dict[str, Any]:
+        """Poll until the event's execution has finished (succeeded or failed)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = self.executions_of(event_id)
+            if found and found[0]["status"] in ("succeeded", "failed"):
+                return run_async(get_execution(found[0]["id"])) or {}
+            time.sleep(0.3)
+        found = self.executions_of(event_id)
+        stages = [(r["stage"], r["shard"], r["attempt"], r["status"], r["error_type"], r["error_message"])
+                  for f in found for r in run_async(get_stages(f["id"]))]
+        log = self.worker.text()[-4000:] if self.worker else ""
+        raise AssertionError(f"execution of {event_id} did not finish: {found}; stages: {stages}\nworker: {log}")
+
+    def mails_to(self, address: str) -> list[Any]:
+        return [m for m in self.smtp.handler.messages if address in m.rcpt_tos]
+
+
+def event_body(event_type: str, data: dict[str, Any], event_id: str) -> dict[str, Any]:
+    """A CloudEvent as another system would send it."""
+    return {"specversion": "1.0", "id": event_id, "source": "test/other-system", "type": event_type,
+            "time": "2026-11-25T01:00:00Z", "datacontenttype": "application/json", "data": data}
+
+
+def start_bridge(env: dict[str, str]) -> subprocess.Popen[str]:
+    hrsync = os.path.join(os.path.dirname(sys.executable), "hrsync")
+    return subprocess.Popen([hrsync, "bridge"], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+
+
+def purge(url: str, *queues: str) -> None:
+    with event_channel(url) as channel:
+        for queue in queues:
+            channel.queue_purge(queue)
+
+
+def _rabbitmqctl(*args: str) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@contextmanager
+def private_vhost(name: str) -> Iterator[str]:
+    """An AMQP URL on a fresh virtual host `name` (deleted afterwards); the shared one without rabbitmqctl."""
+    if shutil.which("rabbitmqctl") is None:
+        yield RABBITMQ_URL
+        return
+    _rabbitmqctl("add_vhost", name)
+    try:
+        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
+    finally:
+        _rabbitmqctl("delete_vhost", name)
+
+
+def stack_env(app_db: str, hris: PgHris, biostar_db: str, smtp: SmtpServer,
+              amqp_url: str = RABBITMQ_URL) -> dict[str, str]:
+    """The HRSYNC_* settings of a stack on this test's databases, broker virtual host and mail server."""
+    return {"HRSYNC_DATABASE_URL": f"mysql+aiomysql://root@127.0.0.1:3306/{app_db}",
+            "HRSYNC_BIOSTAR_URL": biostar_db, "HRSYNC_HRIS_ODBC": hris.dsn,
+            "HRSYNC_BROKER_URL": amqp_url, "HRSYNC_RESULT_BACKEND": REDIS_URL,
+            "HRSYNC_EVENTS_URL": amqp_url, "HRSYNC_SMTP_URL": smtp.url(),
+            "HRSYNC_MAIL_FROM": "hrsync@example.test", "HRSYNC_OPS_EMAIL": OPS, "HRSYNC_TIMEZONE": ZONE,
+            "HRSYNC_LOG_FORMAT": "json"}
+
+
+@contextmanager
+def running_stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer, hrsync_env: SetEnv,
+                  *, extra_env: dict[str, str] | None = None, worker_env: dict[str, str] | None = None,
+                  bridge_env: dict[str, str] | None = None) -> Iterator[Stack]:
+    """HRIS rows, BioStar logs, a gevent worker and a bridge, all pointed at this test's databases.
+
+    The team (numbers carry the stack's prefix): M (manager, Ops), FULL (Ops, full days), LONE (Ops, one
+    punch on Monday), NONE (Sales, no punches); BioStar user base+9 matches nobody.
+    `extra_env` goes to this process, the worker and the bridge; `worker_env` / `bridge_env` to one only.
+    """
+    require_service("RabbitMQ", "127.0.0.1", 5672)
+    require_service("Redis", "127.0.0.1", 6379)
+    prefix = f"w{uuid.uuid4().hex[:6]}"
+    with private_vhost(f"hrsync-test-{prefix}") as amqp_url:
+        env = {**stack_env(app_db, pg_hris, biostar_db, smtp_server, amqp_url), **(extra_env or {})}
+        yield from _run_stack(env, prefix, pg_hris, biostar_db, smtp_server, hrsync_env, worker_env, bridge_env)
+
+
+def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+               hrsync_env: SetEnv, worker_env: dict[str, str] | None,
+               bridge_env: dict[str, str] | None) -> Iterator[Stack]:
+    hrsync_env(**{k.removeprefix("HRSYNC_").lower(): v for k, v in env.items()})
+    rig = Stack(env, smtp_server, pg_hris, prefix)
+    manager = rig.no("M")
+    base = int(uuid.uuid4().int % 10**8) * 10  # BioStar user ids of this test: base+1 … base+9
+    pg_hris.replace_rows([
+        person(manager, department="Ops", biostar_user_id=base + 1, email="m@example.test"),
+        person(rig.no("FULL"), department="Ops", manager_no=manager, biostar_user_id=base + 2,
+               email="full@example.test"),
+        person(rig.no("LONE"), department="Ops", manager_no=manager, biostar_user_id=base + 3,
+               email="lone@example.test"),
+        person(rig.no("NONE"), department="Sales", manager_no=manager, biostar_user_id=base + 4,
+               email="none@example.test"),
+    ])
+    success = 0x1000  # main code 0x10: verify success
+    logs = [BiostarLog(str(base + uid), 7, at(day, hhmm), success)
+            for uid in (1, 2) for day in (MONDAY, TUESDAY) for hhmm in ("08:55", "17:05")]
+    logs += [BiostarLog(str(base + 3), 7, at(MONDAY, "08:58"), success),
+             BiostarLog(str(base + 3), 7, at(TUESDAY, "08:59"), success),
+             BiostarLog(str(base + 3), 7, at(TUESDAY, "17:01"), success),
+             BiostarLog(str(base + 3), 7, at(TUESDAY, "12:00"), 0x1100),  # a failed verify never counts
+             BiostarLog(str(base + 9), 7, at(MONDAY, "09:00"), success)]  # nobody we know
+    run_async(create_demo_biostar(biostar_db, logs))
+    purge(env["HRSYNC_EVENTS_URL"], BRIDGE_QUEUE, DEAD_QUEUE)
+    worker = rig.worker = WorkerProcess({**env, **(worker_env or {})}, STAGE_QUEUES).start()
+    bridge = start_bridge({**env, **(bridge_env or {})})
+    bridge_output: list[str] = []
+    reader = threading.Thread(target=lambda: bridge_output.extend(bridge.stdout or []), daemon=True)
+    reader.start()
+    try:
+        yield rig
+    finally:
+        bridge.terminate()
+        try:
+            bridge_code = bridge.wait(30)
+        finally:
+            reader.join(5)
+            if bridge.stdout:
+                bridge.stdout.close()
+        worker_code = worker.stop()
+    assert bridge_code == 0, "".join(bridge_output)[-3000:]
+    assert worker_code == 0, worker.text()[-3000:]
+
+
+def count_rows(table: Any, *where: Any) -> int:
+    async def query() -> int:
+        engine = await app_engine()
+        async with engine.connect() as conn:
+            return int((await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one())
+
+    return run_async(query())
+
+
+def attendance_rows(stack: Stack) -> list[dict[str, Any]]:
+    async def query() -> list[dict[str, Any]]:
+        engine = await app_engine()
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(attendance_days)
+                                      .where(attendance_days.c.employee_no.like(f"{stack.prefix}%")))
+            return [dict(r._mapping) for r in rows]
+
+    return run_async(query())
+
+
+def read_dead_letters(url: str) -> dict[str, dict[str, Any]]:
+    """message id → headers of every message in the dead-letter queue (acked: the queue is ours in tests)."""
+    found: dict[str, dict[str, Any]] = {}
+    with event_channel(url) as channel:
+        while True:
+            method, properties, _ = channel.basic_get(DEAD_QUEUE, auto_ack=True)
+            if method is None:
+                return found
+            found[str(properties.message_id)] = dict(properties.headers or {})
