@@ -22,7 +22,7 @@ from typing import Any
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
 from shared.errors import HrsyncError
 from shared.events import CONTENT_TYPE, Event
@@ -36,6 +36,9 @@ DEAD_QUEUE = "hrsync.events.dead"
 REASON_HEADER = "x-hrsync-reason"
 BRIDGE_DELIVERY_LIMIT = 5
 AUDIT_MAX_LENGTH = 100_000
+
+
+RETRYABLE = (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed, pika.exceptions.ConnectionClosed)
 
 
 class PublishError(HrsyncError):
@@ -120,8 +123,9 @@ class EventPublisher:
             message_id=message_id, headers=dict(headers or {}),
         )
         retrying = Retrying(
-            retry=retry_if_exception_type((pika.exceptions.AMQPConnectionError,
-                                           pika.exceptions.ChannelClosed, pika.exceptions.ConnectionClosed)),
+            # A blocked connection (resource alarm) is not retried: the caller hears of it at once.
+            retry=retry_if_exception(lambda exc: isinstance(exc, RETRYABLE)
+                                     and not isinstance(exc, pika.exceptions.ConnectionBlockedTimeout)),
             stop=stop_after_delay(self.retry_seconds),
             wait=wait_random_exponential(multiplier=0.2, max=3.0),
             reraise=True,
@@ -130,6 +134,9 @@ class EventPublisher:
             for attempt in retrying:
                 with attempt:
                     self._publish_once(exchange, routing_key, body, properties)
+        except pika.exceptions.ConnectionBlockedTimeout:
+            raise PublishError(f"the broker blocked publishing for {self.blocked_timeout:.0f} s (a memory or disk "
+                               "alarm); the message was not confirmed") from None
         except pika.exceptions.UnroutableError:
             raise PublishError(f"unroutable: no queue is bound for {routing_key!r} on {exchange!r}") from None
         except pika.exceptions.NackError:

@@ -105,8 +105,21 @@ class Stack:
         log = self.worker.text()[-4000:] if self.worker else ""
         raise AssertionError(f"execution of {event_id} did not finish: {found}; stages: {stages}\nworker: {log}")
 
+    def address(self, local: str) -> str:
+        """This stack's e-mail address for `local` (m, full, lone, none, ops): unique per test, so a
+        backlog of other tests' pending mails, which any notify run drains, is never counted here."""
+        return address_of(local, self.prefix)
+
+    @property
+    def ops(self) -> str:
+        return self.address("ops")
+
     def mails_to(self, address: str) -> list[Any]:
         return [m for m in self.smtp.handler.messages if address in m.rcpt_tos]
+
+
+def address_of(local: str, prefix: str) -> str:
+    return f"{local}.{prefix}@example.test"
 
 
 def event_body(event_type: str, data: dict[str, Any], event_id: str) -> dict[str, Any]:
@@ -146,13 +159,13 @@ def private_vhost(name: str) -> Iterator[str]:
 
 
 def stack_env(app_db: str, hris: PgHris, biostar_db: str, smtp: SmtpServer,
-              amqp_url: str = RABBITMQ_URL) -> dict[str, str]:
+              amqp_url: str = RABBITMQ_URL, ops: str = OPS) -> dict[str, str]:
     """The HRSYNC_* settings of a stack on this test's databases, broker virtual host and mail server."""
     return {"HRSYNC_DATABASE_URL": f"mysql+aiomysql://root@127.0.0.1:3306/{app_db}",
             "HRSYNC_BIOSTAR_URL": biostar_db, "HRSYNC_HRIS_ODBC": hris.dsn,
             "HRSYNC_BROKER_URL": amqp_url, "HRSYNC_RESULT_BACKEND": REDIS_URL,
             "HRSYNC_EVENTS_URL": amqp_url, "HRSYNC_SMTP_URL": smtp.url(),
-            "HRSYNC_MAIL_FROM": "hrsync@example.test", "HRSYNC_OPS_EMAIL": OPS, "HRSYNC_TIMEZONE": ZONE,
+            "HRSYNC_MAIL_FROM": "hrsync@example.test", "HRSYNC_OPS_EMAIL": ops, "HRSYNC_TIMEZONE": ZONE,
             "HRSYNC_LOG_FORMAT": "json"}
 
 
@@ -170,7 +183,8 @@ def running_stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: Sm
     require_service("Redis", "127.0.0.1", 6379)
     prefix = f"w{uuid.uuid4().hex[:6]}"
     with private_vhost(f"hrsync-test-{prefix}") as amqp_url:
-        env = {**stack_env(app_db, pg_hris, biostar_db, smtp_server, amqp_url), **(extra_env or {})}
+        env = {**stack_env(app_db, pg_hris, biostar_db, smtp_server, amqp_url, address_of("ops", prefix)),
+               **(extra_env or {})}
         yield from _run_stack(env, prefix, pg_hris, biostar_db, smtp_server, hrsync_env, worker_env, bridge_env)
 
 
@@ -182,13 +196,13 @@ def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: st
     manager = rig.no("M")
     base = int(uuid.uuid4().int % 10**8) * 10  # BioStar user ids of this test: base+1 … base+9
     pg_hris.replace_rows([
-        person(manager, department="Ops", biostar_user_id=base + 1, email="m@example.test"),
+        person(manager, department="Ops", biostar_user_id=base + 1, email=rig.address("m")),
         person(rig.no("FULL"), department="Ops", manager_no=manager, biostar_user_id=base + 2,
-               email="full@example.test"),
+               email=rig.address("full")),
         person(rig.no("LONE"), department="Ops", manager_no=manager, biostar_user_id=base + 3,
-               email="lone@example.test"),
+               email=rig.address("lone")),
         person(rig.no("NONE"), department="Sales", manager_no=manager, biostar_user_id=base + 4,
-               email="none@example.test"),
+               email=rig.address("none")),
     ])
     success = 0x1000  # main code 0x10: verify success
     logs = [BiostarLog(str(base + uid), 7, at(day, hhmm), success)

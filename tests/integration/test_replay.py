@@ -31,7 +31,7 @@ from tests.conftest import MARIADB
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import MONDAY, OPS, TUESDAY, Stack, attendance_rows, event_body, running_stack
+from tests.integration.stack_fixtures import MONDAY, TUESDAY, Stack, attendance_rows, event_body, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -168,9 +168,9 @@ def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:
     assert {r["stage"] for r in rows} == {"notify"}  # no new extract or merge rows
     assert shards(rows, "notify") == set(stage_plan(plan, "notify")["run"])  # the dry run said so
     assert replay["summary"]["merge"]["by_status"]  # the merge output came through the lineage
-    assert len(stack.mails_to("lone@example.test")) == 1
-    assert len(stack.mails_to("m@example.test")) == 2
-    assert len(stack.mails_to(OPS)) == 1  # the sync_failed notice, queued while the server was down
+    assert len(stack.mails_to(stack.address("lone"))) == 1
+    assert len(stack.mails_to(stack.address("m"))) == 2
+    assert len(stack.mails_to(stack.ops)) == 1  # the sync_failed notice, queued while the server was down
     assert max(message_ids(stack).values()) == 1  # every mail exactly once
 
     again = hrsync(stack, "replay", failed["id"])
@@ -231,8 +231,8 @@ def test_failed_merge_shard_replay_reruns_that_shard_and_notify_only(stack: Stac
     assert shards(replayed, "merge") == {broken} == set(merge["run"])
     statuses = {(r["employee_no"], r["work_date"]): r["status"] for r in attendance_rows(stack)}
     assert statuses[(stack.no("NONE"), TUESDAY)] == "absent"
-    assert len(stack.mails_to("lone@example.test")) == 1
-    assert len(stack.mails_to("m@example.test")) == 2
+    assert len(stack.mails_to(stack.address("lone"))) == 1
+    assert len(stack.mails_to(stack.address("m"))) == 2
     assert max(message_ids(stack).values()) == 1
     assert metric(scrape(ports["worker"]), "hrsync_stage_runs_total", stage="merge", status="succeeded") >= 1
 

@@ -22,7 +22,6 @@ from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixt
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import (
     MONDAY,
-    OPS,
     TUESDAY,
     Stack,
     attendance_rows,
@@ -57,8 +56,8 @@ def test_nightly_sync_event_runs_the_three_stages_once(stack: Stack) -> None:
     assert statuses[(stack.no("LONE"), TUESDAY)] == "present"
     assert statuses[(stack.no("NONE"), TUESDAY)] == "absent"
     assert execution["summary"]["merge"]["imported"]["unmatched"] >= 1
-    assert len(stack.mails_to("lone@example.test")) == 1  # one missing punch, one mail
-    assert len(stack.mails_to("m@example.test")) == 2  # the manager's digest of each day
+    assert len(stack.mails_to(stack.address("lone"))) == 1  # one missing punch, one mail
+    assert len(stack.mails_to(stack.address("m"))) == 2  # the manager's digest of each day
     stages = {s["stage"] for s in run_async(get_stages(execution["id"]))}
     assert stages == {"extract", "merge", "notify"}
 
@@ -111,9 +110,9 @@ def test_a_failing_stage_fails_the_execution_and_stops_the_chain(stack: Stack) -
     assert failed
     assert failed[0]["error_type"] == "HrisSourceError"
     deadline = time.monotonic() + 30
-    while not stack.mails_to(OPS) and time.monotonic() < deadline:
+    while not stack.mails_to(stack.ops) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert len(stack.mails_to(OPS)) == 1
+    assert len(stack.mails_to(stack.ops)) == 1
 
 
 def test_merge_shards_overlap_in_time_on_the_gevent_pool(stack: Stack) -> None:
