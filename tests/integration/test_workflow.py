@@ -3,6 +3,7 @@ HRIS (PostgreSQL over ODBC), BioStar (MariaDB), app DB (MariaDB), mail (aiosmtpd
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
@@ -13,10 +14,14 @@ from typing import Any
 
 import pytest
 
+from pipelines.plans import request_for
 from shared.event_bus import REASON_HEADER
+from shared.events import parse_event
+from shared.inbox import admit_event
 from shared.runner import run_async
+from shared.settings import get_settings
 from shared.tables import employees, execution_stages
-from shared.tracking import get_stages
+from shared.tracking import claim_execution, create_execution, get_stages
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
@@ -26,6 +31,7 @@ from tests.integration.stack_fixtures import (
     Stack,
     attendance_rows,
     count_rows,
+    event_body,
     read_dead_letters,
     running_stack,
 )
@@ -150,3 +156,26 @@ def test_cli_sync_wait_and_publish(stack: Stack) -> None:
         assert published.returncode == 0, published.stderr
     assert stack.wait_for_execution(event_id)["trigger"] == "manual"
     assert len(stack.executions_of(event_id)) == 1
+
+
+
+def test_an_event_admitted_but_never_launched_runs_once_on_redelivery(stack: Stack) -> None:
+    """A bridge that died after its inbox commit, before launching: the redelivered event runs once."""
+    event_id = f"{stack.prefix}-crashed"
+    body = json.dumps(event_body("hrsync.sync.requested", {"scope": "hris"}, event_id)).encode()
+    event = parse_event(body)
+    request = request_for(event, dt.datetime.now(dt.UTC), get_settings().zone)
+    admitted = run_async(admit_event(event.id, event.type, event.envelope.source, body, kind=request.kind,
+                                     trigger=request.trigger, params=request.params))  # the step before the crash
+    stack.publish(body, "hrsync.sync.requested", event_id)  # the broker redelivers the unacked message
+    execution = stack.wait_for_execution(event_id)
+    assert execution["id"] == admitted.execution_id
+    assert execution["status"] == "succeeded"
+    assert len(stack.executions_of(event_id)) == 1
+
+
+def test_a_second_launch_of_an_execution_stops_at_its_claim(app_db: str) -> None:
+    """Launching one execution twice (a crash after launch, before ack) runs it once: the claim wins once."""
+    execution_id = run_async(create_execution("hris", "event", {"stages": ["extract"]}))
+    assert run_async(claim_execution(execution_id)) is True
+    assert run_async(claim_execution(execution_id)) is False
