@@ -62,7 +62,7 @@ def test_500_overlapping_stage_tasks_succeed_and_connections_close(broker_env: d
     execution_id = run_async(tracking.create_execution("probe", "manual", {"tasks": 500}))
     runner.shutdown()  # from here on, every connection to the test database is the worker's
     aborted_before = aborted_clients()
-    worker = WorkerProcess(broker_env, ["hrsync.workflow"]).start()
+    worker = WorkerProcess(broker_env, ["hrsync.workflow"], via_cli=True).start()  # `hrsync worker`: gevent
     try:
         job = group(client.signature("hrsync.probe", args=(execution_id,),
                                      kwargs={"shard": str(i), "sleep_seconds": 0.05}) for i in range(500))
@@ -73,6 +73,7 @@ def test_500_overlapping_stage_tasks_succeed_and_connections_close(broker_env: d
     finally:
         code = worker.stop()
     assert code == 0, worker.text()[-3000:]
+    assert "gevent" in worker.text()  # the pool `hrsync worker` chose
     assert "worker.runner_stopped" in worker.text()
     assert mariadb_connections(app_db) == 0
     assert aborted_clients() == aborted_before, "connections were dropped, not closed on their loop"
