@@ -83,13 +83,7 @@ class Stack:
         return event_id
 
     def executions_of(self, event_id: str) -> list[dict[str, Any]]:
-        async def query() -> list[dict[str, Any]]:
-            engine = await app_engine()
-            async with engine.connect() as conn:
-                rows = await conn.execute(select(executions).where(executions.c.event_id == event_id))
-                return [dict(r._mapping) for r in rows]
-
-        return run_async(query())
+        return executions_of(event_id)
 
     def wait_for_execution(self, event_id: str, timeout: float = 180) -> dict[str, Any]:
         """Poll until the event's execution has finished (succeeded or failed)."""
@@ -120,6 +114,17 @@ class Stack:
 
 def address_of(local: str, prefix: str) -> str:
     return f"{local}.{prefix}@example.test"
+
+
+def executions_of(event_id: str) -> list[dict[str, Any]]:
+    """The `executions` rows launched for `event_id`."""
+    async def query() -> list[dict[str, Any]]:
+        engine = await app_engine()
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(executions).where(executions.c.event_id == event_id))
+            return [dict(r._mapping) for r in rows]
+
+    return run_async(query())
 
 
 def event_body(event_type: str, data: dict[str, Any], event_id: str) -> dict[str, Any]:

@@ -20,15 +20,15 @@ from zoneinfo import ZoneInfo
 import pika
 import pika.exceptions
 import pytest
-from sqlalchemy import select
 
 from scheduler.runs import runs_of
 from shared.db import app_engine
 from shared.event_bus import BRIDGE_QUEUE, EVENTS_EXCHANGE, connection_parameters, declare_topology, event_channel
 from shared.events import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED
 from shared.runner import run_async
-from shared.tables import executions, schedule_runs
+from shared.tables import schedule_runs
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
+from tests.integration.stack_fixtures import executions_of
 from tests.integration.tcp_proxy import TcpProxy, tcp_proxy  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -181,16 +181,6 @@ def scheduler_env(app_db: str) -> Any:
 
 def recorded(job: str) -> list[dict[str, Any]]:
     return run_async(runs_of(job))
-
-
-def executions_of(event_id: str) -> list[dict[str, Any]]:
-    async def query() -> list[dict[str, Any]]:
-        engine = await app_engine()
-        async with engine.connect() as conn:
-            rows = await conn.execute(select(executions).where(executions.c.event_id == event_id))
-            return [dict(r._mapping) for r in rows]
-
-    return run_async(query())
 
 
 def test_due_slot_publishes_one_event_with_the_slot_id(observer: EventObserver, scheduler_env: Any) -> None:
