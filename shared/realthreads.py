@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -101,5 +102,16 @@ class RealThreadExecutor(concurrent.futures.ThreadPoolExecutor):
         for _ in workers:
             self._work.put(None)
         if wait:
-            for exited in workers:
-                exited.acquire()
+            self.join()
+
+    def join(self, timeout: float | None = None) -> int:
+        """After `shutdown`: wait for the threads to exit (at most `timeout` s in all); how many did not."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        waiting = 0
+        for exited in list(self._exits):
+            left = -1 if deadline is None else max(0.0, deadline - time.monotonic())
+            if exited.acquire(True, left):
+                exited.release()  # a later join sees it exited too
+            else:
+                waiting += 1
+        return waiting

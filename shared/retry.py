@@ -16,6 +16,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
+from shared.deadlines import SourceTimeout
+
 P = ParamSpec("P")
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -53,10 +55,17 @@ def _log_retry(state: RetryCallState) -> None:
     log.warning("db.retry", attempt=state.attempt_number, error_type=type(exc).__name__, error=str(exc)[:200])
 
 
+def _quick_retry(exc: BaseException) -> bool:
+    # A source that did not answer for HRSYNC_SOURCE_TIMEOUT is left to the task's slower retries.
+    return is_transient(exc) and not isinstance(exc, SourceTimeout)
+
+
 def transient_retrying(attempts: int = 5) -> AsyncRetrying:
-    """The policy: up to `attempts` tries, exponential backoff with full jitter, 50 ms base, 2 s cap."""
+    """The policy: up to `attempts` tries, exponential backoff with full jitter, 50 ms base, 2 s cap.
+
+    A `SourceTimeout` is not retried here (it is by the stage task, with backoff)."""
     return AsyncRetrying(
-        retry=retry_if_exception(is_transient),
+        retry=retry_if_exception(_quick_retry),
         stop=stop_after_attempt(attempts),
         wait=wait_random_exponential(multiplier=0.05, max=2.0),
         before_sleep=_log_retry,

@@ -21,14 +21,20 @@ import sys
 from collections.abc import Coroutine
 from typing import Any, Literal, TypeVar, cast
 
+import structlog
+
 from shared import realthreads
 from shared.resources import ResourceRegistry
 
 T = TypeVar("T")
+log = structlog.get_logger(__name__)
 DisposeMode = Literal["shutdown", "per_task"]
 
 # Threads of the loop's executor for blocking calls (aioodbc, getaddrinfo); wider than any ODBC pool.
 EXECUTOR_THREADS = 64
+# At shutdown, how long to wait for executor threads; one still blocked in a driver on a silent source
+# (abandoned after HRSYNC_SOURCE_TIMEOUT) is left behind: it is a raw thread and does not hold up exit.
+EXECUTOR_JOIN_SECONDS = 5.0
 
 _by_thread: dict[int, AsyncRunner] = {}  # loop thread id → its runner, for current_resources()
 _task_scope: contextvars.ContextVar[ResourceRegistry | None] = contextvars.ContextVar(
@@ -68,7 +74,9 @@ class AsyncRunner:
             self.loop.run_forever()
             self.loop.run_until_complete(self.loop.shutdown_asyncgens())
         finally:
-            self.executor.shutdown(wait=True)
+            self.executor.shutdown(wait=False)
+            if stuck := self.executor.join(EXECUTOR_JOIN_SECONDS):
+                log.warning("runner.io_threads_blocked_at_shutdown", threads=stuck)
             self.loop.close()
             _by_thread.pop(self._thread_id, None)
             self._stopped.release()

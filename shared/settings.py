@@ -115,9 +115,16 @@ class Settings(BaseSettings):
     log_level: str = Field("INFO", description="minimum log level")
     task_time_limit: int = Field(1500, ge=10, description="hard time limit of a task, seconds")
     consumer_timeout: int = Field(1800, ge=10, description="RabbitMQ consumer_timeout the broker uses, s")
+    source_timeout: float = Field(
+        120.0, gt=0, le=3600,
+        description="longest wait for one answer of the HRIS or BioStar (connect, query, next rows), seconds",
+    )
     task_max_retries: int = Field(5, ge=0, le=100, description="retries of a stage task on a transient error")
     retry_backoff_seconds: float = Field(
         2.0, gt=0, le=3600, description="first retry delay of a stage task, doubling per retry (full jitter)"
+    )
+    bridge_retry_seconds: float = Field(
+        0.5, gt=0, le=60, description="the bridge's first wait between attempts at one event, doubling up to 20x"
     )
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint port; unset = off")
 

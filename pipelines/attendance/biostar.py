@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.db import engine_for
+from shared.deadlines import SourceTimeout, source_call
 
 VERIFY_SUCCESS = 0x10
 IDENTIFY_SUCCESS = 0x13
@@ -48,6 +49,7 @@ DURESS_MAIN_CODES: tuple[int, ...] = (DURESS_VERIFY_SUCCESS, DURESS_IDENTIFY_SUC
 
 # Rows fetched per round trip when streaming a window; also the unit in which callers write them on.
 READ_PARTITION = 5000
+BIOSTAR = "BioStar"  # the source's name in a SourceTimeout
 
 # (USRID as text, DEVUID, DEVDT as UNIX seconds, EVT, TNAKEY): plain tuples, a million of them is a month.
 LogRow = tuple[str, int, int, int, int | None]
@@ -147,25 +149,40 @@ async def stream_punch_logs(
 
     One query (a UNION ALL over the monthly tables the span touches); months without a table are skipped,
     since BioStar creates a month's table only when the month's first event arrives. `devices=None` reads
-    every device, an empty list none. Rows come in no particular order.
+    every device, an empty list none. Rows come in no particular order. Each round trip waits at most
+    HRSYNC_SOURCE_TIMEOUT (`SourceTimeout`; the connection is then invalidated, never reused).
     """
     if devices is not None and not devices:
         return
     lo, hi = int(start.timestamp()), int(end.timestamp())  # DEVDT has whole seconds: floor both ends
     codes = event_code_ranges(include_duress)
-    async with engine.connect() as conn:
-        names = await conn.run_sync(_existing, log_table_names(start, end))
+    async with source_call(BIOSTAR):
+        conn = await engine.connect().start()
+    try:
+        async with source_call(BIOSTAR):
+            names = await conn.run_sync(_existing, log_table_names(start, end))
         if not names:
             return
         selects = [_window_select(log_table(name), lo, hi, codes, devices) for name in names]
         query = selects[0] if len(selects) == 1 else union_all(*selects)
-        result = await conn.stream(query.execution_options(yield_per=partition))
-        async for rows in result.partitions(partition):
+        async with source_call(BIOSTAR):
+            result = await conn.stream(query.execution_options(yield_per=partition))
+        partitions = result.partitions(partition)
+        while True:
+            async with source_call(BIOSTAR):
+                rows = await anext(partitions, None)
+            if rows is None:
+                return
             yield [
                 (str(user) if user is not None else "", int(device), int(devdt), int(evt),
                  None if tna is None else int(tna))
                 for user, device, devdt, evt, tna in rows
             ]
+    except SourceTimeout:
+        await conn.invalidate()  # drop the socket: a rollback or close would wait on the silent server
+        raise
+    finally:
+        await conn.close()
 
 
 async def create_demo_biostar(url: str, logs: Iterable[BiostarLog]) -> int:
