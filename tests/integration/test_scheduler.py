@@ -14,6 +14,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -373,3 +374,70 @@ def test_schedule_run_of_an_unknown_job_is_bad_usage(scheduler_env: Any) -> None
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "'nope'" in result.stderr
+
+
+FAKETIME_LIBRARY = "/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1"
+
+
+class WallClock:
+    """The wall clock of child processes, shifted by libfaketime (re-read on every call; the monotonic
+    clock, which waits and timeouts use, stays true)."""
+
+    def __init__(self, offset_file: Path) -> None:
+        self.offset_file = offset_file
+        self.shift(0)
+
+    def shift(self, seconds: float) -> None:
+        """From now on the children's wall clock reads real time + `seconds`."""
+        self.offset_file.write_text(f"{round(seconds):+d}\n")
+
+    def env(self) -> dict[str, str]:
+        return {"LD_PRELOAD": FAKETIME_LIBRARY, "FAKETIME_TIMESTAMP_FILE": str(self.offset_file),
+                "FAKETIME_NO_CACHE": "1", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
+
+
+def slots_of(seen: list[tuple[str, pika.BasicProperties, dict[str, Any]]]) -> list[dt.datetime]:
+    return [dt.datetime.fromisoformat(body["time"]) for _, _, body in seen]
+
+
+@pytest.mark.fault
+def test_wall_clock_jumps_publish_each_slot_at_most_once(observer: EventObserver, scheduler_env: Any,
+                                                        tmp_path: Path) -> None:
+    """The wall clock jumps an hour ahead, then back, then a restarted scheduler meets slots it already
+    published: every slot id is published at most once, and the jump ahead is one event, not a burst."""
+    if not os.path.exists(FAKETIME_LIBRARY):
+        pytest.skip("libfaketime is not installed (apt-get install libfaketime)")
+    job, clock = new_job(), WallClock(tmp_path / "offset")
+    env = {**scheduler_env({job: {"cron": "*/3 * * * * *", "scope": "hris", "grace": 30}}), **clock.env()}
+    first = HrsyncProcess(["scheduler"], env)
+    try:
+        first.wait_for_log("scheduler.started")
+        before = len(observer.events(job, count=2, timeout=20, settle=0))
+        jumped = utcnow()
+        clock.shift(3600)
+        seen = observer.events(job, count=before + 2, timeout=20, settle=0)
+        ahead = slots_of(seen)[before:]
+        after_jump = (utcnow() - jumped).total_seconds()
+        clock.shift(0)  # back an hour: the next slot of this process is an hour away now
+        quiet = observer.events(job, count=len(seen) + 1, timeout=7, settle=0)
+    finally:
+        first_code = first.stop()
+    assert first_code == 0, first.text()[-3000:]
+    assert ahead
+    assert min(ahead) >= jumped + dt.timedelta(seconds=3600 - 30), ahead  # no hour of old slots
+    assert len(ahead) <= after_jump / 3 + 2, ahead  # one slot per period after the jump: coalesced
+    assert len(quiet) == len(seen), slots_of(quiet)[len(seen):]
+
+    clock.shift((ahead[0] - utcnow()).total_seconds() - 8)  # a restart that lives those slots again
+    second = HrsyncProcess(["scheduler"], env)
+    try:
+        second.wait_for_log("scheduler.started")
+        final = observer.events(job, count=len(quiet) + 10, timeout=14, settle=0)
+    finally:
+        second_code = second.stop()
+    assert second_code == 0, second.text()[-3000:]
+    ids = [body["id"] for _, _, body in final]
+    assert len(ids) == len(set(ids)), sorted(ids)  # every slot at most once
+    skipped = {line["event_id"] for line in second.logs("schedule.already_published")}
+    assert slot_id(job, ahead[0]) in skipped, second.text()[-3000:]
+    assert sorted(r["event_id"] for r in recorded(job)) == sorted(ids)  # one schedule_runs row per event
