@@ -66,3 +66,16 @@ def mariadb_kill9_and_restart() -> None:
     wait_port(MARIADB_PORT, up=False)
     run("start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd")
     wait_port(MARIADB_PORT, timeout=120)
+
+
+def rabbitmq_consumer_timeout(milliseconds: int | None = None) -> int:
+    """RabbitMQ's `consumer_timeout` (ms) for channels opened from now on; set it when given. Returns
+    the value in force before."""
+    def erl(expression: str) -> str:
+        return subprocess.run(["rabbitmqctl", "eval", expression], check=True, capture_output=True,
+                              text=True, timeout=60).stdout.strip()
+
+    before = erl("application:get_env(rabbit, consumer_timeout).")  # {ok,1800000}
+    if milliseconds is not None:
+        erl(f"application:set_env(rabbit, consumer_timeout, {int(milliseconds)}).")
+    return int(before.strip("{}").split(",")[1])
