@@ -10,7 +10,9 @@ A plain (not gevent) pika consumer with a prefetch limit. For each message:
 - a crash between any two steps leads to exactly one launched execution after redelivery: a
   re-admitted event returns the same execution, and the canvas's first task claims the execution
   once (pending → running), so a second launch stops at once;
-- a message that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit.
+- a message whose handling fails on every attempt of its last allowed delivery (`x-delivery-count`) is
+  dead-lettered by the bridge with the last error as its reason, then acked; one that keeps crashing
+  the bridge is dead-lettered by the quorum queue's delivery limit (without a reason).
 
 It reconnects after a broker restart and stops cleanly on SIGTERM (the current message finishes).
 """
@@ -32,6 +34,7 @@ from pika.spec import Basic, BasicProperties
 
 from pipelines.plans import ExecutionRequest, request_for
 from shared.event_bus import (
+    BRIDGE_DELIVERY_LIMIT,
     BRIDGE_QUEUE,
     DEAD_LETTER_EXCHANGE,
     REASON_HEADER,
@@ -41,6 +44,7 @@ from shared.event_bus import (
 from shared.events import InvalidEvent, ParsedEvent, parse_event
 from shared.inbox import admit_event, mark_launched
 from shared.metrics import event_consumed, event_dead_lettered, serve_metrics
+from shared.redaction import redact_text
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tracing import bound
@@ -114,21 +118,37 @@ class Bridge:
             self._dead_letter(channel, method, properties, body, invalid.reason)
             return
         request = request_for(event, dt.datetime.now(dt.UTC), get_settings().zone)
-        delay = 0.5
+        first_delay = delay = get_settings().bridge_retry_seconds
         for attempt in range(1, HANDLE_ATTEMPTS + 1):
             try:
                 self._admit_and_launch(event, request, body, method)
                 break
             except Exception as exc:
-                # The database or the broker is away: keep the message (unacked) and try again; give
-                # it back after HANDLE_ATTEMPTS (the queue's delivery limit then stops a poison message).
-                log.warning("bridge.handle_failed", attempt=attempt, error=f"{type(exc).__name__}: {exc}"[:300])
-                if attempt == HANDLE_ATTEMPTS or self._stopping.is_set():
+                # The database or the broker is away: keep the message (unacked) and try again; give it
+                # back after HANDLE_ATTEMPTS, or dead-letter it with the error if it has no delivery left.
+                error = _short_error(exc)
+                log.warning("bridge.handle_failed", attempt=attempt, error=error)
+                if self._stopping.is_set():
                     channel.basic_nack(method.delivery_tag, requeue=True)
                     return
+                if attempt == HANDLE_ATTEMPTS:
+                    self._give_back(channel, method, properties, body, error)
+                    return
                 channel.connection.sleep(delay)
-                delay = min(delay * 2, 10.0)
+                delay = min(delay * 2, first_delay * 20)
         channel.basic_ack(method.delivery_tag)
+
+    def _give_back(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                   body: bytes, error: str) -> None:
+        """Requeue a message that failed every attempt, or dead-letter it (with the error) on its last delivery.
+
+        The queue's own delivery limit stays the backstop for a bridge that crashes on the message.
+        """
+        deliveries = int((properties.headers or {}).get("x-delivery-count", 0)) + 1
+        if deliveries <= BRIDGE_DELIVERY_LIMIT:
+            channel.basic_nack(method.delivery_tag, requeue=True)
+            return
+        self._dead_letter(channel, method, properties, body, f"failed on all {deliveries} deliveries: {error}")
 
     def _admit_and_launch(self, event: ParsedEvent, request: ExecutionRequest, body: bytes,
                           method: Basic.Deliver) -> None:
@@ -156,6 +176,12 @@ class Bridge:
         channel.basic_ack(method.delivery_tag)
         event_dead_lettered()
         log.warning("bridge.dead_lettered", reason=reason, routing_key=method.routing_key)
+
+
+def _short_error(exc: BaseException) -> str:
+    """The error's type and first line (a database error's SQL and parameters left out), redacted, clipped."""
+    lines = str(exc).splitlines() or [""]
+    return redact_text(f"{type(exc).__name__}: {lines[0]}")[:300]
 
 
 def run_bridge(launch: Launcher | None = None) -> None:

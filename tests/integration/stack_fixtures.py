@@ -259,12 +259,17 @@ def attendance_rows(stack: Stack) -> list[dict[str, Any]]:
     return run_async(query())
 
 
-def read_dead_letters(url: str) -> dict[str, dict[str, Any]]:
-    """message id → headers of every message in the dead-letter queue (acked: the queue is ours in tests)."""
-    found: dict[str, dict[str, Any]] = {}
+def drain(url: str, queue: str) -> list[tuple[Any, Any, bytes]]:
+    """Take (acked) every message now in `queue`: (method, properties, body) each."""
+    found: list[tuple[Any, Any, bytes]] = []
     with event_channel(url) as channel:
         while True:
-            method, properties, _ = channel.basic_get(DEAD_QUEUE, auto_ack=True)
+            method, properties, body = channel.basic_get(queue, auto_ack=True)
             if method is None:
                 return found
-            found[str(properties.message_id)] = dict(properties.headers or {})
+            found.append((method, properties, body))
+
+
+def read_dead_letters(url: str) -> dict[str, dict[str, Any]]:
+    """message id → headers of every message in the dead-letter queue (acked: the queue is ours in tests)."""
+    return {str(properties.message_id): dict(properties.headers or {}) for _, properties, _ in drain(url, DEAD_QUEUE)}

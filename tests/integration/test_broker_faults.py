@@ -21,6 +21,7 @@ from shared.runner import run_async
 from shared.tables import event_inbox, executions
 from tests.conftest import RABBITMQ_URL, require_service
 from tests.integration import services
+from tests.integration.stack_fixtures import drain
 from workers.bridge import Bridge
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
@@ -46,14 +47,8 @@ def sync_event(event_id: str) -> Any:
 
 def drain_ids(prefix: str) -> list[str]:
     """Message ids (with `prefix`) taken out of the bridge queue, with repeats."""
-    found: list[str] = []
-    with event_channel(RABBITMQ_URL) as channel:
-        while True:
-            method, properties, _ = channel.basic_get(BRIDGE_QUEUE, auto_ack=True)
-            if method is None:
-                return found
-            if str(properties.message_id).startswith(prefix):
-                found.append(str(properties.message_id))
+    ids = [str(properties.message_id) for _, properties, _ in drain(RABBITMQ_URL, BRIDGE_QUEUE)]
+    return [i for i in ids if i.startswith(prefix)]
 
 
 def test_an_unroutable_publish_is_an_error(broker: None) -> None:

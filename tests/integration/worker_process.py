@@ -14,7 +14,10 @@ from pathlib import Path
 
 
 class WorkerProcess:
-    """Start `celery -A workers.app worker` and collect its output; `stop()` sends SIGTERM."""
+    """Start `celery -A workers.app worker` and collect its output; `stop()` sends SIGTERM.
+
+    After `kill()` (or a stop) `start()` runs the worker again, under the same name and output.
+    """
 
     def __init__(self, env: dict[str, str], queues: Sequence[str], pool: str = "gevent",
                  concurrency: int = 50, log_path: Path | None = None, via_cli: bool = False) -> None:
@@ -29,8 +32,11 @@ class WorkerProcess:
         self.log_path = log_path
         self.process: subprocess.Popen[str] | None = None
         self._ready = threading.Event()
+        self._terminated = False
 
     def start(self, timeout: float = 60) -> WorkerProcess:
+        self._ready.clear()
+        self._terminated = False
         self.process = subprocess.Popen(self.argv, env=self.env, stdout=subprocess.PIPE,
                                         stderr=subprocess.STDOUT, text=True)
         self._drainer = threading.Thread(target=self._drain, daemon=True)
@@ -51,11 +57,27 @@ class WorkerProcess:
     def text(self) -> str:
         return "".join(self.output)
 
+    def terminate(self) -> None:
+        """Send SIGTERM (warm shutdown: running tasks finish, the rest stay queued) once; `stop()` waits."""
+        assert self.process is not None
+        if self.process.poll() is None and not self._terminated:
+            self.process.send_signal(signal.SIGTERM)
+            self._terminated = True
+
+    def kill(self) -> int:
+        """SIGKILL, as a crash: nothing finishes, nothing is acknowledged; returns the exit code."""
+        assert self.process is not None
+        self.process.kill()
+        code = self.process.wait(30)
+        self._drainer.join(10)
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        return code
+
     def stop(self, timeout: float = 60) -> int:
         """SIGTERM (warm shutdown) and wait; a worker that hangs is killed and reported."""
         assert self.process is not None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+        self.terminate()
         started = time.monotonic()
         try:
             code = self.process.wait(timeout)
