@@ -10,9 +10,11 @@ A plain (not gevent) pika consumer with a prefetch limit. For each message:
 - a crash between any two steps leads to exactly one launched execution after redelivery: a
   re-admitted event returns the same execution, and the canvas's first task claims the execution
   once (pending → running), so a second launch stops at once;
-- a message whose handling fails on every attempt of its last allowed delivery (`x-delivery-count`) is
-  dead-lettered by the bridge with the last error as its reason, then acked; one that keeps crashing
-  the bridge is dead-lettered by the quorum queue's delivery limit (without a reason).
+- while the database is away (a transient error) the message in hand is retried with backoff until it
+  is back: an outage never sends valid events to the dead-letter queue;
+- a message whose handling fails otherwise on every attempt of its last allowed delivery
+  (`x-delivery-count`) is dead-lettered by the bridge with the last error as its reason, then acked;
+  one that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit (no reason).
 
 It reconnects after a broker restart and stops cleanly on SIGTERM (the current message finishes).
 """
@@ -45,13 +47,14 @@ from shared.events import InvalidEvent, ParsedEvent, parse_event
 from shared.inbox import admit_event, mark_launched
 from shared.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.redaction import redact_text
+from shared.retry import is_transient
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tracing import bound
 
 log = structlog.get_logger(__name__)
 PREFETCH = 20
-HANDLE_ATTEMPTS = 8  # ~1 minute of backoff while the database or broker is away
+HANDLE_ATTEMPTS = 8  # tries of one delivery before a non-transient error gives it back (~1 minute)
 Launcher = Callable[[str, Sequence[str]], None]
 
 
@@ -119,19 +122,23 @@ class Bridge:
             return
         request = request_for(event, dt.datetime.now(dt.UTC), get_settings().zone)
         first_delay = delay = get_settings().bridge_retry_seconds
-        for attempt in range(1, HANDLE_ATTEMPTS + 1):
+        attempt = 0
+        while True:
+            attempt += 1
             try:
                 self._admit_and_launch(event, request, body, method)
                 break
             except Exception as exc:
-                # The database or the broker is away: keep the message (unacked) and try again; give it
-                # back after HANDLE_ATTEMPTS, or dead-letter it with the error if it has no delivery left.
+                # Keep the message (unacked) and try again. A transient error (the database away) is
+                # not the message's fault: it is retried until the database is back, never dead-lettered.
+                # Any other error: after HANDLE_ATTEMPTS the message is given back, or dead-lettered
+                # with the error if it has no delivery left (a poison message).
                 error = _short_error(exc)
-                log.warning("bridge.handle_failed", attempt=attempt, error=error)
+                log.warning("bridge.handle_failed", attempt=attempt, error=error, transient=is_transient(exc))
                 if self._stopping.is_set():
                     channel.basic_nack(method.delivery_tag, requeue=True)
                     return
-                if attempt == HANDLE_ATTEMPTS:
+                if attempt >= HANDLE_ATTEMPTS and not is_transient(exc):
                     self._give_back(channel, method, properties, body, error)
                     return
                 channel.connection.sleep(delay)

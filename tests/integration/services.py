@@ -60,12 +60,21 @@ def rabbitmq_memory_alarm(on: bool) -> None:
     run("rabbitmqctl", "set_vm_memory_high_watermark", "0.0000001" if on else "0.4")
 
 
-def mariadb_kill9_and_restart() -> None:
-    """SIGKILL mariadbd, then start it with the command `.ci/run` uses."""
+def mariadb_kill9() -> None:
+    """SIGKILL mariadbd (no clean shutdown): every connection drops, the port closes."""
     subprocess.run(["pkill", "-9", "-x", "mariadbd"], check=False)
     wait_port(MARIADB_PORT, up=False)
+
+
+def mariadb_start() -> None:
+    """Start mariadbd with the command `.ci/run` uses (a no-op when it runs)."""
     run("start-stop-daemon", "--start", "--oknodo", "--background", "--exec", "/usr/sbin/mariadbd")
     wait_port(MARIADB_PORT, timeout=120)
+
+
+def mariadb_kill9_and_restart() -> None:
+    mariadb_kill9()
+    mariadb_start()
 
 
 def rabbitmq_consumer_timeout(milliseconds: int | None = None) -> int:

@@ -19,7 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -56,6 +56,7 @@ class Stack:
     def __init__(self, env: dict[str, str], smtp: SmtpServer, hris: PgHris, prefix: str) -> None:
         self.env, self.smtp, self.hris, self.prefix = env, smtp, hris, prefix
         self.worker: WorkerProcess | None = None
+        self.bridge: BridgeProcess | None = None
 
     def no(self, who: str) -> str:
         return f"{self.prefix}{who}"
@@ -108,6 +109,9 @@ class Stack:
     def ops(self) -> str:
         return self.address("ops")
 
+    def bridge_logs(self, event: str, event_id: str | None = None) -> list[dict[str, Any]]:
+        return self.bridge.logs(event, event_id) if self.bridge else []
+
     def mails_to(self, address: str) -> list[Any]:
         return [m for m in self.smtp.handler.messages if address in m.rcpt_tos]
 
@@ -133,10 +137,63 @@ def event_body(event_type: str, data: dict[str, Any], event_id: str) -> dict[str
             "time": "2026-11-25T01:00:00Z", "datacontenttype": "application/json", "data": data}
 
 
-def start_bridge(env: dict[str, str]) -> subprocess.Popen[str]:
-    hrsync = os.path.join(os.path.dirname(sys.executable), "hrsync")
-    return subprocess.Popen([hrsync, "bridge"], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+class BridgeProcess:
+    """`hrsync bridge` as a subprocess; its output lines collect in `output`, across restarts."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.env = {**os.environ, **env}
+        self.output: list[str] = []
+        self.process: subprocess.Popen[str] | None = None
+        self._reader: threading.Thread | None = None
+
+    def start(self, timeout: float = 60) -> BridgeProcess:
+        """Start it and wait until it consumes (its start-up checks passed, SIGTERM handled from then on)."""
+        hrsync = os.path.join(os.path.dirname(sys.executable), "hrsync")
+        process = self.process = subprocess.Popen([hrsync, "bridge"], env=self.env, stdout=subprocess.PIPE,
+                                                  stderr=subprocess.STDOUT, text=True)
+        seen = len(self.logs("bridge.consuming"))
+        self._reader = threading.Thread(target=lambda: self.output.extend(process.stdout or []), daemon=True)
+        self._reader.start()
+        deadline = time.monotonic() + timeout
+        while len(self.logs("bridge.consuming")) == seen:
+            if process.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError("bridge did not start consuming:\n" + "".join(self.output)[-3000:])
+            time.sleep(0.1)
+        return self
+
+    def logs(self, event: str, event_id: str | None = None) -> list[dict[str, Any]]:
+        """Its JSON log lines `event` (about `event_id`, when given)."""
+        found = []
+        for line in list(self.output):
+            with suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and record.get("event") == event \
+                        and (event_id is None or record.get("event_id") == event_id):
+                    found.append(record)
+        return found
+
+    def kill(self) -> int:
+        """SIGKILL, as a crash: the message in hand stays unacked; returns the exit code."""
+        assert self.process is not None
+        self.process.kill()
+        return self._reap(30)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM (the message in hand finishes) and the exit code."""
+        assert self.process is not None
+        self.process.terminate()
+        return self._reap(timeout)
+
+    def _reap(self, timeout: float) -> int:
+        assert self.process is not None
+        try:
+            return self.process.wait(timeout)
+        finally:
+            if self._reader is not None:
+                self._reader.join(5)
+            if self.process.stdout:
+                self.process.stdout.close()
 
 
 def purge(url: str, *queues: str) -> None:
@@ -220,22 +277,19 @@ def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: st
     run_async(create_demo_biostar(biostar_db, logs))
     purge(env["HRSYNC_EVENTS_URL"], BRIDGE_QUEUE, DEAD_QUEUE)
     worker = rig.worker = WorkerProcess({**env, **(worker_env or {})}, STAGE_QUEUES).start()
-    bridge = start_bridge({**env, **(bridge_env or {})})
-    bridge_output: list[str] = []
-    reader = threading.Thread(target=lambda: bridge_output.extend(bridge.stdout or []), daemon=True)
-    reader.start()
+    try:
+        bridge = rig.bridge = BridgeProcess({**env, **(bridge_env or {})}).start()
+    except BaseException:
+        worker.stop()
+        raise
     try:
         yield rig
     finally:
-        bridge.terminate()
         try:
-            bridge_code = bridge.wait(30)
+            bridge_code = bridge.stop()
         finally:
-            reader.join(5)
-            if bridge.stdout:
-                bridge.stdout.close()
-        worker_code = worker.stop()
-    assert bridge_code == 0, "".join(bridge_output)[-3000:]
+            worker_code = worker.stop()
+    assert bridge_code == 0, "".join(bridge.output)[-3000:]
     assert worker_code == 0, worker.text()[-3000:]
 
 

@@ -38,6 +38,7 @@ from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F40
 from tests.integration.stack_fixtures import (
     MONDAY,
     TUESDAY,
+    BridgeProcess,
     Stack,
     attendance_rows,
     count_rows,
@@ -46,7 +47,9 @@ from tests.integration.stack_fixtures import (
     read_dead_letters,
     running_stack,
 )
+from tests.integration.tcp_proxy import TcpProxy
 from workers.app import TASK_EXCHANGE
+from workers.bridge import HANDLE_ATTEMPTS
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 
@@ -383,3 +386,85 @@ def test_mariadb_killed_mid_chord_the_execution_completes_once(stack: Stack, app
         services.mariadb_kill9_and_restart()
     wait_until(app_db_answers, "the app DB answering again")
     assert_done_once(stack, succeeded_run(stack, event_id))
+
+
+def test_an_event_waits_out_a_database_outage_in_the_bridge_not_in_the_dead_letter_queue(stack: Stack) -> None:
+    """MariaDB down while an event arrives: the bridge keeps retrying the same delivery past its attempt
+    limit (a transient error is not the message's fault), then launches it once the database is back."""
+    services.mariadb_kill9()
+    try:
+        event_id = nightly(stack)
+        wait_until(lambda: len(stack.bridge_logs("bridge.handle_failed", event_id)) > HANDLE_ATTEMPTS + 1,
+                   "the bridge failing on the event past its attempt limit")
+    finally:
+        services.mariadb_start()
+    wait_until(app_db_answers, "the app DB answering again")
+    assert_ran_once(stack, event_id)
+    [launched] = stack.bridge_logs("bridge.launched", event_id)
+    assert launched["redelivered"] is False  # held, never given back
+    assert read_dead_letters(stack.amqp_url) == {}
+
+
+@contextmanager
+def inbox_updates_stall(database: str) -> Iterator[None]:
+    """A trigger that makes every update of the inbox sleep (the bridge's "mark launched" step)."""
+    trigger = f"stall_{uuid.uuid4().hex[:8]}"
+    with admin(database) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE TRIGGER `{trigger}` BEFORE UPDATE ON event_inbox FOR EACH ROW DO SLEEP(600)")
+    try:
+        yield
+    finally:
+        with admin(database) as conn, conn.cursor() as cur:
+            cur.execute(f"DROP TRIGGER IF EXISTS `{trigger}`")
+            cur.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s AND STATE = 'User sleep'",
+                        (database,))
+            for (thread,) in cur.fetchall():  # the killed bridge's statement: it would hold the row lock
+                with suppress(pymysql.Error):
+                    cur.execute(f"KILL {int(thread)}")
+
+
+def sleeping(database: str) -> bool:
+    with admin() as conn, conn.cursor() as cur:
+        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND STATE = 'User sleep'",
+                    (database,))
+        return bool(cur.fetchone()[0])  # type: ignore[index]
+
+
+def test_a_bridge_killed_between_the_launch_and_the_ack_leaves_one_execution(stack: Stack, app_db: str) -> None:
+    """SIGKILL while the bridge marks the event launched (the canvas already sent): the redelivered event
+    is re-admitted and launched again, and the second launch stops at the execution's claim."""
+    assert stack.bridge is not None
+    with inbox_updates_stall(app_db):
+        event_id = nightly(stack)
+        wait_until(lambda: sleeping(app_db), "the bridge stuck marking the event launched")
+        assert stack.bridge.kill() == -signal.SIGKILL
+    stack.bridge.start()
+    # The new bridge's launch (the killed one never got that far) may come after the execution finished:
+    # the killed bridge's statement holds the inbox row until MariaDB notices the client is gone.
+    launches = wait_until(lambda: stack.bridge_logs("bridge.launched", event_id), "the new bridge's launch")
+    assert [(r["redelivered"], r["readmitted"]) for r in launches] == [(True, True)]
+    assert_ran_once(stack, event_id)
+
+
+def test_a_bridge_killed_between_the_inbox_commit_and_the_launch_leaves_one_execution(stack: Stack) -> None:
+    """SIGKILL while the bridge's canvas publish hangs (its broker connection blackholed by a proxy, after the
+    inbox commit): the redelivered event is re-admitted and launched once."""
+    assert stack.bridge is not None
+    assert stack.bridge.stop() == 0
+    proxy = TcpProxy()
+    try:
+        bridge = stack.bridge = BridgeProcess({**stack.env, "HRSYNC_BROKER_URL": stack.amqp_url.replace(
+            ":5672/", f":{proxy.port}/")}).start()
+        proxy.set_mode("blackhole")
+        event_id = nightly(stack)
+        wait_until(lambda: run_async(inbox_entry(event_id)), "the event admitted")
+        time.sleep(1)  # the bridge is in its launch now, which the silent broker connection never confirms
+        assert (run_async(inbox_entry(event_id)) or {})["status"] != "launched"
+        assert bridge.kill() == -signal.SIGKILL
+        proxy.set_mode("pass")
+        bridge.start()
+        assert_ran_once(stack, event_id)
+    finally:
+        proxy.close()
+    [launched] = bridge.logs("bridge.launched", event_id)
+    assert (launched["redelivered"], launched["readmitted"]) == (True, True)
