@@ -143,9 +143,9 @@ class _Call:
             self.result = task.result()
         self.wake()
 
-    def abandon(self) -> None:  # on the loop thread, always after start(): call_soon keeps order
-        if self.task is not None:
-            self.task.cancel()
+    def abandon(self, why: BaseException) -> None:  # on the loop thread, always after start()
+        if self.task is not None:  # the message is what a stage records as its error
+            self.task.cancel(msg=f"run_async abandoned by its caller: {why!r}"[:300])
 
     def outcome(self) -> Any:
         if self.error is not None:
@@ -161,12 +161,13 @@ def _wait_in_thread(loop: asyncio.AbstractEventLoop, call: _Call, timeout: float
     loop.call_soon_threadsafe(call.start, loop)
     try:
         finished = done.acquire(True, -1 if timeout is None else timeout)
-    except BaseException:
-        loop.call_soon_threadsafe(call.abandon)
+    except BaseException as exc:
+        loop.call_soon_threadsafe(call.abandon, exc)
         raise
     if not finished:
-        loop.call_soon_threadsafe(call.abandon)  # the caller gave up: stop the coroutine too
-        raise TimeoutError(f"run_async timed out after {timeout} s")
+        gave_up = TimeoutError(f"run_async timed out after {timeout} s")
+        loop.call_soon_threadsafe(call.abandon, gave_up)  # the caller gave up: stop the coroutine too
+        raise gave_up
     return call.outcome()
 
 
@@ -191,11 +192,11 @@ def _wait_in_greenlet(loop: asyncio.AbstractEventLoop, call: _Call, timeout: flo
         else:
             with gevent.Timeout(timeout, TimeoutError(f"run_async timed out after {timeout} s")):
                 waiter.get()
-    except BaseException:
+    except BaseException as exc:
         # Timeout, killed greenlet, soft time limit: cancel the coroutine. The watcher is only
         # stopped, not closed: the loop thread may still send to it, which is harmless when stopped.
         watcher.stop()
-        loop.call_soon_threadsafe(call.abandon)
+        loop.call_soon_threadsafe(call.abandon, exc)
         raise
     watcher.close()
     return call.outcome()

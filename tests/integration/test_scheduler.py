@@ -428,11 +428,11 @@ def test_wall_clock_jumps_publish_each_slot_at_most_once(observer: EventObserver
     assert len(ahead) <= after_jump / 3 + 2, ahead  # one slot per period after the jump: coalesced
     assert len(quiet) == len(seen), slots_of(quiet)[len(seen):]
 
-    clock.shift((ahead[0] - utcnow()).total_seconds() - 8)  # a restart that lives those slots again
+    clock.shift((ahead[0] - utcnow()).total_seconds() - 15)  # a restart that lives those slots again
     second = HrsyncProcess(["scheduler"], env)
     try:
         second.wait_for_log("scheduler.started")
-        observer.events(job, count=len(quiet) + 10, timeout=14, settle=0)
+        observer.events(job, count=len(quiet) + 12, timeout=22, settle=0)
     finally:
         second_code = second.stop()
     assert second_code == 0, second.text()[-3000:]

@@ -75,19 +75,22 @@ async def test_works_from_inside_a_running_loop() -> None:
 
 
 def test_timeout_cancels_the_coroutine() -> None:
-    """A timeout raises TimeoutError and cancels the coroutine on the loop."""
+    """A timeout raises TimeoutError and cancels the coroutine on the loop, saying why (a stage records it)."""
     cancelled = threading.Event()
+    reasons: list[str] = []
 
     async def slow() -> None:
         try:
             await asyncio.sleep(10)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
+            reasons.append(str(exc))
             cancelled.set()
             raise
 
     with pytest.raises(TimeoutError):
         run_async(slow(), timeout=0.05)
     assert cancelled.wait(5)
+    assert reasons == ["run_async abandoned by its caller: TimeoutError('run_async timed out after 0.05 s')"]
 
 
 def test_calling_from_the_runners_own_loop_is_refused() -> None:
