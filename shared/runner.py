@@ -193,10 +193,13 @@ def _wait_in_greenlet(loop: asyncio.AbstractEventLoop, call: _Call, timeout: flo
             with gevent.Timeout(timeout, TimeoutError(f"run_async timed out after {timeout} s")):
                 waiter.get()
     except BaseException as exc:
-        # Timeout, killed greenlet, soft time limit: cancel the coroutine. The watcher is only
-        # stopped, not closed: the loop thread may still send to it, which is harmless when stopped.
+        # Timeout, killed greenlet, time limit: cancel the coroutine. The watcher is only stopped, not
+        # closed: the loop thread may still send to it, which is harmless when stopped. A bare gevent
+        # Timeout is someone else's: Celery's gevent pool enforces the task's time limit with one.
         watcher.stop()
-        loop.call_soon_threadsafe(call.abandon, exc)
+        why = TimeoutError(f"time limit: gevent.Timeout after {exc.seconds} s") \
+            if isinstance(exc, gevent.Timeout) else exc
+        loop.call_soon_threadsafe(call.abandon, why)
         raise
     watcher.close()
     return call.outcome()

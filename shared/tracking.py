@@ -99,7 +99,11 @@ async def set_execution_status(
 async def record_stage_start(
     execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None
 ) -> None:
-    """Upsert the stage row as `running` (a redelivered attempt restarts the same row)."""
+    """Upsert the stage row as `running` (a redelivered attempt restarts the same row).
+
+    Earlier attempts of the shard still `running` never got their end recorded (the database went away
+    as they failed): they are closed as `retrying`, since this attempt is their retry.
+    """
     engine = await app_engine()
     async with engine.begin() as conn:
         await conn.execute(
@@ -108,6 +112,14 @@ async def record_stage_start(
             [{"execution_id": execution_id, "stage": stage, "shard": shard, "attempt": attempt,
               "task_id": task_id, "status": "running", "started_at": utcnow(), "finished_at": None,
               "error_type": None, "error_message": None}],
+        )
+        await conn.execute(
+            update(execution_stages)
+            .where(execution_stages.c.execution_id == execution_id, execution_stages.c.stage == stage,
+                   execution_stages.c.shard == shard, execution_stages.c.attempt < attempt,
+                   execution_stages.c.status == "running")
+            .values(status="retrying", finished_at=utcnow(), error_type="AttemptLost",
+                    error_message=f"its end was never recorded; attempt {attempt} took over")
         )
         await conn.execute(
             update(executions)
