@@ -34,7 +34,8 @@ def hrsync_env() -> Iterator[SetEnv]:
     get_settings.cache_clear()
 
 
-async def _dispose(url: str) -> None:
+async def dispose_engine(url: str) -> None:
+    """Close the registry's engine for `url` (its pooled connections)."""
     await (await engine_for(url)).dispose()
 
 
@@ -47,7 +48,7 @@ def biostar_db(mariadb: None, hrsync_env: SetEnv) -> Iterator[str]:
     try:
         yield url
     finally:
-        run_async(_dispose(url))  # the registry keeps the engine; its pooled connections must go first
+        run_async(dispose_engine(url))  # the registry keeps the engine; its pooled connections must go first
         drop_mariadb_database(name)
 
 

@@ -120,15 +120,52 @@ def address_of(local: str, prefix: str) -> str:
     return f"{local}.{prefix}@example.test"
 
 
-def executions_of(event_id: str) -> list[dict[str, Any]]:
-    """The `executions` rows launched for `event_id`."""
+def app_rows(table: Any, *where: Any) -> list[dict[str, Any]]:
+    """The rows of `table` in the app DB that match `where`."""
     async def query() -> list[dict[str, Any]]:
         engine = await app_engine()
         async with engine.connect() as conn:
-            rows = await conn.execute(select(executions).where(executions.c.event_id == event_id))
-            return [dict(r._mapping) for r in rows]
+            return [dict(r._mapping) for r in await conn.execute(select(table).where(*where))]
 
     return run_async(query())
+
+
+def executions_of(event_id: str) -> list[dict[str, Any]]:
+    """The `executions` rows launched for `event_id`."""
+    return app_rows(executions, executions.c.event_id == event_id)
+
+
+def replays_of(execution_id: str) -> list[dict[str, Any]]:
+    """The executions that replay `execution_id`."""
+    return app_rows(executions, executions.c.replay_of == execution_id)
+
+
+def nightly(stack: Stack, event_id: str | None = None) -> str:
+    """Publish a nightly sync of Monday and Tuesday; its event id."""
+    return stack.publish_event("hrsync.sync.requested", {"scope": "nightly", "from": str(MONDAY),
+                                                         "to": str(TUESDAY)}, event_id=event_id)
+
+
+def hrsync(stack: Stack, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    """Run the `hrsync` CLI with the stack's settings."""
+    script = os.path.join(os.path.dirname(sys.executable), "hrsync")
+    return subprocess.run([script, *args], env={**os.environ, **stack.env}, capture_output=True, text=True,
+                          timeout=timeout, check=False)
+
+
+def settle(execution_id: str, timeout: float = 90) -> list[dict[str, Any]]:
+    """Wait until no task of the failed execution is still running or retrying (the ops notice included)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = run_async(get_stages(execution_id))
+        latest = {(r["stage"], r["shard"]): r for r in rows}  # rows are in start order: the last attempt wins
+        if ("notify_failure", "@failure") in latest \
+                and all(r["status"] in ("succeeded", "failed") for r in latest.values()):
+            return rows
+        time.sleep(0.3)
+    rows = [(r["stage"], r["shard"], r["attempt"], r["status"], r["error_type"])
+            for r in run_async(get_stages(execution_id))]
+    raise AssertionError(f"execution {execution_id} did not settle: {rows}")
 
 
 def event_body(event_type: str, data: dict[str, Any], event_id: str) -> dict[str, Any]:
@@ -303,14 +340,7 @@ def count_rows(table: Any, *where: Any) -> int:
 
 
 def attendance_rows(stack: Stack) -> list[dict[str, Any]]:
-    async def query() -> list[dict[str, Any]]:
-        engine = await app_engine()
-        async with engine.connect() as conn:
-            rows = await conn.execute(select(attendance_days)
-                                      .where(attendance_days.c.employee_no.like(f"{stack.prefix}%")))
-            return [dict(r._mapping) for r in rows]
-
-    return run_async(query())
+    return app_rows(attendance_days, attendance_days.c.employee_no.like(f"{stack.prefix}%"))
 
 
 def drain(url: str, queue: str) -> list[tuple[Any, Any, bytes]]:

@@ -10,15 +10,14 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import func, select
 
 from shared.db import app_engine
 from shared.executions_query import prune_records
 from shared.runner import run_async
 from shared.tables import event_inbox, execution_stages, executions
+from tests.integration.stack_fixtures import count_rows
 
 pytestmark = pytest.mark.integration
 
@@ -189,15 +188,6 @@ def test_replay_failed_since_skips_replayed_ones(kind: str) -> None:
     assert too_old not in planned
 
 
-def count(table: Any, *where: Any) -> int:
-    async def query() -> int:
-        engine = await app_engine()
-        async with engine.connect() as conn:
-            return int((await conn.execute(select(func.count()).select_from(table).where(*where))).scalar_one())
-
-    return run_async(query())
-
-
 def inbox_row(event_id: str, age: dt.timedelta) -> None:
     async def insert() -> None:
         engine = await app_engine()
@@ -220,15 +210,15 @@ def test_prune_removes_old_finished_records_in_batches(kind: str) -> None:
     inbox_row(f"{kind}-new", dt.timedelta(days=1))
     dry = json.loads(hrsync("prune", "--older-than", "90d", "--dry-run", "--json").stdout)
     assert (dry["executions"], dry["stages"], dry["inbox"], dry["open_kept"]) == (2, 7, 1, 1)
-    assert count(executions, executions.c.id.in_(gone)) == 2  # a dry run removes nothing
+    assert count_rows(executions, executions.c.id.in_(gone)) == 2  # a dry run removes nothing
 
     counts = run_async(prune_records(NOW - dt.timedelta(days=90), dry_run=False, batch=1))
     assert (counts.executions, counts.stages, counts.inbox, counts.open_kept) == (2, 7, 1, 1)
-    assert count(executions, executions.c.id.in_(gone)) == 0
-    assert count(execution_stages, execution_stages.c.execution_id.in_(gone)) == 0
-    assert count(executions, executions.c.id.in_([stuck, recent])) == 2
-    assert count(execution_stages, execution_stages.c.execution_id == recent) == len(CHAIN)
-    assert count(event_inbox, event_inbox.c.event_id == f"{kind}-new") == 1
+    assert count_rows(executions, executions.c.id.in_(gone)) == 0
+    assert count_rows(execution_stages, execution_stages.c.execution_id.in_(gone)) == 0
+    assert count_rows(executions, executions.c.id.in_([stuck, recent])) == 2
+    assert count_rows(execution_stages, execution_stages.c.execution_id == recent) == len(CHAIN)
+    assert count_rows(event_inbox, event_inbox.c.event_id == f"{kind}-new") == 1
     text = hrsync("prune", "--older-than", "90d")
     assert text.returncode == 0
     assert "removed 0 execution(s)" in text.stdout

@@ -5,10 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import socket
-import subprocess
-import sys
 import time
 import urllib.request
 from collections import Counter
@@ -19,19 +16,26 @@ import pika
 import pymysql
 import pytest
 from aiosmtpd.smtp import SMTP
-from sqlalchemy import select
 
-from shared.db import app_engine
 from shared.dead_letters import list_dead_letters
 from shared.event_bus import DEAD_LETTER_EXCHANGE, REASON_HEADER, pika_url
 from shared.runner import run_async
-from shared.tables import executions
 from shared.tracking import get_execution, get_stages
 from tests.conftest import MARIADB
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import MONDAY, TUESDAY, Stack, attendance_rows, event_body, running_stack
+from tests.integration.stack_fixtures import (
+    TUESDAY,
+    Stack,
+    attendance_rows,
+    event_body,
+    hrsync,
+    nightly,
+    replays_of,
+    running_stack,
+    settle,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -58,37 +62,6 @@ def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer
                        worker_env={"HRSYNC_METRICS_PORT": str(ports["worker"])},
                        bridge_env={"HRSYNC_METRICS_PORT": str(ports["bridge"])}) as rig:
         yield rig
-
-
-def hrsync(stack: Stack, *args: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    script = os.path.join(os.path.dirname(sys.executable), "hrsync")
-    return subprocess.run([script, *args], env={**os.environ, **stack.env}, capture_output=True, text=True,
-                          timeout=timeout, check=False)
-
-
-def replays_of(execution_id: str) -> list[dict[str, Any]]:
-    async def query() -> list[dict[str, Any]]:
-        engine = await app_engine()
-        async with engine.connect() as conn:
-            rows = await conn.execute(select(executions).where(executions.c.replay_of == execution_id))
-            return [dict(r._mapping) for r in rows]
-
-    return run_async(query())
-
-
-def settle(execution_id: str, timeout: float = 90) -> list[dict[str, Any]]:
-    """Wait until no task of the failed execution is still running or retrying (the ops notice included)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = run_async(get_stages(execution_id))
-        latest = {(r["stage"], r["shard"]): r for r in rows}  # rows are in start order: the last attempt wins
-        if ("notify_failure", "@failure") in latest \
-                and all(r["status"] in ("succeeded", "failed") for r in latest.values()):
-            return rows
-        time.sleep(0.3)
-    rows = [(r["stage"], r["shard"], r["attempt"], r["status"], r["error_type"])
-            for r in run_async(get_stages(execution_id))]
-    raise AssertionError(f"execution {execution_id} did not settle: {rows}")
 
 
 def shards(rows: list[dict[str, Any]], stage: str) -> set[str]:
@@ -126,11 +99,6 @@ def restart_smtp(server: SmtpServer) -> SmtpServer:
                                         server.host, server.port)
 
     return SmtpServer(server.host, server.port, server.handler, run_async(start()))
-
-
-def nightly(stack: Stack) -> str:
-    return stack.publish_event("hrsync.sync.requested", {"scope": "nightly", "from": str(MONDAY),
-                                                         "to": str(TUESDAY)})
 
 
 def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:

@@ -20,12 +20,11 @@ from shared.odbc import odbc_fetch_batches
 from shared.retry import is_transient
 from shared.runner import run_async
 from shared.tables import employees
-from tests.integration.biostar_fixtures import SetEnv, biostar_db, hrsync_env  # noqa: F401 - fixtures
+from tests.integration.biostar_fixtures import SetEnv, biostar_db, dispose_engine, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, person, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import count_rows, running_stack
+from tests.integration.stack_fixtures import count_rows, hrsync, nightly, replays_of, running_stack, settle
 from tests.integration.tcp_proxy import TcpProxy
-from tests.integration.test_replay import hrsync, nightly, replays_of, settle
 
 pytestmark = [pytest.mark.integration]
 
@@ -121,11 +120,8 @@ def test_a_silent_biostar_fails_within_the_source_timeout_and_the_engine_recover
 
     proxy.set_mode("pass")  # the invalidated connection is not reused
     assert biostar_users(url) == ["11", "12", "13"]
-    run_async(_dispose(url))
+    run_async(dispose_engine(url))
 
-
-async def _dispose(url: str) -> None:
-    await (await engine_for(url)).dispose()
 
 
 @pytest.mark.fault

@@ -21,8 +21,7 @@ from tests.integration import services
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import Stack, running_stack
-from tests.integration.test_replay import nightly
+from tests.integration.stack_fixtures import Stack, nightly, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
 

@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
 import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections import Counter
@@ -44,6 +41,8 @@ from tests.integration.stack_fixtures import (
     count_rows,
     drain,
     executions_of,
+    hrsync,
+    nightly,
     read_dead_letters,
     running_stack,
 )
@@ -125,11 +124,6 @@ def wait_for_blocked_merge(stack: Stack, database: str, event_id: str) -> str:
                f"a merge day shard of {event_id} running")
     wait_until(lambda: waiting_on_lock(database) > 0, "a statement waiting on the table lock")
     return str(execution_id)
-
-
-def nightly(stack: Stack, event_id: str | None = None) -> str:
-    return stack.publish_event("hrsync.sync.requested", {"scope": "nightly", "from": str(MONDAY),
-                                                         "to": str(TUESDAY)}, event_id=event_id)
 
 
 def mail_counts(stack: Stack) -> dict[str, int]:
@@ -336,10 +330,7 @@ def succeeded_run(stack: Stack, event_id: str) -> dict[str, Any]:
     """The event's execution once it succeeded: at once, or after one `hrsync replay` if it failed cleanly."""
     execution = stack.wait_for_execution(event_id)
     if execution["status"] == "failed":
-        hrsync = os.path.join(os.path.dirname(sys.executable), "hrsync")
-        replayed = subprocess.run([hrsync, "replay", execution["id"], "--wait", "--timeout", "150", "--json"],
-                                  env={**os.environ, **stack.env}, capture_output=True, text=True, timeout=240,
-                                  check=False)
+        replayed = hrsync(stack, "replay", execution["id"], "--wait", "--timeout", "150", "--json")
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         execution = run_async(get_execution(json.loads(replayed.stdout.splitlines()[0])["execution_id"])) or {}
     assert execution["status"] == "succeeded", execution
