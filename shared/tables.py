@@ -60,12 +60,23 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         return None if value is None else value.replace(tzinfo=dt.UTC)
 
 
+# Identifiers compare byte for byte (DESIGN §5): `Payroll-1`, `payroll-1` and `payroll-1 ` are three ids.
+# MariaDB's default collation ignores case and trailing spaces; `utf8mb4_nopad_bin` ignores neither.
+# SQLite compares exactly already.
+EXACT_COLLATION = "utf8mb4_nopad_bin"
+
+
+def _table(name: str, *columns: Any) -> Table:
+    """A table of the app database, compared exactly on MariaDB (every new table is declared through this)."""
+    return Table(name, metadata, *columns, mysql_charset="utf8mb4", mysql_collate=EXACT_COLLATION)
+
+
 def _id(name: str = "id") -> Column[Any]:
     return Column(name, BigId, primary_key=True, autoincrement=True)
 
 
-employees = Table(
-    "employees", metadata,
+employees = _table(
+    "employees",
     Column("employee_no", String(64), primary_key=True),
     Column("full_name", String(200), nullable=False),
     Column("email", String(254)),
@@ -83,8 +94,8 @@ employees = Table(
     Index(None, "manager_no"),
 )
 
-punches = Table(
-    "punches", metadata,
+punches = _table(
+    "punches",
     _id(),
     Column("employee_no", String(64), nullable=False),
     Column("device_id", BigInteger, nullable=False),
@@ -93,14 +104,17 @@ punches = Table(
     Column("tna_key", Integer),
     Column("received_at", UTCDateTime, nullable=False),
     Column("execution_id", String(36)),
+    Column("source", String(8), nullable=False, server_default="device"),  # device / manual (DESIGN §6)
+    Column("voided_at", UTCDateTime),  # set: the rules ignore the punch, which is kept
+    Column("void_reason", Text),
     # Time before device: the attendance merge reads each employee's punches by time range on this index.
     UniqueConstraint("employee_no", "punched_at", "device_id"),
     Index(None, "punched_at"),
 )
 
 # Authentication successes whose USRID matches no employee: kept, counted, never dropped.
-unmatched_punches = Table(
-    "unmatched_punches", metadata,
+unmatched_punches = _table(
+    "unmatched_punches",
     _id(),
     Column("biostar_user_id", String(64), nullable=False),
     Column("device_id", BigInteger, nullable=False),
@@ -111,8 +125,8 @@ unmatched_punches = Table(
     UniqueConstraint("biostar_user_id", "device_id", "punched_at"),
 )
 
-attendance_days = Table(
-    "attendance_days", metadata,
+attendance_days = _table(
+    "attendance_days",
     Column("employee_no", String(64), primary_key=True),
     Column("work_date", Date, primary_key=True),
     Column("shift_code", String(32), primary_key=True),
@@ -123,13 +137,15 @@ attendance_days = Table(
     Column("late_minutes", Integer, nullable=False),
     Column("early_exit_minutes", Integer, nullable=False),
     Column("punch_count", Integer, nullable=False),
+    Column("overtime_minutes", Integer, nullable=False, server_default="0"),
+    Column("absence_kind", String(64)),  # the approved absence covering the date, if any
     Column("execution_id", String(36)),
     Column("computed_at", UTCDateTime, nullable=False),
     Index(None, "work_date", "status"),
 )
 
-notifications = Table(
-    "notifications", metadata,
+notifications = _table(
+    "notifications",
     _id(),
     Column("outbox_key", String(255), nullable=False, unique=True),
     Column("kind", String(32), nullable=False),
@@ -149,8 +165,8 @@ notifications = Table(
     Index(None, "status"),
 )
 
-executions = Table(
-    "executions", metadata,
+executions = _table(
+    "executions",
     Column("id", String(36), primary_key=True),
     Column("kind", String(32), nullable=False),
     Column("trigger", String(16), nullable=False),  # schedule / event / replay / manual
@@ -166,12 +182,13 @@ executions = Table(
     Column("error", Text),
     Column("failed_stage", String(32)),
     Index(None, "status", "created_at"),
+    Index(None, "created_at", "id"),  # keyset pagination of the newest executions
     Index(None, "event_id"),
     Index(None, "replay_of"),
 )
 
-execution_stages = Table(
-    "execution_stages", metadata,
+execution_stages = _table(
+    "execution_stages",
     _id(),
     Column("execution_id", String(36), nullable=False),
     Column("stage", String(32), nullable=False),
@@ -190,8 +207,8 @@ execution_stages = Table(
     UniqueConstraint("execution_id", "stage", "shard", "attempt"),
 )
 
-event_inbox = Table(
-    "event_inbox", metadata,
+event_inbox = _table(
+    "event_inbox",
     Column("event_id", String(200), primary_key=True),
     Column("type", String(100), nullable=False),
     Column("source", String(200)),
@@ -199,21 +216,21 @@ event_inbox = Table(
     Column("execution_id", String(36)),
     Column("received_at", UTCDateTime, nullable=False),
     Column("launched_at", UTCDateTime),
-    Column("body", LongText, nullable=False),
+    Column("body", LongText),  # None once pruned: the id is kept longer, as the deduplication horizon
     Index(None, "received_at"),
 )
 
 # Incremental extraction: the last committed `updated_at` per source.
-sync_watermarks = Table(
-    "sync_watermarks", metadata,
+sync_watermarks = _table(
+    "sync_watermarks",
     Column("source", String(64), primary_key=True),
     Column("watermark", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
 # Every slot the scheduler fired or found missed: published / failed / missed / superseded (scheduler/).
-schedule_runs = Table(
-    "schedule_runs", metadata,
+schedule_runs = _table(
+    "schedule_runs",
     Column("event_id", String(200), primary_key=True),  # `<job>:<fire time UTC>`: one row per slot
     Column("job", String(64), nullable=False),
     Column("fire_time", UTCDateTime, nullable=False),  # the scheduled fire time, not when it ran
@@ -223,4 +240,49 @@ schedule_runs = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("error", Text),
     Index(None, "job", "fire_time"),
+)
+
+# Who did what, from where (DESIGN §7): every replay, cancel, dead-letter replay and correction.
+operator_actions = _table(
+    "operator_actions",
+    _id(),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(200), nullable=False),  # the web user, or the OS user for the CLI
+    Column("via", String(8), nullable=False),  # cli / web
+    Column("action", String(64), nullable=False),
+    Column("target", String(255), nullable=False),
+    Column("details", JSON, nullable=False),
+    Index(None, "at"),
+)
+
+# HRIS absences (DESIGN §6), upserted by the extract; never deleted: a cancellation is a status.
+absences = _table(
+    "absences",
+    Column("absence_id", String(64), primary_key=True),
+    Column("employee_no", String(64), nullable=False),
+    Column("kind", String(64), nullable=False),
+    Column("date_from", Date, nullable=False),  # local dates, inclusive
+    Column("date_to", Date, nullable=False),
+    Column("part", String(8), nullable=False),  # full / am / pm
+    Column("status", String(16), nullable=False),  # approved / pending / rejected / cancelled
+    Column("updated_at", UTCDateTime),
+    Column("synced_at", UTCDateTime, nullable=False),
+    Column("execution_id", String(36)),
+    Index(None, "employee_no", "date_from"),
+)
+
+# Manual punch corrections: one row per add or void, kept with the punch they concern (DESIGN §6).
+punch_corrections = _table(
+    "punch_corrections",
+    _id(),
+    Column("punch_id", BigInteger, nullable=False),
+    Column("employee_no", String(64), nullable=False),
+    Column("action", String(8), nullable=False),  # add / void
+    Column("punched_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("actor", String(200), nullable=False),
+    Column("via", String(8), nullable=False),  # cli / web
+    Column("at", UTCDateTime, nullable=False),
+    Index(None, "punch_id"),
+    Index(None, "employee_no", "punched_at"),
 )
