@@ -22,7 +22,8 @@ def test_event_ids_differing_by_case_or_a_trailing_space_are_three_events(app_db
     assert len({a.execution_id for a in admissions}) == 3
     again = run_async(admit_event("payroll-1 ", "hrsync.sync.requested", "test", b"{}", kind="hris",
                                   trigger="event", params={"stages": []}))
-    assert again.duplicate and again.execution_id == admissions[2].execution_id
+    assert again.duplicate
+    assert again.execution_id == admissions[2].execution_id
 
 
 def test_every_text_column_of_the_app_tables_compares_exactly(app_db: str) -> None:
