@@ -15,6 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from cli.operations import register as register_operations
+from cli.punches import punches_app
 from cli.schedule import run_scheduler_command, schedule_app
 from shared.errors import CheckFailed, ConfigError, HrsyncError
 from shared.events import CLI_SOURCE
@@ -32,6 +33,7 @@ app.add_typer(db_app, name="db")
 register_operations(app)  # executions, show, trace, replay, prune, dlq
 app.add_typer(schedule_app, name="schedule")
 app.command("scheduler")(run_scheduler_command)
+app.add_typer(punches_app, name="punches")
 
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
