@@ -268,7 +268,11 @@ absences = _table(
     Column("updated_at", UTCDateTime),
     Column("synced_at", UTCDateTime, nullable=False),
     Column("execution_id", String(36)),
+    # Local dates whose attendance a change of this absence may alter, until a merge recomputed them.
+    Column("recompute_from", Date),
+    Column("recompute_to", Date),
     Index(None, "employee_no", "date_from"),
+    Index(None, "recompute_from"),
 )
 
 # Manual punch corrections: one row per add or void, kept with the punch they concern (DESIGN §6).

@@ -32,6 +32,8 @@ def upgrade() -> None:
     sa.Column('updated_at', shared.tables.UTCDateTime(), nullable=True),
     sa.Column('synced_at', shared.tables.UTCDateTime(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
+    sa.Column('recompute_from', sa.Date(), nullable=True),
+    sa.Column('recompute_to', sa.Date(), nullable=True),
     sa.PrimaryKeyConstraint('absence_id', name=op.f('pk_absences')),
     mysql_charset='utf8mb4',
     mysql_collate=EXACT,
@@ -39,6 +41,7 @@ def upgrade() -> None:
     with op.batch_alter_table('absences', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_absences_employee_no_date_from'), ['employee_no', 'date_from'],
                               unique=False)
+        batch_op.create_index(batch_op.f('ix_absences_recompute_from'), ['recompute_from'], unique=False)
     op.create_table('punch_corrections',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('punch_id', sa.BigInteger(), nullable=False),
@@ -79,5 +82,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_punch_corrections_punch_id'))
     op.drop_table('punch_corrections')
     with op.batch_alter_table('absences', schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f('ix_absences_recompute_from'))
         batch_op.drop_index(batch_op.f('ix_absences_employee_no_date_from'))
     op.drop_table('absences')
