@@ -4,22 +4,27 @@ Everything is computed on aware datetimes; results carry UTC instants. Local dat
 times are interpreted in the zone the caller passes (`HRSYNC_TIMEZONE`). The usual entry point is
 `compute_attendance`; `punch_range_needed` tells its caller which punches to load, and
 `work_dates_affected` tells which days to recompute when late punches arrive. The smaller functions are
-public so each rule can be tested and reused on its own.
+public so each rule can be tested and reused on its own. Which shift runs on a date (rotations, dated
+overrides, `off`) and which dates are holidays come from `ShiftConfig.shift_on`/`holidays_for`.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
-from typing import Literal
+from fractions import Fraction
+from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from pipelines.attendance.shifts import Shift, ShiftConfig
+from pipelines.attendance.shifts import OFF, Shift, ShiftConfig
 
-AttendanceStatus = Literal["present", "absent", "half_day", "missing_punch", "holiday", "off"]
+AttendanceStatus = Literal[
+    "present", "absent", "half_day", "missing_punch", "holiday", "off", "open", "on_leave"
+]
+AbsencePart = Literal["full", "am", "pm"]
 EmployeeStatus = Literal["active", "inactive", "terminated"]
 DayKind = Literal["workday", "holiday", "off"]
 
@@ -45,6 +50,17 @@ class ShiftInstance:
         """Whether `instant` lies in the punch window; both ends are included."""
         return self.window_start <= instant <= self.window_end
 
+    @property
+    def midpoint(self) -> datetime:
+        """Halfway between start and end in real time, rounded down to the minute (a part absence's line)."""
+        middle = self.start + (self.end - self.start) / 2
+        return middle - timedelta(seconds=middle.second, microseconds=middle.microsecond)
+
+    @property
+    def scheduled_minutes(self) -> int:
+        """end - start in real minutes (7 h for a 22:00-06:00 night over spring forward, 9 h over fall back)."""
+        return (self.end - self.start) // _ONE_MINUTE
+
 
 @dataclass(frozen=True)
 class EmployeeFacts:
@@ -58,11 +74,31 @@ class EmployeeFacts:
 
 
 @dataclass(frozen=True)
+class Absence:
+    """An approved absence (the caller drops pending, rejected and cancelled ones); local dates, inclusive."""
+
+    absence_id: str
+    kind: str
+    date_from: date
+    date_to: date
+    part: AbsencePart
+
+
+@dataclass(frozen=True)
+class DayAbsence:
+    """What the approved absences covering one attendance date add up to (see `absence_on`)."""
+
+    kind: str
+    part: AbsencePart
+
+
+@dataclass(frozen=True)
 class DayResult:
     """One `attendance_days` row (without `execution_id`); `first_in`/`last_out` are aware UTC or None.
 
     With one punch, `first_in` is that punch and `last_out` is None: nothing tells whether it was an
-    entry or an exit, and the status `missing_punch` says so.
+    entry or an exit, and the status `missing_punch` (or `open`) says so. An `off` row (no shift that
+    date) has shift code `off`. `absence_kind` is set whenever an approved absence covers the date.
     """
 
     employee_no: str
@@ -75,6 +111,8 @@ class DayResult:
     late_minutes: int
     early_exit_minutes: int
     punch_count: int
+    overtime_minutes: int = 0
+    absence_kind: str | None = None
 
 
 def shift_instance(shift: Shift, local_date: date, tz: ZoneInfo) -> ShiftInstance:
@@ -123,20 +161,45 @@ def assign_punches(
 ) -> dict[date, list[datetime]]:
     """Each instance's punches (sorted, UTC), keyed by `work_date`; every instance gets an entry.
 
-    `instances` must be instances of one shift (their windows then start and end in date order). A punch
-    goes to the earliest instance whose closed window contains it, which settles overlapping windows of
-    consecutive instances in favour of the earlier one; a punch in no window is left out. Dedupe first.
+    `instances` hold at most one instance per date, of any shifts. A punch goes to the earliest-starting
+    instance whose closed window contains it, which settles overlapping windows of consecutive instances
+    in favour of the earlier one; a punch in no window is left out. Dedupe first.
     """
     ordered = sorted(instances, key=lambda instance: instance.start)
-    window_ends = [instance.window_end for instance in ordered]
     assigned: dict[date, list[datetime]] = {instance.work_date: [] for instance in ordered}
+    if not ordered:
+        return assigned
+    # With mixed shifts window ends are not in start order; their running maximum is, and no instance
+    # before the first whose running maximum reaches the punch can contain it.
+    reach: list[datetime] = []
+    for instance in ordered:
+        reach.append(max(instance.window_end, reach[-1]) if reach else instance.window_end)
+    lead = max(timedelta(minutes=instance.shift.check_in_before) for instance in ordered)
     for punch in sorted(_as_utc(p) for p in punches):
-        # The first window ending at or after the punch is the only earliest candidate: windows before it
-        # have ended, and if this one has not started yet, no later one has.
-        index = bisect_left(window_ends, punch)
-        if index < len(ordered) and ordered[index].window_contains(punch):
-            assigned[ordered[index].work_date].append(punch)
+        for instance in ordered[bisect_left(reach, punch):]:
+            if instance.start - lead > punch:
+                break  # this and every later window opens after the punch
+            if instance.window_contains(punch):
+                assigned[instance.work_date].append(punch)
+                break
     return assigned
+
+
+def absence_on(work_date: date, absences: Iterable[Absence]) -> DayAbsence | None:
+    """The approved absences covering `work_date` combined, or None.
+
+    A `full` one wins (its kind; the lowest `absence_id` among several); `am` + `pm` make a full day;
+    otherwise the part is the one given. The kind comes from the lowest `absence_id`, compared as text,
+    among the winners.
+    """
+    covering = [a for a in absences if a.date_from <= work_date <= a.date_to]
+    if not covering:
+        return None
+    parts = {a.part for a in covering}
+    full = [a for a in covering if a.part == "full"]
+    winner = min(full or covering, key=lambda a: a.absence_id)
+    part: AbsencePart = "full" if full or {"am", "pm"} <= parts else winner.part
+    return DayAbsence(kind=winner.kind, part=part)
 
 
 def day_kind(work_date: date, shift: Shift, holidays: frozenset[date]) -> DayKind:
@@ -147,58 +210,98 @@ def day_kind(work_date: date, shift: Shift, holidays: frozenset[date]) -> DayKin
 
 
 def compute_day(
-    employee_no: str, instance: ShiftInstance, punches: Sequence[datetime], holidays: frozenset[date]
+    employee_no: str,
+    instance: ShiftInstance,
+    punches: Sequence[datetime],
+    holidays: frozenset[date],
+    *,
+    absence: DayAbsence | None = None,
+    is_open: bool = False,
 ) -> DayResult:
     """The attendance row for one instance, given that instance's deduplicated punches.
 
     `punches` is the instance's entry from `assign_punches`. On a holiday or non-workday the same rules
-    apply, but a result of `absent` (including no punch at all) is reported as `holiday`/`off`.
+    apply, but a result of `absent` (including no punch at all) is reported as `holiday`/`off`; on a
+    workday a `full` absence turns `absent` into `on_leave`. A part absence (`am`/`pm`) halves what the
+    day owes (see `status_for_worked_minutes`, `overtime_minutes`) and moves the late (`am`) or early-exit
+    (`pm`) reference to the instance's midpoint. `is_open`: the window has not ended yet, so the row is
+    `open` with what the punches so far show and no early exit.
     """
     taps = sorted(_as_utc(p) for p in punches)
     shift = instance.shift
     kind = day_kind(instance.work_date, shift, holidays)
-    if not taps:
-        return _row(employee_no, instance, "absent" if kind == "workday" else kind)
-    if len(taps) == 1:
-        return _row(employee_no, instance, "missing_punch", first_in=taps[0], punch_count=1)
-    worked = worked_minutes(taps, shift)
-    status = status_for_worked_minutes(worked, shift)
-    if status == "absent" and kind != "workday":
-        status = kind
-    return DayResult(
+    part = absence.part if absence is not None else None
+    late_reference = instance.midpoint if part == "am" else instance.start
+    exit_reference = instance.midpoint if part == "pm" else instance.end
+    row = DayResult(
         employee_no=employee_no,
         work_date=instance.work_date,
         shift_code=shift.code,
-        first_in=taps[0],
-        last_out=taps[-1],
-        worked_minutes=worked,
-        status=status,
-        late_minutes=late_minutes(instance, taps[0]),
-        early_exit_minutes=early_exit_minutes(instance, taps[-1]),
-        punch_count=len(taps),
-    )
-
-
-def _row(
-    employee_no: str,
-    instance: ShiftInstance,
-    status: AttendanceStatus,
-    *,
-    first_in: datetime | None = None,
-    punch_count: int = 0,
-) -> DayResult:
-    return DayResult(
-        employee_no=employee_no,
-        work_date=instance.work_date,
-        shift_code=instance.shift.code,
-        first_in=first_in,
-        last_out=None,
+        first_in=taps[0] if taps else None,
+        last_out=taps[-1] if len(taps) > 1 else None,
         worked_minutes=0,
-        status=status,
+        status="absent",
         late_minutes=0,
         early_exit_minutes=0,
-        punch_count=punch_count,
+        punch_count=len(taps),
+        absence_kind=absence.kind if absence is not None else None,
     )
+    if is_open:
+        time = working_time(taps, instance, part)
+        late = late_minutes(instance, taps[0], reference=late_reference) if taps else 0
+        return replace(
+            row, status="open", late_minutes=late, worked_minutes=time.worked, overtime_minutes=time.overtime
+        )
+    if len(taps) == 1:
+        return replace(row, status="missing_punch")
+    status: AttendanceStatus = "absent"
+    if taps:
+        time = working_time(taps, instance, part)
+        status = status_for_worked_minutes(time.net, shift, halved=part in ("am", "pm"))
+        row = replace(
+            row,
+            worked_minutes=time.worked,
+            overtime_minutes=time.overtime,
+            late_minutes=late_minutes(instance, taps[0], reference=late_reference),
+            early_exit_minutes=early_exit_minutes(instance, taps[-1], reference=exit_reference),
+        )
+    if status == "absent" and kind != "workday":
+        status = kind
+    elif status == "absent" and part == "full":
+        status = "on_leave"
+    return replace(row, status=status)
+
+
+class WorkingTime(NamedTuple):
+    """An instance's working time: `net` (W less the break, for the status), the reported minutes."""
+
+    net: int
+    worked: int
+    overtime: int
+
+
+def working_time(taps: Sequence[datetime], instance: ShiftInstance, part: AbsencePart | None) -> WorkingTime:
+    """W less the break when W reaches `break_after_hours`; worked and overtime rounded to `round_minutes`.
+
+    Overtime is the net time less the scheduled length (less the break when deducted, halved for a part
+    absence) when that excess is strictly above `overtime_after_minutes`; 0 with fewer than two taps.
+    """
+    shift = instance.shift
+    raw = worked_minutes(taps, shift)
+    deducted = _at_least(raw, shift.break_after_hours)
+    net = max(raw - shift.break_minutes, 0) if deducted else raw
+    overtime = 0
+    if shift.overtime_after_minutes is not None and len(taps) > 1:
+        # A part absence halves the scheduled length; Fraction keeps an odd half-minute exact until the floor.
+        scheduled = Fraction(instance.scheduled_minutes - (shift.break_minutes if deducted else 0))
+        excess = net - (scheduled / 2 if part in ("am", "pm") else scheduled)
+        if excess > shift.overtime_after_minutes:
+            overtime = _round_down(int(excess), shift.round_minutes)
+    return WorkingTime(net=net, worked=_round_down(net, shift.round_minutes), overtime=overtime)
+
+
+def _round_down(minutes: int, multiple: int) -> int:
+    return minutes - minutes % multiple
 
 
 def worked_minutes(taps: Sequence[datetime], shift: Shift) -> int:
@@ -215,34 +318,49 @@ def worked_minutes(taps: Sequence[datetime], shift: Shift) -> int:
     return total // _ONE_MINUTE
 
 
-def status_for_worked_minutes(worked: int, shift: Shift) -> AttendanceStatus:
-    """`absent` / `half_day` / `present` by strict "below" comparisons; a `None` threshold never applies."""
-    if _below(worked, shift.absent_below_hours):
+def status_for_worked_minutes(worked: int, shift: Shift, *, halved: bool = False) -> AttendanceStatus:
+    """`absent` / `half_day` / `present` by strict "below" comparisons; a `None` threshold never applies.
+
+    `halved` (a part-day absence): `half_day_below_hours` is off and `absent_below_hours` is halved.
+    """
+    if _below(worked, shift.absent_below_hours, Decimal(2) if halved else Decimal(1)):
         return "absent"
-    if _below(worked, shift.half_day_below_hours):
+    if not halved and _below(worked, shift.half_day_below_hours):
         return "half_day"
     return "present"
 
 
-def _below(worked: int, hours: float | None) -> bool:
+def _below(worked: int, hours: float | None, divisor: Decimal = Decimal(1)) -> bool:
     # Decimal of the shortest repr keeps 4.15 h == 249 min exact; in floats 4.15 * 60 is 249.00000000000003.
-    return hours is not None and worked < Decimal(repr(hours)) * 60
+    return hours is not None and worked < Decimal(repr(hours)) * 60 / divisor
 
 
-def late_minutes(instance: ShiftInstance, first: datetime) -> int:
-    """Whole minutes from scheduled start to `first`, if `first` is strictly after start + grace; else 0."""
+def _at_least(worked: int, hours: float) -> bool:
+    return not _below(worked, hours)
+
+
+def late_minutes(instance: ShiftInstance, first: datetime, *, reference: datetime | None = None) -> int:
+    """Whole minutes from scheduled start to `first`, if `first` is strictly after start + grace; else 0.
+
+    `reference` replaces the start (an `am` absence moves it to the midpoint), for the test and the count.
+    """
+    start = instance.start if reference is None else reference
     grace = instance.shift.late_grace_minutes
-    if grace is None or first <= instance.start + timedelta(minutes=grace):
+    if grace is None or first <= start + timedelta(minutes=grace):
         return 0
-    return (first - instance.start) // _ONE_MINUTE
+    return (first - start) // _ONE_MINUTE
 
 
-def early_exit_minutes(instance: ShiftInstance, last: datetime) -> int:
-    """Whole minutes from `last` to scheduled end, if `last` is strictly before end - grace; else 0."""
+def early_exit_minutes(instance: ShiftInstance, last: datetime, *, reference: datetime | None = None) -> int:
+    """Whole minutes from `last` to scheduled end, if `last` is strictly before end - grace; else 0.
+
+    `reference` replaces the end (a `pm` absence moves it to the midpoint), for the test and the count.
+    """
+    end = instance.end if reference is None else reference
     grace = instance.shift.early_grace_minutes
-    if grace is None or last >= instance.end - timedelta(minutes=grace):
+    if grace is None or last >= end - timedelta(minutes=grace):
         return 0
-    return (instance.end - last) // _ONE_MINUTE
+    return (end - last) // _ONE_MINUTE
 
 
 def compute_attendance(
@@ -252,30 +370,65 @@ def compute_attendance(
     date_to: date,
     config: ShiftConfig,
     tz: ZoneInfo,
+    *,
+    absences: Sequence[Absence] = (),
+    now: datetime | None = None,
 ) -> list[DayResult]:
     """One employee's attendance rows for the local dates `date_from`..`date_to` (inclusive), in date order.
 
-    `punches` are the employee's aware instants; pass at least every punch in
+    `punches` are the employee's non-void aware instants; pass at least every punch in
     `punch_range_needed(date_from, date_to, config, tz)` (more is harmless: punches outside the rows'
-    windows count for no returned row). Rows exist only from `hire_date` to `termination_date`
-    (inclusive, when set), and for an `inactive` employee only on days with at least one punch.
+    windows count for no returned row). `absences` are the employee's approved ones. Rows exist only from
+    `hire_date` to `termination_date` (inclusive, when set), and for an `inactive` employee only on days
+    with at least one punch. A date whose resolved shift is `off` gets an `off` row (shift code `off`).
+    `now` (aware): an instance whose window has not ended is `open`, one whose window has not begun gets no
+    row (nor does an `off` date not yet begun); None computes every instance as closed.
     """
     if date_to < date_from:
         raise ValueError(f"date_to {date_to} is before date_from {date_from}")
+    now_utc = None if now is None else _as_utc(now)
     first, last = _employed_span(employee, date_from, date_to)
     if first > last:
         return []
-    shift = config.shift_for(employee.employee_no, employee.department)
+    no, department = employee.employee_no, employee.department
     # Earlier instances whose windows reach into the first row's window take the punches they share.
-    instances = [shift_instance(shift, d, tz) for d in _dates(_earliest_overlapping(shift, first, tz), last)]
-    assigned = assign_punches(instances, dedupe_taps(punches, config.double_tap_seconds))
+    shifts = {day: config.shift_on(no, department, day) for day in _dates(_lookback_start(config, first, tz), last)}
+    instances = {day: shift_instance(s, day, tz) for day, s in shifts.items() if s is not None}
+    assigned = assign_punches(instances.values(), dedupe_taps(punches, config.double_tap_seconds))
+    holidays = config.holidays_for(no, department)
     rows: list[DayResult] = []
-    for instance in instances:
-        day_punches = assigned[instance.work_date]
-        if instance.work_date < first or (employee.status == "inactive" and not day_punches):
+    for day in _dates(first, last):
+        absence = absence_on(day, absences)
+        instance = instances.get(day)
+        if instance is None:
+            if employee.status != "inactive" and (now_utc is None or now_utc >= _local_midnight(day, tz)):
+                rows.append(off_row(no, day, absence))
             continue
-        rows.append(compute_day(employee.employee_no, instance, day_punches, config.holidays))
+        day_punches = assigned[day]
+        if (now_utc is not None and now_utc < instance.window_start) or (
+            employee.status == "inactive" and not day_punches
+        ):
+            continue
+        is_open = now_utc is not None and now_utc <= instance.window_end
+        rows.append(compute_day(no, instance, day_punches, holidays, absence=absence, is_open=is_open))
     return rows
+
+
+def off_row(employee_no: str, work_date: date, absence: DayAbsence | None = None) -> DayResult:
+    """The row of a date with no shift (`off`): zeros and no punches, also on a holiday."""
+    return DayResult(
+        employee_no=employee_no,
+        work_date=work_date,
+        shift_code=OFF,
+        first_in=None,
+        last_out=None,
+        worked_minutes=0,
+        status="off",
+        late_minutes=0,
+        early_exit_minutes=0,
+        punch_count=0,
+        absence_kind=absence.kind if absence is not None else None,
+    )
 
 
 def punch_range_needed(
@@ -323,13 +476,20 @@ def _dates_with_window_in(shift: Shift, lo: datetime, hi: datetime, tz: ZoneInfo
     return (first, last) if first <= last else None
 
 
-def _earliest_overlapping(shift: Shift, local_date: date, tz: ZoneInfo) -> date:
-    # Window ends grow with the date, so stop at the first earlier instance that ends before ours starts.
-    window_start = shift_instance(shift, local_date, tz).window_start
+def _lookback_start(config: ShiftConfig, local_date: date, tz: ZoneInfo) -> date:
+    # Whatever shift runs on which date, no instance before the returned date can reach a window of
+    # `local_date` or later: walk back while some shift's window on the earlier date still touches the
+    # earliest window any shift may open on `local_date`.
+    shifts = list(config.shifts.values())
+    earliest_open = min(shift_instance(s, local_date, tz).window_start for s in shifts)
     earliest = local_date
-    while shift_instance(shift, earliest - _ONE_DAY, tz).window_end >= window_start:
+    while max(shift_instance(s, earliest - _ONE_DAY, tz).window_end for s in shifts) >= earliest_open:
         earliest -= _ONE_DAY
     return earliest
+
+
+def _local_midnight(local_date: date, tz: ZoneInfo) -> datetime:
+    return _local_to_utc(datetime.combine(local_date, datetime.min.time()), tz)
 
 
 def _employed_span(employee: EmployeeFacts, date_from: date, date_to: date) -> tuple[date, date]:

@@ -1,19 +1,24 @@
 """Shift definitions and assignments: the `HRSYNC_SHIFTS_FILE` contract (DESIGN §6 "Shifts file").
 
 `parse_shift_config` turns the YAML mapping into validated, immutable objects; every error is a
-`ShiftConfigError` whose message starts with the key path (`shifts.day.start: ...`). Keys the contract does
-not name are ignored, so the file can grow. Required: `shifts` (at least one, each with `start` and `end`)
-and `assignments.default`. A missing shift key takes the value of DESIGN's example (60, 60, first_last, 4,
-2, 10, 10, mon-fri), while an explicit `null` switches a threshold or grace off; a missing
-`double_tap_seconds` is 60, missing `holidays` or assignment tables are empty.
+`ShiftConfigError` whose message starts with the key path (`shifts.day.start: ...`,
+`assignments.dated[2].from: ...`). Keys the contract does not name are ignored, so the file can grow.
+Required: `shifts` (at least one, each with `start` and `end`) and `assignments.default`. A missing shift
+key takes the value of DESIGN's example (60, 60, first_last, 4, 2, 10, 10, mon-fri; no break, no overtime,
+round to 1 minute), while an explicit `null` switches a threshold or grace off; a missing
+`double_tap_seconds` is 60, missing `holidays`, `rotations`, calendars or assignment tables are empty.
+
+`ShiftConfig.shift_on` answers which shift an employee works on a date (dated overrides, rotations,
+`off`), `ShiftConfig.holidays_for` which dates are their holidays.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
+from functools import cache
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -23,6 +28,8 @@ WorkingTime = Literal["first_last", "pairs"]
 _T = TypeVar("_T")
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+OFF = "off"  # reserved: where a shift name is expected, "no shift starts on that date"
+EVERY_DAY: frozenset[int] = frozenset(range(7))
 _HH_MM = re.compile(r"([01][0-9]|2[0-3]):([0-5][0-9])")
 _WORKING_TIMES: tuple[WorkingTime, ...] = ("first_last", "pairs")
 
@@ -55,11 +62,47 @@ class Shift:
     late_grace_minutes: int | None
     early_grace_minutes: int | None
     workdays: frozenset[int]
+    break_minutes: int = 0
+    break_after_hours: float = 0.0
+    overtime_after_minutes: int | None = None
+    round_minutes: int = 1
+
+
+@dataclass(frozen=True)
+class Rotation:
+    """A repeating roster: on date d the entry `pattern[(d - anchor) mod len]`, a shift code or `OFF`."""
+
+    name: str
+    anchor: date
+    pattern: tuple[str, ...]
+
+    def code_on(self, day: date) -> str:
+        """The pattern entry for `day`; Python's `%` is the mathematical modulo, so dates before work too."""
+        return self.pattern[(day - self.anchor).days % len(self.pattern)]
+
+
+@dataclass(frozen=True)
+class DatedAssignment:
+    """A temporary override for `date_from`..`date_to` (inclusive); `target` is a shift, rotation or `OFF`."""
+
+    employees: frozenset[str]
+    departments: frozenset[str]
+    date_from: date
+    date_to: date
+    target: str
+
+    def covers(self, day: date) -> bool:
+        """Whether `day` lies in the override's inclusive date range."""
+        return self.date_from <= day <= self.date_to
 
 
 @dataclass(frozen=True)
 class ShiftConfig:
-    """All shifts, who works which, the double-tap interval and the company holidays (local dates)."""
+    """All shifts and rotations, who works which when, the double-tap interval and the holidays (local dates).
+
+    `default`, `departments` and `employees` values, and `DatedAssignment.target`, are names of a shift or
+    a rotation, or `OFF`. `department_calendars`/`employee_calendars` map to `holiday_calendars` names.
+    """
 
     double_tap_seconds: int
     shifts: dict[str, Shift]
@@ -67,13 +110,59 @@ class ShiftConfig:
     departments: dict[str, str] = field(default_factory=dict)
     employees: dict[str, str] = field(default_factory=dict)
     holidays: frozenset[date] = frozenset()
+    rotations: dict[str, Rotation] = field(default_factory=dict)
+    dated: tuple[DatedAssignment, ...] = ()
+    holiday_calendars: dict[str, frozenset[date]] = field(default_factory=dict)
+    department_calendars: dict[str, str] = field(default_factory=dict)
+    employee_calendars: dict[str, str] = field(default_factory=dict)
 
-    def shift_for(self, employee_no: str, department: str | None) -> Shift:
-        """The employee's shift: their own assignment, else their department's, else the default."""
-        code = self.employees.get(employee_no)
-        if code is None and department is not None:
-            code = self.departments.get(department)
-        return self.shifts[code if code is not None else self.default]
+    def shift_on(self, employee_no: str, department: str | None, day: date) -> Shift | None:
+        """The shift whose instance starts on local date `day` for this employee, or None for `off`.
+
+        Precedence: a `dated` entry naming the employee (the last such wins), else one naming the
+        department (the last wins), else `employees`, else `departments`, else `default`. A rotation
+        resolves to its pattern's entry for `day`; a shift reached through a rotation comes back with
+        `workdays` set to every day, since the pattern is the roster.
+        """
+        return self._resolve(self.assignment_on(employee_no, department, day), day)
+
+    def assignment_on(self, employee_no: str, department: str | None, day: date) -> str:
+        """The name (shift, rotation or `OFF`) the precedence of `shift_on` picks, before resolving it."""
+        by_employee: str | None = None
+        by_department: str | None = None
+        for entry in self.dated:
+            if not entry.covers(day):
+                continue
+            if employee_no in entry.employees:
+                by_employee = entry.target
+            elif department is not None and department in entry.departments:
+                by_department = entry.target
+        for choice in (by_employee, by_department, self.employees.get(employee_no)):
+            if choice is not None:
+                return choice
+        if department is not None and department in self.departments:
+            return self.departments[department]
+        return self.default
+
+    def _resolve(self, name: str, day: date) -> Shift | None:
+        rotation = self.rotations.get(name)
+        if rotation is not None:
+            code = rotation.code_on(day)
+            return None if code == OFF else _on_every_day(self.shifts[code])
+        return None if name == OFF else self.shifts[name]
+
+    def holidays_for(self, employee_no: str, department: str | None) -> frozenset[date]:
+        """Global `holidays` plus the employee's calendar (`calendars.employees` replaces the department's)."""
+        calendar = self.employee_calendars.get(employee_no)
+        if calendar is None and department is not None:
+            calendar = self.department_calendars.get(department)
+        return self.holidays if calendar is None else self.holidays | self.holiday_calendars[calendar]
+
+
+@cache
+def _on_every_day(shift: Shift) -> Shift:
+    # One copy per shift: rows of a rotation compare equal, and a month of days allocates nothing.
+    return replace(shift, workdays=EVERY_DAY)
 
 
 # What a shift key left out of the file means (the values of DESIGN's example); start and end are required.
@@ -86,6 +175,10 @@ _SHIFT_KEY_DEFAULTS: dict[str, object] = {
     "late_grace_minutes": 10,
     "early_grace_minutes": 10,
     "workdays": ["mon", "tue", "wed", "thu", "fri"],
+    "break_minutes": 0,
+    "break_after_hours": 0,
+    "overtime_after_minutes": None,
+    "round_minutes": 1,
 }
 
 # The demo configuration, used when no shifts file is set; every shift key not given takes its default.
@@ -118,17 +211,28 @@ def parse_shift_config(document: object) -> ShiftConfig:
         raise ShiftConfigError("shifts", "at least one shift must be defined")
     shifts: dict[str, Shift] = {}
     for raw_code, body in shifts_doc.items():
-        code = _key(raw_code, "shifts")
+        code = _unreserved(_key(raw_code, "shifts"), "shifts")
         shifts[code] = _parse_shift(code, body)
+    rotations = _rotations(_or_empty(root.get("rotations"), {}), shifts)
+    names = _Names(shifts, rotations)
     assignments = _mapping(_or_empty(root.get("assignments"), {}), "assignments")
-    default = _shift_ref(_required(assignments, "default", "assignments"), "assignments.default", shifts)
+    calendars_doc = _mapping(_or_empty(root.get("calendars"), {}), "calendars")
+    holiday_calendars = {
+        name: _holidays(dates, f"holiday_calendars.{name}")
+        for name, dates in _named_entries(root.get("holiday_calendars"), "holiday_calendars")
+    }
     return ShiftConfig(
         double_tap_seconds=_non_negative_int(root.get("double_tap_seconds", 60), "double_tap_seconds"),
         shifts=shifts,
-        default=default,
-        departments=_assignment_table(assignments, "departments", shifts),
-        employees=_assignment_table(assignments, "employees", shifts),
+        default=names.target(_required(assignments, "default", "assignments"), "assignments.default"),
+        departments=_assignment_table(assignments, "departments", names),
+        employees=_assignment_table(assignments, "employees", names),
         holidays=_holidays(_or_empty(root.get("holidays"), []), "holidays"),
+        rotations=rotations,
+        dated=_dated(_or_empty(assignments.get("dated"), []), names),
+        holiday_calendars=holiday_calendars,
+        department_calendars=_calendar_table(calendars_doc, "departments", holiday_calendars),
+        employee_calendars=_calendar_table(calendars_doc, "employees", holiday_calendars),
     )
 
 
@@ -158,6 +262,10 @@ def _parse_shift(code: str, body: object) -> Shift:
         late_grace_minutes=setting("late_grace_minutes", _optional_minutes),
         early_grace_minutes=setting("early_grace_minutes", _optional_minutes),
         workdays=setting("workdays", _workdays),
+        break_minutes=setting("break_minutes", _non_negative_int),
+        break_after_hours=setting("break_after_hours", _hours),
+        overtime_after_minutes=setting("overtime_after_minutes", _optional_minutes),
+        round_minutes=setting("round_minutes", _positive_int),
     )
 
 
@@ -205,12 +313,25 @@ def _optional_minutes(value: object, path: str) -> int | None:
     return None if value is None else _non_negative_int(value, path)
 
 
+def _positive_int(value: object, path: str) -> int:
+    if _non_negative_int(value, path) == 0:
+        raise ShiftConfigError(path, "expected a whole number >= 1, got 0")
+    return cast(int, value)
+
+
 def _optional_hours(value: object, path: str) -> float | None:
     if value is None:
         return None
     if not isinstance(value, int | float) or isinstance(value, bool) or not 0 <= value < float("inf"):
         raise ShiftConfigError(path, f"expected a number of hours >= 0 or null, got {_show(value)}")
     return float(value)
+
+
+def _hours(value: object, path: str) -> float:
+    hours = _optional_hours(value, path) if value is not None else None
+    if hours is None:
+        raise ShiftConfigError(path, "expected a number of hours >= 0, got null")
+    return hours
 
 
 def _working_time(value: object, path: str) -> WorkingTime:
@@ -233,22 +354,107 @@ def _workdays(value: object, path: str) -> frozenset[int]:
     return frozenset(days)
 
 
-def _shift_ref(value: object, path: str, shifts: Mapping[str, Shift]) -> str:
-    if not isinstance(value, str) or value not in shifts:
-        raise ShiftConfigError(path, f"unknown shift {_show(value)} (defined: {', '.join(sorted(shifts))})")
-    return value
+class _Names:
+    """The names an assignment may use: shifts, rotations and `OFF`; checks them with their key path."""
+
+    def __init__(self, shifts: Mapping[str, Shift], rotations: Mapping[str, Rotation]) -> None:
+        self.shifts = shifts
+        self.rotations = rotations
+
+    def target(self, value: object, path: str) -> str:
+        """A shift, a rotation or `OFF`."""
+        return _name(value, path, self.shifts, self.rotations)
 
 
-def _assignment_table(
-    assignments: Mapping[str, Any], key: str, shifts: Mapping[str, Shift]
-) -> dict[str, str]:
+def _name(value: object, path: str, shifts: Mapping[str, Shift], rotations: Mapping[str, Rotation]) -> str:
+    if isinstance(value, bool):
+        # YAML 1.1 reads bare off/on/no/yes as booleans; the user surely meant the reserved name "off".
+        raise ShiftConfigError(path, f'expected a shift name, got {_show(value)} (quote "off" in YAML)')
+    if isinstance(value, str) and (value == OFF or value in shifts or value in rotations):
+        return value
+    defined = ", ".join(sorted(shifts)) + (f"; rotations: {', '.join(sorted(rotations))}" if rotations else "")
+    raise ShiftConfigError(path, f"unknown shift {_show(value)} (defined: {defined})")
+
+
+def _unreserved(name: str, parent: str) -> str:
+    if name == OFF:
+        raise ShiftConfigError(f"{parent}.{name}", f'"{OFF}" is reserved (it means "no shift")')
+    return name
+
+
+def _named_entries(value: object, path: str) -> list[tuple[str, object]]:
+    """The `(name, body)` pairs of an optional mapping whose keys must be strings."""
+    return [(_key(raw, path), body) for raw, body in _mapping(_or_empty(value, {}), path).items()]
+
+
+def _rotations(value: object, shifts: Mapping[str, Shift]) -> dict[str, Rotation]:
+    rotations: dict[str, Rotation] = {}
+    for name, body in _named_entries(value, "rotations"):
+        path = f"rotations.{_unreserved(name, 'rotations')}"
+        if name in shifts:
+            raise ShiftConfigError(path, f'"{name}" is already a shift name')
+        doc = _mapping(body, path)
+        pattern = _required(doc, "pattern", path)
+        if not isinstance(pattern, list) or not pattern:
+            raise ShiftConfigError(f"{path}.pattern", f"expected a non-empty list of shifts, got {_show(pattern)}")
+        rotations[name] = Rotation(
+            name=name,
+            anchor=_iso_date(_required(doc, "anchor", path), f"{path}.anchor"),
+            # A pattern names shifts or "off", never another rotation: {} leaves rotations out.
+            pattern=tuple(_name(code, f"{path}.pattern[{i}]", shifts, {}) for i, code in enumerate(pattern)),
+        )
+    return rotations
+
+
+def _assignment_table(assignments: Mapping[str, Any], key: str, names: _Names) -> dict[str, str]:
     path = f"assignments.{key}"
-    table = _mapping(_or_empty(assignments.get(key), {}), path)
-    result: dict[str, str] = {}
-    for raw_name, code in table.items():
-        name = _key(raw_name, path)
-        result[name] = _shift_ref(code, f"{path}.{name}", shifts)
-    return result
+    return {name: names.target(target, f"{path}.{name}") for name, target in _named_entries(assignments.get(key), path)}
+
+
+def _dated(value: object, names: _Names) -> tuple[DatedAssignment, ...]:
+    if not isinstance(value, list):
+        raise ShiftConfigError("assignments.dated", f"expected a list of overrides, got {_show(value)}")
+    entries: list[DatedAssignment] = []
+    for index, body in enumerate(value):
+        path = f"assignments.dated[{index}]"
+        doc = _mapping(body, path)
+        employees = _string_list(doc.get("employees"), f"{path}.employees")
+        departments = _string_list(doc.get("departments"), f"{path}.departments")
+        if not employees and not departments:
+            raise ShiftConfigError(path, "names no employees and no departments")
+        date_from = _iso_date(_required(doc, "from", path), f"{path}.from")
+        date_to = _iso_date(_required(doc, "to", path), f"{path}.to")
+        if date_to < date_from:
+            raise ShiftConfigError(f"{path}.to", f"{date_to} is before from ({date_from})")
+        target = names.target(_required(doc, "shift", path), f"{path}.shift")
+        entries.append(DatedAssignment(employees, departments, date_from, date_to, target))
+    return tuple(entries)
+
+
+def _string_list(value: object, path: str) -> frozenset[str]:
+    items = _or_empty(value, [])
+    if not isinstance(items, list):
+        raise ShiftConfigError(path, f"expected a list of quoted names, got {_show(value)}")
+    return frozenset(_key(item, path) if isinstance(item, str) else _not_a_name(item, f"{path}[{index}]")
+                     for index, item in enumerate(items))
+
+
+def _not_a_name(value: object, path: str) -> str:
+    # Unquoted employee numbers like 0042 arrive as integers; guessing their spelling back is unsafe.
+    raise ShiftConfigError(path, f"expected a quoted string, got {_show(value)}")
+
+
+def _calendar_table(
+    calendars: Mapping[str, Any], key: str, holiday_calendars: Mapping[str, frozenset[date]]
+) -> dict[str, str]:
+    path = f"calendars.{key}"
+    table: dict[str, str] = {}
+    for name, calendar in _named_entries(calendars.get(key), path):
+        if not isinstance(calendar, str) or calendar not in holiday_calendars:
+            defined = ", ".join(sorted(holiday_calendars)) or "none"
+            raise ShiftConfigError(f"{path}.{name}", f"unknown holiday calendar {_show(calendar)} (defined: {defined})")
+        table[name] = calendar
+    return table
 
 
 def _holidays(value: object, path: str) -> frozenset[date]:

@@ -148,7 +148,8 @@ def test_default_config_has_day_and_night_shifts() -> None:
 def test_shift_for_precedence(employee_no: str, department: str | None, expected: str) -> None:
     """An employee's own assignment beats the department's, which beats the default."""
     config = parse_shift_config(example_document())
-    assert config.shift_for(employee_no, department).code == expected
+    shift = config.shift_on(employee_no, department, date(2026, 6, 1))
+    assert shift is not None and shift.code == expected
 
 
 _DELETE = object()
