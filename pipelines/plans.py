@@ -15,9 +15,11 @@ from shared.events import (
     CLI_SOURCE,
     SCHEDULER_SOURCE,
     EmployeeChanged,
+    InvalidEvent,
     ParsedEvent,
     PunchesImported,
     SyncRequested,
+    check_sync_range,
 )
 
 # A nightly (or attendance) sync without dates recomputes the last two local days: late logs of the
@@ -45,7 +47,10 @@ def _day_range(first: dt.date, last: dt.date) -> dict[str, str]:
 
 
 def request_for(event: ParsedEvent, now: dt.datetime, zone: ZoneInfo) -> ExecutionRequest:
-    """The execution an event launches (DESIGN §5): stages, and the inputs each stage reads."""
+    """The execution an event launches (DESIGN §5): stages, and the inputs each stage reads.
+
+    Raises `InvalidEvent` when a range left open in the event resolves to more than the bound allows.
+    """
     today = (event.envelope.time or now).astimezone(zone).date()
     yesterday = today - dt.timedelta(days=1)
     data = event.data
@@ -54,6 +59,10 @@ def request_for(event: ParsedEvent, now: dt.datetime, zone: ZoneInfo) -> Executi
     if isinstance(data, SyncRequested):
         first = data.from_ or (data.to or yesterday) - dt.timedelta(days=NIGHTLY_LOOKBACK_DAYS - 1)
         last = data.to or max(first, yesterday)
+        try:  # an open-ended range resolved against the event's day must stay within the bound too
+            check_sync_range(first, last)
+        except ValueError as exc:
+            raise InvalidEvent(f"data: {exc} (resolved against the event's day {today})") from None
         stages = {"nightly": ["extract", "merge", "notify"], "hris": ["extract"],
                   "attendance": ["merge", "notify"]}[data.scope]
         if not data.notify:

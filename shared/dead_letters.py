@@ -31,6 +31,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
+from shared.event_binding import CE_PREFIX
 from shared.event_bus import DEAD_QUEUE, EVENTS_EXCHANGE, REASON_HEADER, event_channel
 
 ROUTING_KEY_HEADER = "x-hrsync-routing-key"
@@ -87,7 +88,11 @@ def describe(properties: pika.BasicProperties, body: bytes) -> DeadLetter:
     first_seen = headers.get(REJECTED_AT_HEADER) or death.get("time")
     if isinstance(first_seen, dt.datetime):
         first_seen = (first_seen if first_seen.tzinfo else first_seen.replace(tzinfo=dt.UTC)).isoformat()
-    message_id = properties.message_id or f"sha:{hashlib.sha256(body).hexdigest()[:16]}"
+    attributes = {str(k).lower(): v for k, v in headers.items() if str(k).lower().startswith(CE_PREFIX)}
+    if isinstance(attributes.get("ce-type"), str | bytes):  # binary mode: the attributes are headers
+        event_type = _text(attributes["ce-type"])
+    message_id = (properties.message_id or attributes.get("ce-id")
+                  or f"sha:{hashlib.sha256(body).hexdigest()[:16]}")
     return DeadLetter(id=_text(message_id), type=event_type, reason=_text(reason),
                       first_seen=_text(first_seen) if first_seen else None, routing_key=routing_key,
                       size=len(body), replays=int(headers.get(REPLAYS_HEADER) or 0), body=body, headers=headers,
@@ -136,14 +141,22 @@ class DeadLetterReplay:
     failed: list[tuple[str, str]] = field(default_factory=list)
 
 
+def dead_letter_properties(p: pika.BasicProperties, headers: Mapping[str, Any]) -> pika.BasicProperties:
+    """A message's properties as it came, with `headers` and persistent delivery: a dead letter keeps the
+    message whole (content mode, content type, ids), and a replay sends it out the same way again.
+    Left out: `expiration` (a copy must not expire) and `user_id` (the broker checks it against the login)."""
+    return pika.BasicProperties(content_type=p.content_type, content_encoding=p.content_encoding,
+                                delivery_mode=pika.DeliveryMode.Persistent, priority=p.priority,
+                                correlation_id=p.correlation_id, reply_to=p.reply_to, message_id=p.message_id,
+                                timestamp=p.timestamp, type=p.type, app_id=p.app_id, cluster_id=p.cluster_id,
+                                headers=dict(headers))
+
+
 def _replay_properties(letter: DeadLetter) -> pika.BasicProperties:
     headers = {k: v for k, v in letter.headers.items()
                if k not in _DEAD_LETTER_HEADERS and not (k.startswith("x-hrsync-") and k != REPLAYS_HEADER)}
     headers[REPLAYS_HEADER] = letter.replays + 1
-    p = letter.properties
-    return pika.BasicProperties(content_type=p.content_type, content_encoding=p.content_encoding,
-                                delivery_mode=pika.DeliveryMode.Persistent, message_id=p.message_id,
-                                timestamp=p.timestamp, type=p.type, app_id=p.app_id, headers=headers)
+    return dead_letter_properties(letter.properties, headers)
 
 
 def replay_dead_letters(url: str, ids: Collection[str] | None = None) -> DeadLetterReplay:

@@ -20,7 +20,7 @@ import unicodedata
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, Self, TypeAlias, TypeVar
 
@@ -48,6 +48,14 @@ CONTENT_TYPE: Final = "application/cloudevents+json"
 DATA_CONTENT_TYPE: Final = "application/json"
 SPEC_VERSION: Final = "1.0"
 
+# Bounds (DESIGN §5): an event outside them is invalid, so no date arithmetic downstream can overflow and
+# no plan grows with a hostile range.
+MIN_YEAR: Final = 1900
+MAX_YEAR: Final = 2100
+MAX_SYNC_DAYS: Final = 400  # dates from..to inclusive
+MAX_PUNCH_WINDOW: Final = timedelta(days=31)
+MAX_EMPLOYEES: Final = 5000
+
 _MAX_REASON_CHARS: Final = 300
 _EXTENSION_NAME: Final = re.compile(r"[a-z0-9]{1,20}")
 _INT32_MIN: Final = -(2**31)
@@ -70,6 +78,26 @@ def _reject_control_chars(value: str) -> str:
     return value
 
 
+def _check_date(value: date) -> date:
+    if not MIN_YEAR <= value.year <= MAX_YEAR:
+        raise ValueError(f"must lie in the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+def _check_instant(value: datetime) -> datetime:
+    # Both the wall-clock year as written and the UTC instant: either could be converted downstream.
+    _check_date(value.date())
+    if value.utcoffset() is not None:
+        _check_date(value.astimezone(UTC).date())
+    return value
+
+
+BoundedDate: TypeAlias = Annotated[date, AfterValidator(_check_date)]
+"""A date in the years 1900-2100."""
+BoundedInstant: TypeAlias = Annotated[AwareDatetime, AfterValidator(_check_instant)]
+"""An aware datetime whose local and UTC dates lie in the years 1900-2100."""
+
+
 EmployeeNo: TypeAlias = Annotated[
     str, StringConstraints(min_length=1, max_length=64), AfterValidator(_reject_control_chars)
 ]
@@ -84,18 +112,27 @@ class SyncRequested(_EventData):
     """Data of `hrsync.sync.requested`: run the chain for `scope`; `from` must not be after `to`."""
 
     scope: Literal["nightly", "hris", "attendance"]
-    from_: date | None = Field(default=None, alias="from", description="first day to sync (inclusive)")
-    to: date | None = Field(default=None, description="last day to sync (inclusive)")
+    from_: BoundedDate | None = Field(default=None, alias="from", description="first day to sync (inclusive)")
+    to: BoundedDate | None = Field(default=None, description="last day to sync (inclusive)")
     employees: list[EmployeeNo] | None = Field(
-        default=None, min_length=1, description="only these employees; omit for everyone"
+        default=None, min_length=1, max_length=MAX_EMPLOYEES, description="only these employees; omit for everyone"
     )
     notify: bool = Field(default=True, description="send the notification emails at the end")
 
     @model_validator(mode="after")
     def _check_range(self) -> Self:
-        if self.from_ is not None and self.to is not None and self.from_ > self.to:
-            raise ValueError("'from' must not be after 'to'")
+        if self.from_ is not None and self.to is not None:
+            if self.from_ > self.to:
+                raise ValueError("'from' must not be after 'to'")
+            check_sync_range(self.from_, self.to)
         return self
+
+
+def check_sync_range(first: date, last: date) -> None:
+    """Raise `ValueError` when `first`..`last` (inclusive) holds more than `MAX_SYNC_DAYS` dates."""
+    days = (last - first).days + 1
+    if days > MAX_SYNC_DAYS:
+        raise ValueError(f"the range 'from'..'to' holds {days} days, more than {MAX_SYNC_DAYS}")
 
 
 class EmployeeChanged(_EventData):
@@ -110,8 +147,8 @@ class EmployeeChanged(_EventData):
 class PunchesImported(_EventData):
     """Data of `hrsync.punches.imported`: punches in [`from`, `to`] arrived; both aware, `from` ≤ `to`."""
 
-    from_: AwareDatetime = Field(alias="from", description="start of the affected time range")
-    to: AwareDatetime = Field(description="end of the affected time range")
+    from_: BoundedInstant = Field(alias="from", description="start of the affected time range")
+    to: BoundedInstant = Field(description="end of the affected time range")
     devices: list[int] | None = Field(
         default=None, min_length=1, description="BioStar device ids; omit for all devices"
     )
@@ -120,6 +157,8 @@ class PunchesImported(_EventData):
     def _check_range(self) -> Self:
         if self.from_ > self.to:
             raise ValueError("'from' must not be after 'to'")
+        if self.to - self.from_ > MAX_PUNCH_WINDOW:
+            raise ValueError(f"the window 'from'..'to' is longer than {MAX_PUNCH_WINDOW.days} days")
         return self
 
 
@@ -146,7 +185,7 @@ class Event(BaseModel):
     id: str = Field(min_length=1, max_length=200, description="idempotency key: processed once per id")
     source: str = Field(min_length=1, description="who sent the event (URI reference)")
     type: str = Field(min_length=1, description="one of the hrsync event types; also the routing key")
-    time: AwareDatetime | None = None
+    time: BoundedInstant | None = None
     datacontenttype: Literal["application/json"] | None = None
     subject: str | None = None
     data: Any
@@ -180,10 +219,11 @@ def _is_extension_value(value: object) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ParsedEvent:
-    """A valid event: its envelope and its data as the model of its type."""
+    """A valid event: its envelope, its data as the model of its type, and its structured-mode body."""
 
     envelope: Event
     data: EventData
+    body: bytes  # the event as structured-mode JSON (what the inbox stores, whatever mode it came in)
 
     @property
     def id(self) -> str:
@@ -203,25 +243,31 @@ def parse_event(body: bytes) -> ParsedEvent:
     """
     if len(body) > MAX_EVENT_BYTES:
         raise InvalidEvent(f"too large: {len(body)} bytes > {MAX_EVENT_BYTES}")
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise InvalidEvent("not valid UTF-8") from None
-    try:
-        document = json.loads(text, parse_constant=_reject_constant)
-    except json.JSONDecodeError as exc:
-        raise InvalidEvent(f"not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except RecursionError:
-        raise InvalidEvent("not JSON: nested too deeply") from None
-    except ValueError as exc:  # NaN/Infinity; integers over Python's digit limit (advice after "; " dropped)
-        raise InvalidEvent(f"not JSON: {str(exc).partition('; ')[0]}") from None
+    document = load_json(body)
     if not isinstance(document, dict):
         raise InvalidEvent(f"not a JSON object: {_json_kind(document)}")
-    envelope = _validate(Event, text, where=())
+    envelope = _validate(Event, body, where=())
     model = DATA_MODELS.get(envelope.type)
     if model is None:
         raise InvalidEvent(f"unknown type: {envelope.type!r}")
-    return ParsedEvent(envelope, _validate_data(model, envelope.data))
+    return ParsedEvent(envelope, _validate_data(model, envelope.data), body)
+
+
+def load_json(body: bytes, where: str = "") -> Any:
+    """Strict UTF-8 JSON (no NaN/Infinity) → a value; raise `InvalidEvent` prefixed with `where` (e.g. `data`)."""
+    prefix = f"{where}: " if where else ""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidEvent(f"{prefix}not valid UTF-8") from None
+    try:
+        return json.loads(text, parse_constant=_reject_constant)
+    except json.JSONDecodeError as exc:
+        raise InvalidEvent(f"{prefix}not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InvalidEvent(f"{prefix}not JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN/Infinity; integers over Python's digit limit (advice after "; " dropped)
+        raise InvalidEvent(f"{prefix}not JSON: {str(exc).partition('; ')[0]}") from None
 
 
 def build_event(

@@ -4,7 +4,9 @@ A plain (not gevent) pika consumer with a prefetch limit. For each message:
 
     validate → inbox row + execution row (one transaction) → launch the canvas → mark launched → ack
 
-- an invalid message (not JSON, unknown type, bad field, too large) is copied to the dead-letter
+- structured and binary CloudEvents messages are accepted alike (`shared.event_binding`);
+- an invalid message (not JSON, unknown type, bad field, out of bounds, too large — or any error while
+  turning it into an execution request) is copied as it came (properties, headers, body) to the dead-letter
   exchange with its reason in header `x-hrsync-reason`, then acked: nothing is lost, nothing requeued;
 - a duplicate id is acked without a second launch (the inbox knows it);
 - a crash between any two steps leads to exactly one launched execution after redelivery: a
@@ -35,6 +37,8 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from pipelines.plans import ExecutionRequest, request_for
+from shared.dead_letters import dead_letter_properties
+from shared.event_binding import parse_message
 from shared.event_bus import (
     BRIDGE_DELIVERY_LIMIT,
     BRIDGE_QUEUE,
@@ -43,7 +47,7 @@ from shared.event_bus import (
     connection_parameters,
     declare_topology,
 )
-from shared.events import InvalidEvent, ParsedEvent, parse_event
+from shared.events import InvalidEvent, ParsedEvent
 from shared.inbox import admit_event, mark_launched
 from shared.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.redaction import redact_text
@@ -116,17 +120,16 @@ class Bridge:
                body: bytes) -> None:
         """One message: validate, admit, launch, mark, ack (or dead-letter with the reason, then ack)."""
         try:
-            event = parse_event(body)
+            event, request = self.admissible(body, properties)
         except InvalidEvent as invalid:
             self._dead_letter(channel, method, properties, body, invalid.reason)
             return
-        request = request_for(event, dt.datetime.now(dt.UTC), get_settings().zone)
         first_delay = delay = get_settings().bridge_retry_seconds
         attempt = 0
         while True:
             attempt += 1
             try:
-                self._admit_and_launch(event, request, body, method)
+                self._admit_and_launch(event, request, method)
                 break
             except Exception as exc:
                 # Keep the message (unacked) and try again. A transient error (the database away) is
@@ -145,6 +148,22 @@ class Bridge:
                 delay = min(delay * 2, first_delay * 20)
         channel.basic_ack(method.delivery_tag)
 
+    @staticmethod
+    def admissible(body: bytes, properties: BasicProperties) -> tuple[ParsedEvent, ExecutionRequest]:
+        """The event a message carries (either content mode) and the execution it asks for.
+
+        Raises `InvalidEvent` for anything wrong with the message's content, whatever the error: no exception
+        a message can cause leaves the handler (an unexpected one is the message's fault too, and is named).
+        """
+        try:
+            event = parse_message(body, properties.content_type, properties.headers)
+            return event, request_for(event, dt.datetime.now(dt.UTC), get_settings().zone)
+        except InvalidEvent:
+            raise
+        except Exception as exc:
+            log.exception("bridge.unexpected_invalid")
+            raise InvalidEvent(f"cannot be turned into an execution: {_short_error(exc)}") from exc
+
     def _give_back(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                    body: bytes, error: str) -> None:
         """Requeue a message that failed every attempt, or dead-letter it (with the error) on its last delivery.
@@ -157,10 +176,9 @@ class Bridge:
             return
         self._dead_letter(channel, method, properties, body, f"failed on all {deliveries} deliveries: {error}")
 
-    def _admit_and_launch(self, event: ParsedEvent, request: ExecutionRequest, body: bytes,
-                          method: Basic.Deliver) -> None:
+    def _admit_and_launch(self, event: ParsedEvent, request: ExecutionRequest, method: Basic.Deliver) -> None:
         with bound(event_id=event.id):
-            admission = run_async(admit_event(event.id, event.type, event.envelope.source, body,
+            admission = run_async(admit_event(event.id, event.type, event.envelope.source, event.body,
                                               kind=request.kind, trigger=request.trigger, params=request.params))
             if admission.launched:
                 log.info("bridge.duplicate", execution_id=admission.execution_id, type=event.type)
@@ -177,8 +195,7 @@ class Bridge:
         headers = {**(properties.headers or {}), REASON_HEADER: reason,
                    "x-hrsync-routing-key": method.routing_key,
                    "x-hrsync-rejected-at": dt.datetime.now(dt.UTC).isoformat()}
-        copy = BasicProperties(content_type=properties.content_type, delivery_mode=2,
-                               message_id=properties.message_id, headers=headers)
+        copy = dead_letter_properties(properties, headers)
         channel.basic_publish(DEAD_LETTER_EXCHANGE, method.routing_key or "", body, copy)  # confirmed
         channel.basic_ack(method.delivery_tag)
         event_dead_lettered()

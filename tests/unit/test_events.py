@@ -642,11 +642,12 @@ def valid_data(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
     """A type and valid data for it, with Python dates and datetimes."""
     type_ = draw(st.sampled_from(EVENT_TYPES))
     if type_ == SYNC_REQUESTED:
-        days = sorted(draw(st.lists(st.dates(), min_size=2, max_size=2)))
+        first = draw(st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)))
+        last = min(first + timedelta(days=draw(st.integers(0, 399))), date(2100, 12, 31))  # DESIGN §5 bounds
         return type_, {
             "scope": draw(st.sampled_from(["nightly", "hris", "attendance"])),
-            "from": days[0],
-            "to": days[1],
+            "from": first,
+            "to": last,
             "employees": draw(st.none() | st.lists(employee_numbers, min_size=1, max_size=3)),
             "notify": draw(st.booleans()),
         }
@@ -655,10 +656,10 @@ def valid_data(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             "employee_no": draw(employee_numbers),
             "fields": draw(st.none() | st.lists(st.text(), min_size=1)),
         }
-    instants = sorted(draw(st.lists(st.datetimes(timezones=st.just(UTC)), min_size=2, max_size=2)))
+    start = draw(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 1), timezones=st.just(UTC)))
     return type_, {
-        "from": instants[0],
-        "to": instants[1],
+        "from": start,
+        "to": start + draw(st.timedeltas(timedelta(0), timedelta(days=31))),
         "devices": draw(st.none() | st.lists(st.integers(), min_size=1)),
     }
 
