@@ -39,6 +39,7 @@ from pipelines.hris_extract import (
     plan_extract_shards,
 )
 from pipelines.notify import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
+from shared.errors import HrsyncError
 from shared.settings import get_settings
 from shared.tracking import StageResult, get_execution, shard_name, succeeded_outputs
 
@@ -48,6 +49,7 @@ EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE = 16, 2000
 IMPORT_WINDOW_HOURS = 24.0
 MERGE_DAYS_PER_SHARD = 7
 NOTIFY_BATCH_SIZE = 50
+MAX_SHARDS = 2000  # the most one planner may fan out: far above real plans, far below what eats a worker
 
 
 async def _params(execution_id: str) -> dict[str, Any]:
@@ -66,8 +68,14 @@ async def _reuse_plan(execution_id: str, stage: str, plan_shard: str) -> dict[st
     return (await succeeded_outputs(execution_id, stage)).get(plan_shard)
 
 
+class PlanTooLarge(HrsyncError):
+    """A planner produced more shards than `MAX_SHARDS`: a bug or an input past the bounds, never fanned out."""
+
+
 def _plan_result(stage_outputs: Mapping[str, Any], plan: dict[str, Any], shards: list[dict[str, Any]]
                  ) -> StageResult:
+    if len(shards) > MAX_SHARDS:
+        raise PlanTooLarge(f"the plan has {len(shards)} shards, more than the ceiling of {MAX_SHARDS}")
     todo = _todo(shards, stage_outputs)
     return StageResult(rows_in=len(shards), rows_out=len(todo),
                        output={**plan, "shards": shards, "todo": todo, "skipped": len(shards) - len(todo)})
