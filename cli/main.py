@@ -17,6 +17,7 @@ from rich.table import Table
 from cli.operations import register as register_operations
 from cli.punches import punches_app
 from cli.schedule import run_scheduler_command, schedule_app
+from cli.web import web_app
 from shared.errors import CheckFailed, ConfigError, HrsyncError
 from shared.events import CLI_SOURCE
 
@@ -30,9 +31,10 @@ app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_
                   help="hrsync: HRIS extract → attendance merge → email notify, on Celery + RabbitMQ.")
 db_app = typer.Typer(no_args_is_help=True, help="The app database (Alembic migrations).")
 app.add_typer(db_app, name="db")
-register_operations(app)  # executions, show, trace, replay, prune, dlq
+register_operations(app)  # executions, show, trace, replay, cancel, prune, audit, dlq
 app.add_typer(schedule_app, name="schedule")
 app.command("scheduler")(run_scheduler_command)
+app.add_typer(web_app, name="web")  # the operator console
 app.add_typer(punches_app, name="punches")
 
 out = Console()

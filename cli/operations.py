@@ -1,8 +1,9 @@
-"""The operator's commands: `executions`, `show`, `trace`, `replay`, `prune`, `dlq list|replay`.
+"""The operator's commands: `executions`, `show`, `trace`, `replay`, `cancel`, `prune`, `dlq list|replay`.
 
-Registered on the main app by `register(app)`. Every command takes `--json`; an unknown execution id
-exits 1 with one line; a bad option exits 2 with one line naming it (DESIGN §3). Heavy modules (Celery,
-the pipelines) are imported inside the commands, so `hrsync executions` starts fast.
+Registered on the main app by `register(app)`. They parse and print; the actions themselves are in
+`workers.operations` (shared with the web console). Every command takes `--json`; an unknown execution
+id or a bad option exits 2 with one line naming it, a refused or failed operation exits 1 (DESIGN §3).
+Heavy modules (Celery, the pipelines) are imported inside the commands, so `hrsync executions` starts fast.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.errors import ConfigError, HrsyncError
+from shared.operator_actions import cli_actor
 from shared.redaction import redact_text
 from shared.runner import run_async
 from shared.settings import get_settings
@@ -29,9 +31,10 @@ if TYPE_CHECKING:
 
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-STATUSES = ("pending", "running", "succeeded", "failed")
+STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
 TRIGGERS = ("schedule", "event", "replay", "manual")
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "blue", "retrying": "yellow", "pending": "dim"}
+STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "blue", "retrying": "yellow", "pending": "dim",
+                "cancelled": "magenta"}
 MIN_PRUNE_AGE = dt.timedelta(days=1)
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (queue hrsync.events.dead).")
@@ -39,7 +42,7 @@ dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (queue hr
 
 def register(app: typer.Typer) -> None:
     """Add the operator's commands to the `hrsync` app."""
-    for command in (executions, show, trace, replay, prune):
+    for command in (executions, show, trace, replay, cancel, prune, audit):
         app.command()(command)
     app.add_typer(dlq_app, name="dlq")
 
@@ -110,7 +113,8 @@ def _find(execution_id: str) -> dict[str, Any]:
 # -- executions / show / trace -------------------------------------------------------------------------
 
 def executions(
-    status: Annotated[str | None, typer.Option("--status", help="pending, running, succeeded or failed")] = None,
+    status: Annotated[str | None, typer.Option(
+        "--status", help="pending, running, succeeded, failed or cancelled")] = None,
     kind: Annotated[str | None, typer.Option("--kind", help="e.g. nightly, hris, attendance, punches")] = None,
     trigger: Annotated[str | None, typer.Option("--trigger", help="schedule, event, replay or manual")] = None,
     since: Annotated[str | None, typer.Option("--since", help="created within, e.g. 30m, 24h, 7d")] = None,
@@ -246,25 +250,7 @@ def trace(
                            style=STATUS_STYLE.get(bar["status"], "")), no_wrap=True, overflow="ellipsis")
 
 
-# -- replay --------------------------------------------------------------------------------------------
-
-def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ReplayPlan:
-    from pipelines.replay import plan_replay
-    from shared.executions_query import execution_lineage, outbox_state, stage_rows
-
-    lineage = run_async(execution_lineage(source["id"]))
-    ids = [e["id"] for e in lineage]
-    children = [] if ignore_replays else _direct_replays(source["id"])
-    outbox = run_async(outbox_state(ids))
-    return plan_replay(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
-                       outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids)
-
-
-def _direct_replays(execution_id: str) -> list[dict[str, Any]]:
-    from shared.executions_query import replays_of
-
-    return [c for c in run_async(replays_of(execution_id)) if c["replay_of"] == execution_id]
-
+# -- replay / cancel -------------------------------------------------------------------------------------
 
 def _print_plan(plan: ReplayPlan) -> None:
     out.print(f"replay of [bold]{plan.source_id}[/] ({escape(plan.kind)}, attempt {plan.attempt - 1} → "
@@ -290,34 +276,6 @@ def _print_plan(plan: ReplayPlan) -> None:
         out.print(f"  --from-stage: {', '.join(plan.params['rerun_stages'])} rerun whole (no shard skipped)")
 
 
-def _launch(plan: ReplayPlan, source: Mapping[str, Any]) -> str:
-    from shared.executions_query import create_replay
-    from workers.canvas import launch
-
-    new_id, created = run_async(create_replay(source, plan.params))
-    if not created:
-        raise HrsyncError(f"execution {source['id']} was just replayed by {new_id} (another operator?)")
-    try:
-        launch(new_id, plan.stages)
-    except Exception as exc:
-        raise HrsyncError(f"replay {new_id} was created but not launched ({type(exc).__name__}: {exc}); "
-                          f"run `hrsync replay {source['id']}` again to launch it") from None
-    return new_id
-
-
-def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None) -> str | None:
-    """A replay created but never started (the launch failed): launch it again (its `start` runs it once)."""
-    from workers.canvas import launch
-
-    pending = [c for c in _direct_replays(source["id"]) if c["status"] == "pending"]
-    if not pending:
-        return None
-    child = pending[-1]
-    plan = _plan(source, from_stage or (child["params"].get("rerun_stages") or [None])[0], ignore_replays=True)
-    launch(child["id"], plan.stages)
-    return str(child["id"])
-
-
 def replay(
     execution_id: Annotated[str | None, typer.Argument(metavar="[ID]", help="the failed execution")] = None,
     failed: Annotated[bool, typer.Option("--failed", help="replay every failed execution not replayed yet")] = False,
@@ -330,6 +288,8 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a failed execution from its failed stage (or all failed ones with --failed)."""
+    from workers import operations
+
     if failed == (execution_id is not None):
         raise ConfigError("replay: give one execution ID or --failed")
     if failed and (from_stage or wait):
@@ -340,69 +300,70 @@ def replay(
         _replay_failed(_age("--since", since or "24h"), dry_run, as_json)
         return
     assert execution_id is not None
-    source = _find(execution_id)
-    if not dry_run and source["status"] == "failed" and (relaunched := _relaunch_pending(source, from_stage)):
-        out.print(f"replay {relaunched} of {source['id']} was never started: launched it again")
-        new_id = relaunched
+    if dry_run:
+        plan = operations.plan_replay(execution_id, from_stage)
         if as_json:
-            _print_json({"execution_id": new_id, "replay_of": source["id"], "relaunched": True})
-    else:
-        plan = _plan(source, from_stage)
-        if dry_run:
-            if as_json:
-                _print_json({"dry_run": True, **plan.as_json()})
-            else:
-                _print_plan(plan)
-                out.print("nothing was created (--dry-run)")
-            return
-        new_id = _launch(plan, source)
-        if as_json:
-            _print_json({"execution_id": new_id, "replay_of": source["id"], "stages": plan.stages,
-                         "plan": plan.as_json()})
+            _print_json({"dry_run": True, **plan.as_json()})
         else:
             _print_plan(plan)
-            out.print(f"launched replay {new_id} (stages: {', '.join(plan.stages) or 'none, finish only'})")
+            out.print("nothing was created (--dry-run)")
+        return
+    outcome = operations.replay(execution_id, from_stage, actor=cli_actor(), via="cli")
+    assert outcome.execution_id is not None
+    if as_json:
+        _print_json(outcome.as_json())
+    elif outcome.relaunched:
+        out.print(f"replay {outcome.execution_id} of {outcome.replay_of} was never started: launched it again")
+    else:
+        assert outcome.plan is not None
+        _print_plan(outcome.plan)
+        stages = ", ".join(outcome.stages) or "none, finish only"
+        out.print(f"launched replay {outcome.execution_id} (stages: {stages})")
     if wait:
         from cli.follow import follow_execution
 
-        status = follow_execution(new_id, Console(stderr=True) if as_json else out, timeout)
+        status = follow_execution(outcome.execution_id, Console(stderr=True) if as_json else out, timeout)
         raise typer.Exit(0 if status == "succeeded" else 1)
 
 
 def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
-    from pipelines.replay import ReplayRefused
-    from shared.executions_query import failed_without_replay
+    from workers import operations
 
-    results: list[dict[str, Any]] = []
-    problems = 0
-    for source in run_async(failed_without_replay(since)):
-        try:
-            plan = _plan(source, None)
-            if dry_run:
-                results.append({"replay_of": source["id"], "dry_run": True, "plan": plan.as_json()})
-                if not as_json:
-                    _print_plan(plan)
-                continue
-            new_id = _launch(plan, source)
-            results.append({"replay_of": source["id"], "execution_id": new_id, "stages": plan.stages})
-            if not as_json:
-                out.print(Text(f"{source['id']} ({source['kind']}, failed at {source['failed_stage']}): "
-                               f"launched replay {new_id} ({', '.join(plan.stages)})"))
-        except ReplayRefused as exc:
-            results.append({"replay_of": source["id"], "skipped": str(exc)})
-            if not as_json:
-                out.print(Text(f"{source['id']}: skipped: {exc}"))
-        except HrsyncError as exc:
-            problems += 1
-            results.append({"replay_of": source["id"], "error": str(exc)})
-            if not as_json:
-                out.print(Text(f"{source['id']}: {exc}", style="red"))
+    outcomes = operations.plan_failed(since) if dry_run \
+        else operations.replay_failed(since, actor=cli_actor(), via="cli")
     if as_json:
-        _print_json(results)
-    elif not results:
+        _print_json([o.as_json() for o in outcomes])
+    for o in [] if as_json else outcomes:
+        if o.skipped:
+            out.print(Text(f"{o.replay_of}: skipped: {o.skipped}"))
+        elif o.error:
+            out.print(Text(f"{o.replay_of}: {o.error}", style="red"))
+        elif o.dry_run and o.plan is not None:
+            _print_plan(o.plan)
+        else:
+            out.print(Text(f"{o.replay_of}: launched replay {o.execution_id} ({', '.join(o.stages)})"))
+    if not outcomes and not as_json:
         out.print("no failed execution to replay")
-    if problems:
+    if any(o.error for o in outcomes):
         raise typer.Exit(1)
+
+
+def cancel(
+    execution_id: Annotated[str, typer.Argument(metavar="ID", help="a pending or running execution")],
+    reason: Annotated[str | None, typer.Option("--reason", help="why (kept in the execution and the audit)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """End a pending or running execution as cancelled: its running steps end their current step, its queued
+    tasks stop at their start. Exit 1 if it already finished, 2 if the id is unknown."""
+    from workers import operations
+
+    outcome = operations.cancel(execution_id, reason, actor=cli_actor(), via="cli")
+    if as_json:
+        _print_json(outcome.as_json())
+        return
+    out.print(Text(f"cancelled {outcome.execution_id} (was {outcome.previous_status})"
+                   + (f"; {outcome.running_steps} running step(s) end their current step"
+                      if outcome.running_steps else "")))
 
 
 # -- prune ---------------------------------------------------------------------------------------------
@@ -431,6 +392,29 @@ def prune(
                   "with `hrsync executions --status running`")
 
 
+# -- audit ---------------------------------------------------------------------------------------------
+
+def audit(
+    since: Annotated[str, typer.Option("--since", help="done within, e.g. 24h, 7d")] = "7d",
+    limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="at most this many")] = 500,
+    as_json: JsonOpt = False,
+) -> None:
+    """Operator actions (replay, cancel, dead-letter replay, corrections), newest first: who, when, what,
+    from the CLI or the web console."""
+    from shared.operator_actions import list_operator_actions
+
+    rows = run_async(list_operator_actions(dt.datetime.now(dt.UTC) - _age("--since", since), limit))
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table("when", "who", "via", "action", "target", "details")
+    for r in rows:
+        _row(table, _when(dt.datetime.fromisoformat(r["at"])), r["actor"], r["via"], r["action"], r["target"],
+             json.dumps(_jsonable(r["details"]), sort_keys=True))
+    out.print(table)
+    out.print(f"{len(rows)} action(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
+
+
 # -- dead letters ----------------------------------------------------------------------------------------
 
 @dlq_app.command("list")
@@ -457,21 +441,18 @@ def dlq_replay(
 ) -> None:
     """Republish dead-lettered events to hrsync.events (all, or the given ids); each leaves the queue once
     the broker confirmed it. One that is still invalid is dead-lettered again by the bridge."""
-    from shared.dead_letters import replay_dead_letters
+    from workers import operations
 
-    wanted = set(ids) if ids else None
-    outcome = replay_dead_letters(get_settings().events(), wanted)
-    missing = sorted((wanted or set()) - {letter.id for letter in outcome.replayed} - {i for i, _ in outcome.failed})
+    outcome = operations.replay_dead_letters(ids or None, actor=cli_actor(), via="cli")
     if as_json:
-        _print_json({"replayed": [letter.as_json() for letter in outcome.replayed],
-                     "failed": [{"id": i, "error": e} for i, e in outcome.failed], "not_found": missing})
+        _print_json(outcome.as_json())
     else:
         for letter in outcome.replayed:
-            out.print(Text(f"replayed {letter.id} ({letter.type}; was: {letter.reason})"))
-        for i, error in outcome.failed:
-            out.print(Text(f"not replayed {i}: {error} (still in the queue)", style="red"))
+            out.print(Text(f"replayed {letter['id']} ({letter['type']}; was: {letter['reason']})"))
+        for failure in outcome.failed:
+            out.print(Text(f"not replayed {failure['id']}: {failure['error']} (still in the queue)", style="red"))
         out.print(f"{len(outcome.replayed)} replayed")
-    if missing:
-        raise HrsyncError(f"not in the dead-letter queue: {', '.join(missing)}")
+    if outcome.not_found:
+        raise HrsyncError(f"not in the dead-letter queue: {', '.join(outcome.not_found)}")
     if outcome.failed:
         raise typer.Exit(1)

@@ -17,7 +17,7 @@ from sqlalchemy import delete, exists, func, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import app_engine
-from shared.errors import HrsyncError
+from shared.errors import ConfigError
 from shared.retry import retry_transient
 from shared.tables import event_inbox, execution_stages, executions, notifications
 from shared.tracking import TERMINAL, utcnow
@@ -29,8 +29,8 @@ REPLAY_NAMESPACE = uuid.UUID("5d7b3c1e-9a4f-4c8e-8a57-2f0e6c1d9b3a")
 PRUNE_BATCH = 500
 
 
-class UnknownExecution(HrsyncError):
-    """No execution has that id (or the prefix matches none, or several)."""
+class UnknownExecution(ConfigError):
+    """No execution has that id (or the prefix matches none, or several): bad input, exit code 2."""
 
 
 def parse_age(text: str) -> dt.timedelta:

@@ -12,13 +12,19 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.db import app_engine, upsert
 from shared.retry import retry_transient
 from shared.tables import execution_stages, executions
 
-TERMINAL = ("succeeded", "failed")
+TERMINAL = ("succeeded", "failed", "cancelled")
+WORKFLOW, START, FINISH = "workflow", "@start", "@finish"  # the stage and shards of the claim and the finish
+OPEN = ("pending", "running")
+# Steps that are not the execution's own work: the claim and the finish (never beside shards of the same
+# canvas) and the failure notice (it is about a failure, a replay may run beside it).
+NOT_WORK = (WORKFLOW, "notify_failure")
 
 
 @dataclass
@@ -74,7 +80,7 @@ async def set_execution_status(
     error: str | None = None,
     failed_stage: str | None = None,
 ) -> None:
-    """Move an execution to `status`; a finished execution never goes back to running."""
+    """Move an open (pending/running) execution to `status`; a finished or cancelled one stays as it is."""
     now = utcnow()
     values: dict[str, Any] = {"status": status}
     if status == "running":
@@ -88,24 +94,47 @@ async def set_execution_status(
     if failed_stage is not None:
         values["failed_stage"] = failed_stage
     stmt = update(executions).where(executions.c.id == execution_id).values(**values)
-    if status == "running":
-        stmt = stmt.where(executions.c.status == "pending")
+    stmt = stmt.where(executions.c.status == "pending") if status == "running" \
+        else stmt.where(executions.c.status.in_(OPEN))
     engine = await app_engine()
     async with engine.begin() as conn:
         await conn.execute(stmt)
 
 
+class ExecutionClosed(Exception):
+    """The execution is cancelled or finished (or another canvas claimed it): the task stops at its start."""
+
+    def __init__(self, execution_id: str, status: str) -> None:
+        super().__init__(f"execution {execution_id} is {status}")
+        self.status = status
+
+
+async def _lock_execution(conn: AsyncConnection, execution_id: str) -> Any:
+    """The execution's row, locked for this transaction: every stage start and end of one execution goes
+    through it in turn, so "is anything still running?" is answered on committed rows only."""
+    return (await conn.execute(
+        select(executions.c.status, executions.c.failed_stage).where(executions.c.id == execution_id)
+        .with_for_update())).first()
+
+
 @retry_transient
 async def record_stage_start(
-    execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None
-) -> None:
-    """Upsert the stage row as `running` (a redelivered attempt restarts the same row).
+    execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None, *,
+    runs_when: Sequence[str] = OPEN, opens: bool = True,
+) -> str | None:
+    """Upsert the stage row as `running` (a redelivered attempt restarts the same row) and return the
+    execution's status; when that status is not in `runs_when`, nothing is written (the step must stop).
 
     Earlier attempts of the shard still `running` never got their end recorded (the database went away
-    as they failed): they are closed as `retrying`, since this attempt is their retry.
+    as they failed): they are closed as `retrying`, since this attempt is their retry. With `opens`, a
+    pending execution becomes running (a step run outside a canvas; the canvas's `start` claims instead).
     """
     engine = await app_engine()
     async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        status = execution.status if execution is not None else None
+        if status is not None and status not in runs_when:
+            return str(status)
         await conn.execute(
             upsert(conn, execution_stages, ["task_id", "status", "started_at", "finished_at",
                                             "error_type", "error_message"]),
@@ -121,11 +150,12 @@ async def record_stage_start(
             .values(status="retrying", finished_at=utcnow(), error_type="AttemptLost",
                     error_message=f"its end was never recorded; attempt {attempt} took over")
         )
-        await conn.execute(
-            update(executions)
-            .where(executions.c.id == execution_id, executions.c.status == "pending")
-            .values(status="running", started_at=utcnow())
-        )
+        if opens and status == "pending":
+            await conn.execute(update(executions).where(executions.c.id == execution_id,
+                                                        executions.c.status == "pending")
+                               .values(status="running", started_at=utcnow()))
+            status = "running"
+    return status
 
 
 @retry_transient
@@ -140,8 +170,14 @@ async def record_stage_end(
     result: StageResult | None = None,
     error_type: str | None = None,
     error_message: str | None = None,
+    fails_execution: str | None = None,
 ) -> None:
-    """Finish the stage row with its status, timings, counts, output or error."""
+    """Finish the stage row with its status, timings, counts, output or error.
+
+    `fails_execution` (a final failure, as the execution's error): the execution is failed — at once when
+    nothing else of it still runs, else by the last of its steps to end (so a replay never runs beside
+    them). Any step's end completes such a pending failure.
+    """
     values: dict[str, Any] = {
         "status": status, "finished_at": utcnow(), "duration_ms": duration_ms,
         "error_type": error_type, "error_message": (error_message or "")[:4000] or None,
@@ -150,12 +186,83 @@ async def record_stage_end(
         values.update(rows_in=result.rows_in, rows_out=result.rows_out, result=result.output)
     engine = await app_engine()
     async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
         await conn.execute(
             update(execution_stages)
             .where(execution_stages.c.execution_id == execution_id, execution_stages.c.stage == stage,
                    execution_stages.c.shard == shard, execution_stages.c.attempt == attempt)
             .values(**values)
         )
+        await _settle(conn, execution_id, execution, stage, fails_execution)
+
+
+@retry_transient
+async def record_task_lost(execution_id: str, task_id: str | None, stage: str, error: str) -> None:
+    """A task failed where `run_stage` could not record it (time limit, lost worker): its running rows are
+    closed as failed and the execution fails as `record_stage_end` would."""
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        if task_id is not None:
+            await conn.execute(
+                update(execution_stages)
+                .where(execution_stages.c.execution_id == execution_id, execution_stages.c.task_id == task_id,
+                       execution_stages.c.status == "running")
+                .values(status="failed", finished_at=utcnow(), error_type="TaskLost", error_message=error[:4000]))
+        await _settle(conn, execution_id, execution, stage, error)
+
+
+async def _settle(conn: AsyncConnection, execution_id: str, execution: Any, stage: str,
+                  failure: str | None) -> None:
+    """Record a final failure on the open execution and fail it once none of its work still runs."""
+    if execution is None or execution.status not in OPEN:
+        return  # finished or cancelled: stays as it is
+    e = executions.c
+    if failure is not None and execution.failed_stage is None:
+        await conn.execute(update(executions).where(e.id == execution_id)
+                           .values(failed_stage=stage, error=failure[:4000]))
+    elif failure is None and execution.failed_stage is None:
+        return  # nothing failed: the chain goes on
+    if not await _work_running(conn, execution_id):
+        await conn.execute(update(executions).where(e.id == execution_id, e.status.in_(OPEN))
+                           .values(status="failed", finished_at=utcnow()))
+
+
+async def _work_running(conn: AsyncConnection, execution_id: str) -> bool:
+    """Whether a shard of the execution is running or will be retried (its latest attempt's status)."""
+    s = execution_stages.c
+    rows = await conn.execute(select(s.stage, s.shard, s.attempt, s.status)
+                              .where(s.execution_id == execution_id, s.stage.not_in(NOT_WORK)))
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    for row in rows:
+        key = (row.stage, row.shard)
+        if key not in latest or row.attempt > latest[key][0]:
+            latest[key] = (row.attempt, row.status)
+    return any(status in ("running", "retrying") for _, status in latest.values())
+
+
+@retry_transient
+async def cancel_execution(execution_id: str, reason: str | None = None) -> tuple[str, int]:
+    """Cancel a pending or running execution: (the status it had, its steps still running).
+
+    A finished execution is left as it is (the status returned says so). The running steps end their
+    current step; every later task of the execution stops at its start.
+    """
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        if execution is None:
+            return "missing", 0
+        if execution.status not in OPEN:
+            return str(execution.status), 0
+        running = int((await conn.execute(
+            select(func.count()).select_from(execution_stages)
+            .where(execution_stages.c.execution_id == execution_id,
+                   execution_stages.c.status == "running"))).scalar_one())
+        await conn.execute(update(executions).where(executions.c.id == execution_id)
+                           .values(status="cancelled", finished_at=utcnow(),
+                                   error=f"cancelled: {reason}" if reason else "cancelled"))
+    return str(execution.status), running
 
 
 async def get_execution(execution_id: str) -> dict[str, Any] | None:
@@ -259,22 +366,52 @@ async def succeeded_result(execution_id: str, stage: str, shard: str) -> StageRe
     return StageResult(row.rows_in or 0, row.rows_out or 0, dict(row.result or {}))
 
 
+CLAIMED_BY = "claimed_by"
+
+
 @retry_transient
-async def claim_execution(execution_id: str) -> bool:
-    """pending → running, once: True for the one caller that moved it (the canvas that may run)."""
+async def claim_execution(execution_id: str, task_id: str) -> str:
+    """pending → running, once, by the canvas whose `start` task is `task_id`.
+
+    Returns `claimed` (this call moved it) or `continued` (this task claimed it before: a redelivered
+    `start` of the same canvas goes on); raises `ExecutionClosed` when another canvas claimed it or the
+    execution is finished or cancelled. The claimer is stored in the `workflow/@start` stage row in the
+    same transaction as the claim, so a crash between the two cannot happen.
+    """
+    s = execution_stages.c
     engine = await app_engine()
     async with engine.begin() as conn:
         moved = await conn.execute(
             update(executions).where(executions.c.id == execution_id, executions.c.status == "pending")
             .values(status="running", started_at=utcnow()))
-    return bool(moved.rowcount)
+        if moved.rowcount:
+            await conn.execute(update(execution_stages)
+                               .where(s.execution_id == execution_id, s.stage == WORKFLOW, s.shard == START,
+                                      s.task_id == task_id)
+                               .values(result={CLAIMED_BY: task_id}))
+            return "claimed"
+        execution = await _lock_execution(conn, execution_id)
+        claims = (await conn.execute(select(s.result).where(s.execution_id == execution_id, s.stage == WORKFLOW,
+                                                            s.shard == START))).scalars()
+        if execution is not None and execution.status == "running" \
+                and any((r or {}).get(CLAIMED_BY) == task_id for r in claims):
+            return "continued"
+    raise ExecutionClosed(execution_id, "claimed by another launch" if execution is not None
+                          and execution.status == "running" else str(getattr(execution, "status", "missing")))
+
+
+async def claim_step(execution_id: str, task_id: str) -> StageResult:
+    """The `start` step: claim the execution (see `claim_execution`)."""
+    outcome = await claim_execution(execution_id, task_id)
+    return StageResult(output={CLAIMED_BY: task_id, "claim": outcome})
 
 
 @retry_transient
 async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, Any]:
     """Mark a running execution succeeded; its summary is each stage's `@done` output (across replays).
 
-    A replay runs only some stages; its summary still covers every stage of its params.
+    A replay runs only some stages; its summary still covers every stage of its params. A cancelled
+    execution stays cancelled.
     """
     execution = await get_execution(execution_id)
     stages = list(((execution or {}).get("params") or {}).get("stages") or stages)
@@ -282,6 +419,12 @@ async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, An
     engine = await app_engine()
     async with engine.begin() as conn:
         await conn.execute(
-            update(executions).where(executions.c.id == execution_id, executions.c.status == "running")
+            update(executions).where(executions.c.id == execution_id, executions.c.status == "running",
+                                     executions.c.failed_stage.is_(None))
             .values(status="succeeded", finished_at=utcnow(), summary=summary))
     return summary
+
+
+async def finish_step(execution_id: str, stages: list[str]) -> StageResult:
+    """The `finish` step: the execution succeeds with its summary (see `finish_execution`)."""
+    return StageResult(output=await finish_execution(execution_id, stages))

@@ -20,10 +20,12 @@ from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tracing import stage_span
 from shared.tracking import (
+    OPEN,
+    ExecutionClosed,
     StageResult,
     record_stage_end,
     record_stage_start,
-    set_execution_status,
+    record_task_lost,
     succeeded_result,
 )
 
@@ -43,6 +45,8 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
     max_retries = 5  # what Celery sees; `run_stage` uses HRSYNC_TASK_MAX_RETRIES
     retry_backoff_max = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
     retry_for: tuple[type[BaseException], ...] = (RetryableStageError,)
+    runs_when: tuple[str, ...] = OPEN  # execution statuses in which a step runs; others stop it at its start
+    opens_execution = True  # a step moves a pending execution to running (the canvas's `start` claims instead)
 
     def retryable(self, exc: BaseException) -> bool:
         """Whether `exc` earns another attempt: a transient DB error, or one of the task's `retry_for`."""
@@ -54,8 +58,10 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
 
         A shard that already succeeded in this execution is not run again: its recorded result is
         returned. For a `control` task (a planner or a stage's final step) such a duplicate comes from
-        a chord body fired twice and stops there (`Ignore`), unless the message is a redelivery of a
-        task that died half-way through its fan-out, which must publish again.
+        a chord body fired twice and stops there (`Ignore`), unless `resumes` says it goes on (by
+        default: the message is a redelivery of a task that died half-way through its fan-out, which
+        must publish again). A step of an execution that is cancelled or finished stops at its start
+        (`Ignore`, nothing recorded).
         """
         attempt = int(self.request.retries) + 1
         task_id = self.request.id
@@ -63,6 +69,10 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                         attempt=attempt) as span, stage_metrics(span):
             try:
                 result, duplicate = run_async(self._tracked(execution_id, shard, attempt, task_id, coro, span))
+            except ExecutionClosed as exc:
+                span.status = "stopped"
+                log.info("stage.stopped", reason=str(exc))
+                raise Ignore() from exc
             except Exception as exc:
                 if self.retryable(exc) and self.request.retries < self._max_retries():
                     span.status = "retrying"
@@ -73,9 +83,13 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             span.rows_in, span.rows_out = result.rows_in, result.rows_out
             if duplicate:
                 span.status = "skipped"
-                if control and not (self.request.delivery_info or {}).get("redelivered"):
+                if control and not self.resumes(result):
                     raise Ignore()
             return result.as_json()
+
+    def resumes(self, done: StageResult) -> bool:
+        """Whether a control step that already succeeded goes on (publishes what follows) when it runs again."""
+        return bool((self.request.delivery_info or {}).get("redelivered"))
 
     async def _tracked(self, execution_id: str, shard: str, attempt: int, task_id: str | None,
                        coro: Coroutine[Any, Any, StageResult], span: Any) -> tuple[StageResult, bool]:
@@ -85,22 +99,27 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             if done is not None:
                 coro.close()
                 return done, True
-            await record_stage_start(execution_id, self.stage, shard, attempt, task_id)
+            status = await record_stage_start(execution_id, self.stage, shard, attempt, task_id,
+                                              runs_when=self.runs_when, opens=self.opens_execution)
+            if status is not None and status not in self.runs_when:
+                raise ExecutionClosed(execution_id, status)
         except BaseException:
             coro.close()  # never started: close it so it is not reported as "never awaited"
             raise
         try:
             result = await coro
+        except ExecutionClosed:
+            raise  # another launch claimed the execution: its row is that launch's
         except BaseException as exc:
             # `attempt` comes from the caller: on the runner's thread `self.request` is another (empty) request.
             final = not (self.retryable(exc) and attempt - 1 < self._max_retries())
+            notice = self.name == FAILURE_NOTICE_TASK  # the notice must not hide the stage that failed
             await record_stage_end(
                 execution_id, self.stage, shard, attempt, status="failed" if final else "retrying",
                 duration_ms=span.duration_ms, error_type=type(exc).__name__, error_message=str(exc),
+                fails_execution=f"{self.stage}[{shard}]: {type(exc).__name__}: {exc}" if final and not notice
+                else None,
             )
-            if final and self.name != FAILURE_NOTICE_TASK:  # the notice must not hide the stage that failed
-                await set_execution_status(execution_id, "failed", failed_stage=self.stage,
-                                           error=f"{self.stage}[{shard}]: {type(exc).__name__}: {exc}")
             raise
         await record_stage_end(execution_id, self.stage, shard, attempt, status="succeeded",
                                duration_ms=span.duration_ms, result=result)
@@ -122,8 +141,7 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         if not isinstance(execution_id, str) or self.name == FAILURE_NOTICE_TASK:
             return
         try:
-            run_async(set_execution_status(execution_id, "failed", failed_stage=self.stage,
-                                           error=f"{self.stage}: {type(exc).__name__}: {exc}"))
+            run_async(record_task_lost(execution_id, task_id, self.stage, f"{self.stage}: {type(exc).__name__}: {exc}"))
         except Exception:
             log.exception("execution.mark_failed_failed", execution_id=execution_id)
 

@@ -10,13 +10,11 @@ from typing import Any
 
 from celery import Task, chord
 from celery.canvas import Signature
-from celery.exceptions import Ignore
 
 from pipelines import steps
 from pipelines.notify import TemporaryMailError
 from pipelines.probe import probe_app_db
-from shared.runner import run_async
-from shared.tracking import claim_execution, finish_execution
+from shared.tracking import CLAIMED_BY, FINISH, OPEN, START, StageResult, claim_step, finish_step
 from workers.app import app
 from workers.stage_task import RetryableStageError, StageTask
 
@@ -30,18 +28,32 @@ def fan_out(task: Task, shards: list[Signature], then: Signature) -> Any:
 
 # -- workflow ------------------------------------------------------------------------------------------
 
-@app.task(bind=True, name="hrsync.workflow.start", queue="hrsync.workflow")
-def start(self: Task, execution_id: str) -> dict[str, Any]:
-    """Claim the execution (pending → running). A second launch of the same execution stops here."""
-    if not run_async(claim_execution(execution_id)):
-        raise Ignore()
-    return {"execution_id": execution_id}
+class WorkflowTask(StageTask):
+    """The claim and the finish: retried and recorded like stage steps (stage `workflow`), so a transient
+    error there never leaves an execution pending or running for good."""
+
+    abstract = True
+    stage = "workflow"
+    opens_execution = False  # `start` claims: pending → running once, by one canvas
+
+    def resumes(self, done: StageResult) -> bool:
+        """A `start` goes on only when it is the one that claimed (a redelivery of the same canvas)."""
+        if self.name == start.name:
+            return bool(done.output.get(CLAIMED_BY) == self.request.id)
+        return super().resumes(done)
 
 
-@app.task(bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")
-def finish(self: Task, execution_id: str, stages: list[str]) -> dict[str, Any]:
-    """Mark the execution succeeded with its summary."""
-    return run_async(finish_execution(execution_id, stages))
+@app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.start", queue="hrsync.workflow")
+def start(self: StageTask, execution_id: str) -> dict[str, Any]:
+    """Claim the execution (pending → running). Another launch of the same execution stops here; a
+    redelivered `start` of the canvas that claimed it goes on."""
+    return self.run_stage(execution_id, START, claim_step(execution_id, self.request.id), control=True)
+
+
+@app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")
+def finish(self: StageTask, execution_id: str, stages: list[str]) -> dict[str, Any]:
+    """Mark the execution succeeded with its summary (a cancelled execution stays cancelled)."""
+    return self.run_stage(execution_id, FINISH, finish_step(execution_id, stages), control=True)
 
 
 @app.task(base=StageTask, bind=True, name="hrsync.probe", stage="probe", queue="hrsync.workflow")
@@ -135,7 +147,8 @@ def notify_done(self: StageTask, execution_id: str) -> Any:
     return self.run_stage(execution_id, DONE, steps.finish_notify(execution_id), control=True)
 
 
-@app.task(base=NotifyTask, bind=True, name="hrsync.notify.failure", stage="notify_failure", queue="hrsync.notify")
+@app.task(base=NotifyTask, bind=True, name="hrsync.notify.failure", stage="notify_failure", queue="hrsync.notify",
+          runs_when=(*OPEN, "failed"))
 def notify_failure(self: StageTask, execution_id: str) -> Any:
     """Queue and send the sync_failed notice of a failed execution."""
     return self.run_stage(execution_id, "@failure", steps.notify_failure(execution_id))

@@ -118,11 +118,11 @@ def test_bad_options_exit_2_naming_the_option(app_db: str, args: list[str], frag
     one_line_error(hrsync(*args), 2, fragment)
 
 
-@pytest.mark.parametrize("command", ["show", "trace", "replay"])
-def test_unknown_execution_exits_1_with_one_line(app_db: str, command: str) -> None:
-    """An id that matches no execution exits 1 with one line, also with --json."""
-    one_line_error(hrsync(command, "00000000-dead-beef-0000-000000000000"), 1, "no execution")
-    one_line_error(hrsync(command, "zzzz-nothing", "--json"), 1, "no execution 'zzzz-nothing'")
+@pytest.mark.parametrize("command", ["show", "trace", "replay", "cancel"])
+def test_unknown_execution_exits_2_with_one_line(app_db: str, command: str) -> None:
+    """An id that matches no execution is bad input: exit 2 with one line, also with --json."""
+    one_line_error(hrsync(command, "00000000-dead-beef-0000-000000000000"), 2, "no execution")
+    one_line_error(hrsync(command, "zzzz-nothing", "--json"), 2, "no execution 'zzzz-nothing'")
 
 
 def test_show_and_trace_an_execution(kind: str) -> None:

@@ -1,0 +1,217 @@
+"""The operator's actions on executions and dead letters, for the CLI and the web console alike.
+
+Plain synchronous functions (they hop to the runner with `run_async`); each returns a small dataclass
+whose `as_json()` is what `hrsync … --json` prints and what the console's `/api/` returns. Every
+action (not the dry run) writes an `operator_actions` row with `actor` and `via` (DESIGN §7).
+
+Errors are `shared.errors` classes with the CLI's exit codes: `UnknownExecution` (bad input, 2),
+`ReplayRefused` / `CancelRefused` / `HrsyncError` (refused or failed operation, 1), `ConfigError` (a
+bad `from_stage`, 2).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from pipelines.replay import ReplayPlan, ReplayRefused
+from pipelines.replay import plan_replay as plan_from_rows
+from shared.dead_letters import replay_dead_letters as republish_dead_letters
+from shared.errors import HrsyncError
+from shared.executions_query import (
+    create_replay,
+    execution_lineage,
+    failed_without_replay,
+    find_execution,
+    outbox_state,
+    replays_of,
+    stage_rows,
+)
+from shared.operator_actions import record_operator_action
+from shared.runner import run_async
+from shared.settings import get_settings
+from shared.tracking import cancel_execution
+
+REPLAY, CANCEL, DLQ_REPLAY = "replay", "cancel", "dlq_replay"  # `operator_actions.action` values
+
+
+class CancelRefused(HrsyncError):
+    """The execution is already finished (succeeded, failed or cancelled): exit code 1."""
+
+
+@dataclass
+class ReplayOutcome:
+    """One replay: the new execution (`execution_id`), or why there is none (`skipped` / `error`).
+
+    `relaunched`: a replay created earlier but never started was launched again; `plan`: what it runs
+    (a dry run has the plan and no execution).
+    """
+
+    replay_of: str
+    execution_id: str | None = None
+    stages: list[str] = field(default_factory=list)
+    relaunched: bool = False
+    dry_run: bool = False
+    plan: ReplayPlan | None = None
+    skipped: str | None = None
+    error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        return {**asdict(self), "plan": self.plan.as_json() if self.plan else None}
+
+
+@dataclass
+class CancelOutcome:
+    """A cancel: the status the execution had, and how many of its steps were running (they end their
+    current step; nothing of the execution starts afterwards)."""
+
+    execution_id: str
+    previous_status: str
+    running_steps: int
+    reason: str | None
+    status: str = "cancelled"
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class DeadLetterReplayOutcome:
+    """A dead-letter replay: the letters republished, those left in the queue (with the error), and the
+    ids asked for that are not in the queue."""
+
+    replayed: list[dict[str, Any]]
+    failed: list[dict[str, str]]
+    not_found: list[str]
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+# -- replay --------------------------------------------------------------------------------------------
+
+def _direct_replays(execution_id: str) -> list[dict[str, Any]]:
+    return [c for c in run_async(replays_of(execution_id)) if c["replay_of"] == execution_id]
+
+
+def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ReplayPlan:
+    lineage = run_async(execution_lineage(source["id"]))
+    ids = [e["id"] for e in lineage]
+    children = [] if ignore_replays else _direct_replays(source["id"])
+    outbox = run_async(outbox_state(ids))
+    return plan_from_rows(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
+                          outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids)
+
+
+def plan_replay(execution_id: str, from_stage: str | None = None) -> ReplayPlan:
+    """The dry run: what `replay` would run and skip. Creates nothing, records nothing."""
+    return _plan(run_async(find_execution(execution_id)), from_stage)
+
+
+def _launch(execution_id: str, stages: list[str]) -> None:
+    from workers.canvas import launch  # the Celery app: only when something is launched
+
+    launch(execution_id, stages)
+
+
+def _launch_new(plan: ReplayPlan, source: Mapping[str, Any]) -> str:
+    new_id, created = run_async(create_replay(source, plan.params))
+    if not created:
+        raise HrsyncError(f"execution {source['id']} was just replayed by {new_id} (another operator?)")
+    try:
+        _launch(new_id, plan.stages)
+    except Exception as exc:
+        raise HrsyncError(f"replay {new_id} was created but not launched ({type(exc).__name__}: {exc}); "
+                          f"replay {source['id']} again to launch it") from None
+    return new_id
+
+
+def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None) -> ReplayOutcome | None:
+    """A replay created but never started (its launch failed): launch it again (its `start` runs it once)."""
+    pending = [c for c in _direct_replays(source["id"]) if c["status"] == "pending"]
+    if not pending:
+        return None
+    child = pending[-1]
+    plan = _plan(source, from_stage or (child["params"].get("rerun_stages") or [None])[0], ignore_replays=True)
+    _launch(child["id"], plan.stages)
+    return ReplayOutcome(replay_of=str(source["id"]), execution_id=str(child["id"]), stages=plan.stages,
+                         relaunched=True, plan=plan)
+
+
+def _replay_source(source: Mapping[str, Any], from_stage: str | None, actor: str, via: str) -> ReplayOutcome:
+    outcome = _relaunch_pending(source, from_stage) if source["status"] == "failed" else None
+    if outcome is None:
+        plan = _plan(source, from_stage)
+        outcome = ReplayOutcome(replay_of=str(source["id"]), execution_id=_launch_new(plan, source),
+                                stages=plan.stages, plan=plan)
+    run_async(record_operator_action(
+        REPLAY, outcome.replay_of, {"execution_id": outcome.execution_id, "stages": outcome.stages,
+                                    "from_stage": from_stage, "relaunched": outcome.relaunched},
+        via=via, actor=actor))
+    return outcome
+
+
+def replay(execution_id: str, from_stage: str | None = None, *, actor: str, via: str) -> ReplayOutcome:
+    """Replay a failed execution from its failed stage (or `from_stage`, rerun whole) and launch it."""
+    return _replay_source(run_async(find_execution(execution_id)), from_stage, actor, via)
+
+
+def plan_failed(since: dt.timedelta) -> list[ReplayOutcome]:
+    """The dry run of `replay_failed`: each failed execution not replayed yet, with its plan or why not."""
+    outcomes = []
+    for source in run_async(failed_without_replay(since)):
+        try:
+            outcomes.append(ReplayOutcome(replay_of=str(source["id"]), dry_run=True, plan=_plan(source, None)))
+        except ReplayRefused as exc:
+            outcomes.append(ReplayOutcome(replay_of=str(source["id"]), dry_run=True, skipped=str(exc)))
+    return outcomes
+
+
+def replay_failed(since: dt.timedelta, *, actor: str, via: str) -> list[ReplayOutcome]:
+    """Replay every execution that failed within `since` and has no replay yet, oldest first.
+
+    One that cannot be replayed is `skipped`; one whose replay could not be launched has an `error`
+    (the others still go).
+    """
+    outcomes = []
+    for source in run_async(failed_without_replay(since)):
+        try:
+            outcomes.append(_replay_source(source, None, actor, via))
+        except ReplayRefused as exc:
+            outcomes.append(ReplayOutcome(replay_of=str(source["id"]), skipped=str(exc)))
+        except HrsyncError as exc:
+            outcomes.append(ReplayOutcome(replay_of=str(source["id"]), error=str(exc)))
+    return outcomes
+
+
+# -- cancel --------------------------------------------------------------------------------------------
+
+def cancel(execution_id: str, reason: str | None = None, *, actor: str, via: str) -> CancelOutcome:
+    """End a pending or running execution as `cancelled`: its running steps end their current step, its
+    queued tasks stop at their start, and it is never set to failed or succeeded afterwards."""
+    found = run_async(find_execution(execution_id))
+    previous, running = run_async(cancel_execution(found["id"], reason))
+    if previous not in ("pending", "running"):
+        raise CancelRefused(f"execution {found['id']} is {previous}: only a pending or running execution "
+                            "can be cancelled")
+    run_async(record_operator_action(CANCEL, found["id"], {"reason": reason, "previous_status": previous},
+                                     via=via, actor=actor))
+    return CancelOutcome(str(found["id"]), previous, running, reason)
+
+
+# -- dead letters --------------------------------------------------------------------------------------
+
+def replay_dead_letters(ids: list[str] | None, *, actor: str, via: str) -> DeadLetterReplayOutcome:
+    """Republish dead-lettered events (all when `ids` is None) exactly as they came; one audit row per
+    event republished. A message still invalid is dead-lettered again by the bridge."""
+    wanted = set(ids) if ids else None
+    done = republish_dead_letters(get_settings().events(), wanted)
+    for letter in done.replayed:
+        run_async(record_operator_action(DLQ_REPLAY, letter.id, {"type": letter.type, "reason": letter.reason},
+                                         via=via, actor=actor))
+    found = {letter.id for letter in done.replayed} | {i for i, _ in done.failed}
+    return DeadLetterReplayOutcome(replayed=[letter.as_json() for letter in done.replayed],
+                                   failed=[{"id": i, "error": e} for i, e in done.failed],
+                                   not_found=sorted((wanted or set()) - found))
