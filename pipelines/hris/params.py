@@ -58,16 +58,22 @@ class ExtractParams:
     - `since`: the lower bound on `updated_at` (aware UTC), pinned once per execution by
       `pin_extract_window` so the planner and every shard (and a later replay) read the same window;
       None = read the stored watermark minus the overlap when the stage runs.
+    - `until`: when the window was pinned; the rows read are those the HRIS had by then (and maybe a few
+      later ones), so the watermark committed after the read never moves past it — a row dated in the
+      future cannot push the mark ahead of rows still to come.
     """
 
     full: bool = False
     employees: list[str] | None = None
     source: str = "hris"
     since: datetime | None = None
+    until: datetime | None = None
 
     def __post_init__(self) -> None:
-        if self.since is not None and self.since.tzinfo is None:
-            raise ConfigError("since: must be an aware datetime (UTC)")
+        for name in ("since", "until"):
+            value = getattr(self, name)
+            if value is not None and value.tzinfo is None:
+                raise ConfigError(f"{name}: must be an aware datetime (UTC)")
 
     @property
     def advances_watermark(self) -> bool:
@@ -82,7 +88,8 @@ class ExtractParams:
             "full": self.full,
             "employees": None if self.employees is None else list(self.employees),
             "source": self.source,
-            "since": None if self.since is None else self.since.astimezone(UTC).isoformat(),
+            "since": _iso(self.since),
+            "until": _iso(self.until),
         }
 
     @classmethod
@@ -100,16 +107,25 @@ class ExtractParams:
         source = data.get("source", "hris")
         if not isinstance(source, str) or not 0 < len(source) <= 64:
             raise ConfigError("source: expected a name of 1 to 64 characters")
-        since_text = data.get("since")
-        since = None
-        if since_text is not None:
-            try:
-                since = datetime.fromisoformat(str(since_text))
-            except ValueError:
-                raise ConfigError(f"since: not an ISO datetime: {since_text!r}") from None
-            if since.tzinfo is None:
-                raise ConfigError("since: needs a UTC offset")
-        return cls(full=full, employees=employees, source=source, since=since)
+        return cls(full=full, employees=employees, source=source, since=_instant(data, "since"),
+                   until=_instant(data, "until"))
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _instant(data: dict[str, Any], name: str) -> datetime | None:
+    text = data.get(name)
+    if text is None:
+        return None
+    try:
+        value = datetime.fromisoformat(str(text))
+    except ValueError:
+        raise ConfigError(f"{name}: not an ISO datetime: {text!r}") from None
+    if value.tzinfo is None:
+        raise ConfigError(f"{name}: needs a UTC offset")
+    return value
 
 
 ALL_KEYS = KeyRange()  # the whole key space

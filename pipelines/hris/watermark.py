@@ -68,10 +68,14 @@ async def extract_since(params: ExtractParams, overlap: timedelta = WATERMARK_OV
 async def pin_extract_window(params: ExtractParams, overlap: timedelta = WATERMARK_OVERLAP) -> ExtractParams:
     """`params` with its window fixed now, so the planner, every shard and any replay read the same rows.
 
-    An incremental extract gets `since` = mark - overlap; with no mark yet it becomes a full read.
-    Full and `employees` extracts are returned unchanged (they ignore the mark).
+    An incremental extract gets `since` = mark - overlap; with no mark yet it becomes a full read. Every
+    extract that may advance the mark gets `until` = now, the most the mark may advance to.
+    `employees` extracts are returned unchanged (they ignore the mark and never move it).
     """
-    if params.since is not None or params.full or params.employees is not None:
+    if params.employees is not None or params.until is not None:
+        return params
+    params = replace(params, until=datetime.now(UTC))
+    if params.since is not None or params.full:
         return params
     since = await extract_since(params, overlap)
     return replace(params, full=True) if since is None else params.with_since(since)
@@ -80,9 +84,14 @@ async def pin_extract_window(params: ExtractParams, overlap: timedelta = WATERMA
 def next_watermark(params: ExtractParams, shard_outputs: Iterable[Mapping[str, Any]]) -> datetime | None:
     """The mark to commit after all shards of `params` succeeded: their newest `updated_at`.
 
-    None when nothing may be committed: a partial (`employees`) extract, or no row carried a time.
+    None when nothing may be committed: a partial (`employees`) extract, or no row carried a time. Never
+    later than the window's `until`.
     """
     if not params.advances_watermark:
         return None
     values = [datetime.fromisoformat(o["max_updated_at"]) for o in shard_outputs if o.get("max_updated_at")]
-    return max(values) if values else None
+    if not values:
+        return None
+    # A row dated in the future (a wrong clock in the HRIS) must not move the mark past what was read:
+    # every later read would then start after rows that are still to come, and read nothing.
+    return max(values) if params.until is None else min(max(values), params.until)
