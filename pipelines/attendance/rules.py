@@ -222,15 +222,16 @@ def compute_day(
 
     `punches` is the instance's entry from `assign_punches`. On a holiday or non-workday the same rules
     apply, but a result of `absent` (including no punch at all) is reported as `holiday`/`off`; on a
-    workday a `full` absence turns `absent` into `on_leave`. A part absence (`am`/`pm`) halves what the
-    day owes (see `status_for_worked_minutes`, `overtime_minutes`) and moves the late (`am`) or early-exit
+    workday a `full` absence turns `absent` into `on_leave`. A part absence (`am`/`pm`) on a workday halves
+    what the day owes (see `status_for_worked_minutes`, `overtime_minutes`) and moves the late (`am`) or early-exit
     (`pm`) reference to the instance's midpoint. `is_open`: the window has not ended yet, so the row is
     `open` with what the punches so far show and no early exit.
     """
     taps = sorted(_as_utc(p) for p in punches)
     shift = instance.shift
     kind = day_kind(instance.work_date, shift, holidays)
-    part = absence.part if absence is not None else None
+    # Holidays and non-workdays owe nothing, so an absence there changes nothing but `absence_kind`.
+    part = absence.part if absence is not None and kind == "workday" else None
     late_reference = instance.midpoint if part == "am" else instance.start
     exit_reference = instance.midpoint if part == "pm" else instance.end
     row = DayResult(
