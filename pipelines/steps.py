@@ -3,8 +3,11 @@
 An execution's `params` (the inputs snapshot, fixed when it was created) say which stages run and
 on what. Each stage is planned, fanned out over shards, and finished:
 
-    extract:  plan_extract  → extract_shard x N  → finish_extract  (commits the HRIS watermark)
+    extract:  plan_extract  → extract_shard x N  → finish_extract  (commits the HRIS watermarks)
+              (the absences are one more shard, `absences`, with a watermark of their own)
     merge:    plan_merge    → import_window x N  → plan_merge_days → merge_shard x M → finish_merge
+              (a date range starts at the earliest `open` day left before it; the days changed
+               absences still have to recompute are extra shards `leave:…` of those employees only)
     notify:   plan_notify (builds the outbox)    → send_batch x K  → finish_notify
 
 A planner's output is the list of shards; a replay (a new execution with `replay_of`) reuses the
@@ -22,13 +25,23 @@ from pipelines.attendance.merge import (
     MergeShard,
     PunchWindow,
     current_shift_config,
+    earliest_open_day,
     import_punches,
     merge_attendance,
     plan_merge_after_import,
     plan_merge_shards_from_db,
     plan_punch_windows,
+    plan_recompute_shards,
 )
 from pipelines.attendance.rules import punch_range_needed
+from pipelines.hris.absences import (
+    PendingRecompute,
+    absence_params,
+    absences_enabled,
+    clear_absence_recomputes,
+    extract_absences,
+    pending_absence_recomputes,
+)
 from pipelines.hris_extract import (
     ExtractParams,
     KeyRange,
@@ -45,6 +58,7 @@ from shared.tracking import StageResult, get_execution, shard_name, succeeded_ou
 
 STAGES = ("extract", "merge", "notify")
 PLAN, DAYS_PLAN, DONE = "@plan", "@plan-days", "@done"
+ABSENCES = "absences"  # the extract shard reading the HRIS absences
 EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE = 16, 2000
 IMPORT_WINDOW_HOURS = 24.0
 MERGE_DAYS_PER_SHARD = 7
@@ -87,33 +101,49 @@ async def plan_extract(execution_id: str) -> StageResult:
     """Pin the watermark window and cut the changed keys into shards (or reuse a predecessor's plan)."""
     plan = await _reuse_plan(execution_id, "extract", PLAN)
     if plan is None:
-        params = await pin_extract_window(ExtractParams.from_json((await _params(execution_id))["extract"]))
+        employee_params = ExtractParams.from_json((await _params(execution_id))["extract"])
+        params = await pin_extract_window(employee_params)
         ranges = await plan_extract_shards(params, EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE)
-        plan = {"params": params.to_json(),
-                "shards": [{"key": shard_name(str(r)), "range": r.to_json()} for r in ranges]}
+        shards = [{"key": shard_name(str(r)), "range": r.to_json()} for r in ranges]
+        if absences_enabled():
+            leave = await pin_extract_window(absence_params(employee_params))
+            shards.append({"key": ABSENCES, "absences": leave.to_json()})
+        plan = {"params": params.to_json(), "shards": shards}
     outputs = await succeeded_outputs(execution_id, "extract")
     return _plan_result(outputs, {"params": plan["params"]}, plan["shards"])
 
 
 async def extract_shard(execution_id: str, shard: Mapping[str, Any], params: Mapping[str, Any]) -> StageResult:
-    """Extract one key range of the HRIS into `employees`."""
+    """Extract one key range of the HRIS into `employees` (or, shard `absences`, the absences)."""
+    if "absences" in shard:
+        return await extract_absences(ExtractParams.from_json(shard["absences"]), execution_id)
     return await extract_employees(ExtractParams.from_json(dict(params)), KeyRange.from_json(shard["range"]),
                                    execution_id)
 
 
 async def finish_extract(execution_id: str) -> StageResult:
-    """Advance the watermark over all shards (never backwards) and sum up the stage."""
+    """Advance the watermarks over all shards (never backwards) and sum up the stage."""
     outputs = await succeeded_outputs(execution_id, "extract")
     plan = outputs.pop(PLAN)
     outputs.pop(DONE, None)
+    leave = outputs.pop(ABSENCES, None)
     params = ExtractParams.from_json(plan["params"])
     watermark = next_watermark(params, outputs.values())
     if watermark is not None:
         await commit_watermark(params.source, watermark)
     totals = _sum(outputs.values(), ("read", "inserted", "updated", "unchanged", "rejected_count"))
-    return StageResult(rows_in=totals["read"], rows_out=totals["inserted"] + totals["updated"],
-                       output={**totals, "shards": len(outputs),
-                               "watermark": watermark.isoformat() if watermark else None})
+    output: dict[str, Any] = {**totals, "shards": len(outputs),
+                              "watermark": watermark.isoformat() if watermark else None}
+    absence_shard = next((s for s in plan["shards"] if s["key"] == ABSENCES), None)
+    if leave is not None and absence_shard is not None:
+        leave_params = ExtractParams.from_json(absence_shard["absences"])
+        leave_mark = next_watermark(leave_params, [leave])
+        if leave_mark is not None:
+            await commit_watermark(leave_params.source, leave_mark)
+        output["absences"] = {**_sum([leave], ("read", "inserted", "updated", "unchanged", "rejected_count",
+                                                "recompute_marked")),
+                              "watermark": leave_mark.isoformat() if leave_mark else None}
+    return StageResult(rows_in=totals["read"], rows_out=totals["inserted"] + totals["updated"], output=output)
 
 
 # -- merge -------------------------------------------------------------------------------------------
@@ -123,18 +153,28 @@ def _dates(merge: Mapping[str, Any]) -> tuple[dt.date, dt.date]:
 
 
 async def plan_merge(execution_id: str) -> StageResult:
-    """The BioStar time windows to import: the event's window, or what the date range needs."""
+    """The BioStar time windows to import: the event's window, or what the date range needs.
+
+    A date range is widened back to the earliest `open` row before it (`earliest_open_day`), so days
+    computed while in progress are closed; the plan keeps the range (`days`) for `plan_merge_days`.
+    """
     plan = await _reuse_plan(execution_id, "merge", PLAN)
     if plan is None:
         merge = (await _params(execution_id))["merge"]
+        days = None
         if "window" in merge:
             window = PunchWindow.from_json(merge["window"])
             start, end = window.start, window.end
         else:
-            start, end = punch_range_needed(*_dates(merge), current_shift_config(), get_settings().zone)
+            first, last = _dates(merge)
+            first = min(first, await earliest_open_day(first, merge.get("employees")) or first)
+            days = {"from": first.isoformat(), "to": last.isoformat()}
+            start, end = punch_range_needed(first, last, current_shift_config(), get_settings().zone)
         windows = plan_punch_windows(start, end, IMPORT_WINDOW_HOURS)
-        plan = {"shards": [{"key": shard_name(f"punches:{w.key}"), "window": w.as_json()} for w in windows]}
-    return _plan_result(await succeeded_outputs(execution_id, "merge"), {}, plan["shards"])
+        plan = {"days": days,
+                "shards": [{"key": shard_name(f"punches:{w.key}"), "window": w.as_json()} for w in windows]}
+    return _plan_result(await succeeded_outputs(execution_id, "merge"), {"days": plan.get("days")},
+                        plan["shards"])
 
 
 async def import_window(execution_id: str, shard: Mapping[str, Any]) -> StageResult:
@@ -144,24 +184,39 @@ async def import_window(execution_id: str, shard: Mapping[str, Any]) -> StageRes
 
 
 async def plan_merge_days(execution_id: str) -> StageResult:
-    """The (days x department) shards to recompute: the date range, or the days the imports touched."""
+    """The (days x department) shards to recompute: the date range, or the days the imports touched.
+
+    A date-range merge adds shards `leave:…` for the days changed absences still have to recompute
+    (only those employees), and lists the marks it takes (`absence_marks`) for `finish_merge` to clear.
+    """
     outputs = await succeeded_outputs(execution_id, "merge")
     plan = outputs.get(DAYS_PLAN)
     if plan is None:
         merge = (await _params(execution_id))["merge"]
+        marks: list[PendingRecompute] = []
         if "window" in merge:
             imports = [out for key, out in outputs.items() if key.startswith("punches:")]
             shards = plan_merge_after_import(imports, MERGE_DAYS_PER_SHARD)
+            leave: list[dict[str, Any]] = []
         else:
-            shards = await plan_merge_shards_from_db(*_dates(merge), MERGE_DAYS_PER_SHARD, merge.get("employees"))
-        plan = {"shards": [{"key": shard_name(s.key), "days": s.as_json()} for s in shards]}
-    return _plan_result(outputs, {}, plan["shards"])
+            days = (outputs.get(PLAN) or {}).get("days") or merge
+            employee_nos = merge.get("employees")
+            shards = await plan_merge_shards_from_db(*_dates(days), MERGE_DAYS_PER_SHARD, employee_nos)
+            today = dt.datetime.now(get_settings().zone).date()
+            todo, marks = await pending_absence_recomputes(today, employee_nos)
+            leave = [{"key": shard_name(f"leave:{s.key}"), "days": s.as_json(), "employees": employee_list}
+                     for s, employee_list in await plan_recompute_shards(
+                         [(m.employee_no, m.date_from, m.date_to) for m in todo], MERGE_DAYS_PER_SHARD)]
+        plan = {"shards": [{"key": shard_name(s.key), "days": s.as_json()} for s in shards] + leave,
+                "absence_marks": [m.as_json() for m in marks]}
+    return _plan_result(outputs, {"absence_marks": plan.get("absence_marks", [])}, plan["shards"])
 
 
 async def merge_shard(execution_id: str, shard: Mapping[str, Any]) -> StageResult:
-    """Recompute the attendance days of one (days x department) shard."""
+    """Recompute the attendance days of one (days x department) shard (of the shard's employees, if named)."""
     merge = (await _params(execution_id))["merge"]
-    return await merge_attendance(MergeShard.from_json(shard["days"]), execution_id, merge.get("employees"))
+    employee_nos = shard["employees"] if "employees" in shard else merge.get("employees")
+    return await merge_attendance(MergeShard.from_json(shard["days"]), execution_id, employee_nos)
 
 
 async def finish_merge(execution_id: str) -> StageResult:
@@ -177,8 +232,11 @@ async def finish_merge(execution_id: str) -> StageResult:
     span = ({"from": min(d.date_from for d in dates).isoformat(), "to": max(d.date_to for d in dates).isoformat()}
             if dates else None)
     imported = _sum(imports, ("logs", "punches", "punches_new", "unmatched", "unmatched_new"))
+    marks = [PendingRecompute.from_json(m) for m in outputs.get(DAYS_PLAN, {}).get("absence_marks", [])]
+    cleared = await clear_absence_recomputes(marks)
     return StageResult(rows_in=imported["punches"], rows_out=sum(by_status.values()),
-                       output={"imported": imported, "by_status": by_status, "dates": span})
+                       output={"imported": imported, "by_status": by_status, "dates": span,
+                               "absence_recomputes": cleared})
 
 
 # -- notify ------------------------------------------------------------------------------------------

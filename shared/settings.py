@@ -24,6 +24,9 @@ DEFAULT_HRIS_QUERY = (
     "SELECT employee_no, full_name, email, department, manager_no, status, hire_date, "
     "termination_date, biostar_user_id, updated_at FROM hrsync_employees"
 )
+DEFAULT_HRIS_ABSENCES_QUERY = (
+    "SELECT absence_id, employee_no, kind, date_from, date_to, part, status, updated_at FROM hrsync_absences"
+)
 
 
 CRON_FIELDS = ("minute", "hour", "day", "month", "day_of_week")
@@ -84,6 +87,9 @@ class Settings(BaseSettings):
     biostar_url: str | None = Field(None, description="BioStar 2 DB, SQLAlchemy async URL")
     hris_odbc: str | None = Field(None, description="ODBC connection string of the HRIS")
     hris_query: str = Field(DEFAULT_HRIS_QUERY, description="employee query")
+    hris_absences_query: str = Field(
+        DEFAULT_HRIS_ABSENCES_QUERY, description="absence query (DESIGN §6); off turns absences off"
+    )
     broker_url: str | None = Field(None, description="Celery broker URL")
     result_backend: str | None = Field(None, description="Celery result backend URL")
     events_url: str | None = Field(None, description="AMQP URL of the event plane")

@@ -35,11 +35,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import structlog
-from sqlalchemy import ColumnElement, Table, bindparam, delete, select
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select
+from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Insert
 
 from pipelines.attendance.biostar import stream_punch_logs
 from pipelines.attendance.rules import (
+    Absence,
+    AbsencePart,
     EmployeeFacts,
     EmployeeStatus,
     compute_attendance,
@@ -50,7 +54,7 @@ from pipelines.attendance.shifts import DEFAULT_SHIFT_CONFIG, ShiftConfig, load_
 from shared.db import app_engine, biostar_engine, upsert
 from shared.retry import retry_transient
 from shared.settings import get_settings
-from shared.tables import attendance_days, employees, punches, unmatched_punches
+from shared.tables import absences, attendance_days, employees, punches, unmatched_punches
 from shared.tracking import StageResult, utcnow
 
 log = structlog.get_logger(__name__)
@@ -60,8 +64,11 @@ log = structlog.get_logger(__name__)
 WRITE_BATCH = 2000
 SHARD_KEY_LENGTH = 64  # execution_stages.shard
 _ATTENDANCE_KEY = ("employee_no", "work_date", "shift_code")
+# computed_at last: MariaDB evaluates ON DUPLICATE KEY UPDATE assignments in order (see _upsert_if_newer).
 _ATTENDANCE_VALUES = ("first_in", "last_out", "worked_minutes", "status", "late_minutes",
-                      "early_exit_minutes", "punch_count", "execution_id", "computed_at")
+                      "early_exit_minutes", "overtime_minutes", "absence_kind", "punch_count", "execution_id",
+                      "computed_at")
+OPEN_LOOKBACK_DAYS = 31  # how far back a date-range merge looks for `open` rows to close
 _ONE_DAY = timedelta(days=1)
 
 
@@ -194,6 +201,41 @@ async def plan_merge_shards_from_db(
     async with engine.connect() as conn:
         departments = [row[0] for row in await conn.execute(query)]
     return plan_merge_shards(date_from, date_to, departments, days_per_shard) if departments else []
+
+
+async def plan_recompute_shards(
+    spans: Iterable[tuple[str, date, date]], days_per_shard: int
+) -> list[tuple[MergeShard, list[str]]]:
+    """Shards recomputing some employees' days: `spans` are (employee_no, first, last) local dates.
+
+    Per department, overlapping or adjacent spans are joined (their employees too) and cut into runs of
+    `days_per_shard` days; each shard comes with the sorted employees it recomputes.
+    """
+    spans = list(spans)
+    if not spans:
+        return []
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        department_of = dict((await conn.execute(
+            select(employees.c.employee_no, employees.c.department)
+            .where(employees.c.employee_no.in_(sorted({no for no, _, _ in spans})))
+        )).tuples().all())
+    by_department: dict[str | None, list[tuple[date, date, str]]] = {}
+    for no, first, last in spans:
+        if no in department_of:
+            by_department.setdefault(department_of[no], []).append((first, last, no))
+    shards: list[tuple[MergeShard, list[str]]] = []
+    for department in sorted(by_department, key=_department_order):
+        runs: list[tuple[date, date, set[str]]] = []
+        for first, last, no in sorted(by_department[department]):
+            if runs and first <= runs[-1][1] + _ONE_DAY:
+                runs[-1] = (runs[-1][0], max(runs[-1][1], last), runs[-1][2] | {no})
+            else:
+                runs.append((first, last, {no}))
+        for first, last, nos in runs:
+            shards.extend((shard, sorted(nos)) for shard in plan_merge_shards(first, last, [department],
+                                                                                days_per_shard))
+    return shards
 
 
 def current_shift_config() -> ShiftConfig:
@@ -337,13 +379,17 @@ async def _insert_batch(engine: AsyncEngine, table: Table, rows: list[dict[str, 
 
 @retry_transient
 async def merge_attendance(
-    shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None
+    shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None, *,
+    now: datetime | None = None,
 ) -> StageResult:
     """Recompute and upsert the `attendance_days` rows of `shard` (only of `employee_nos`, if given).
 
-    Reads the shard's employees and their punches (`punch_range_needed` of the shard's dates) in two
-    queries, applies `compute_attendance`, upserts every row with `execution_id`, and deletes the shard's
-    rows the rules no longer produce — all in one transaction, so a retry or a replay redoes it whole.
+    Reads the shard's employees, their non-void punches (`punch_range_needed` of the shard's dates) and
+    their approved absences, applies `compute_attendance` as of `now` (default: the time of the run) — an
+    instance whose punch window has not ended is `open`, one not begun gets no row —, upserts every row
+    with `execution_id`, and deletes the shard's rows the rules no longer produce, all in one transaction,
+    so a retry or a replay redoes it whole. A row is only overwritten by a run that started no earlier
+    than the one that wrote it (`computed_at`), so a slow recompute never replaces a newer result.
     Output: `rows`, `removed`, `employees` and counts `by_status`.
     """
     if employee_nos is not None and not employee_nos:
@@ -352,6 +398,7 @@ async def merge_attendance(
     config, zone = current_shift_config(), settings.zone
     punch_from, punch_to = punch_range_needed(shard.date_from, shard.date_to, config, zone)
     computed_at = utcnow()
+    as_of = computed_at if now is None else now
     scope = _scope(shard, employee_nos)
     engine = await app_engine()
     async with engine.begin() as conn:
@@ -367,27 +414,31 @@ async def merge_attendance(
         for employee_no, punched_at in await conn.execute(
             select(punches.c.employee_no, punches.c.punched_at)
             .select_from(punches.join(employees, punches.c.employee_no == employees.c.employee_no))
-            .where(*scope, punches.c.punched_at >= punch_from, punches.c.punched_at <= punch_to)
+            .where(*scope, punches.c.punched_at >= punch_from, punches.c.punched_at <= punch_to,
+                   punches.c.voided_at.is_(None))
         ):
             taps.setdefault(employee_no, []).append(punched_at)
             punch_rows += 1
+        leave = await _approved_absences(conn, scope, shard)
 
         rows: list[dict[str, Any]] = []
         by_status: Counter[str] = Counter()
         for employee in facts:
             for day in compute_attendance(
-                employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone
+                employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone,
+                absences=leave.get(employee.employee_no, ()), now=as_of,
             ):
                 by_status[day.status] += 1
                 rows.append({
                     "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
                     "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
                     "status": day.status, "late_minutes": day.late_minutes,
-                    "early_exit_minutes": day.early_exit_minutes, "punch_count": day.punch_count,
+                    "early_exit_minutes": day.early_exit_minutes, "overtime_minutes": day.overtime_minutes,
+                    "absence_kind": day.absence_kind, "punch_count": day.punch_count,
                     "execution_id": execution_id, "computed_at": computed_at,
                 })
         rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))  # lock order
-        statement = upsert(conn, attendance_days, _ATTENDANCE_VALUES)
+        statement = _upsert_if_newer(conn)
         for at in range(0, len(rows), WRITE_BATCH):
             await conn.execute(statement, rows[at:at + WRITE_BATCH])
         removed = await _remove_stale_days(conn, shard, scope, computed_at)
@@ -395,6 +446,60 @@ async def merge_attendance(
     output = {"rows": len(rows), "removed": removed, "employees": len(facts),
               "by_status": dict(sorted(by_status.items()))}
     return StageResult(rows_in=punch_rows, rows_out=len(rows), output=output)
+
+
+def _upsert_if_newer(conn: AsyncConnection) -> Insert:
+    """The `attendance_days` upsert that leaves a row alone when it was written by a later-started run.
+
+    A run's `computed_at` is taken before it reads anything, so a later one has seen at least as many
+    punches: a nightly shard that read early but commits late cannot undo a punch event's newer result.
+    """
+    days = attendance_days.c
+    if conn.dialect.name in ("mysql", "mariadb"):
+        stmt = mysql.insert(attendance_days)
+        newer = stmt.inserted.computed_at >= days.computed_at
+        # Ordered: every IF reads the stored computed_at, which is assigned last.
+        return stmt.on_duplicate_key_update([
+            (c, func.if_(newer, stmt.inserted[c], days[c])) for c in _ATTENDANCE_VALUES
+        ])
+    dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
+    stmt_: Any = dialect.insert(attendance_days)
+    return cast(Insert, stmt_.on_conflict_do_update(
+        index_elements=list(_ATTENDANCE_KEY), set_={c: stmt_.excluded[c] for c in _ATTENDANCE_VALUES},
+        where=stmt_.excluded.computed_at >= days.computed_at))
+
+
+async def _approved_absences(
+    conn: AsyncConnection, scope: list[ColumnElement[bool]], shard: MergeShard
+) -> dict[str, list[Absence]]:
+    """The approved absences of the shard's employees that overlap its dates, by employee."""
+    a = absences.c
+    found: dict[str, list[Absence]] = {}
+    for row in await conn.execute(
+        select(a.employee_no, a.absence_id, a.kind, a.date_from, a.date_to, a.part)
+        .select_from(absences.join(employees, a.employee_no == employees.c.employee_no))
+        .where(*scope, a.status == "approved", a.date_from <= shard.date_to, a.date_to >= shard.date_from)
+    ):
+        found.setdefault(row.employee_no, []).append(
+            Absence(row.absence_id, row.kind, row.date_from, row.date_to, cast(AbsencePart, row.part)))
+    return found
+
+
+async def earliest_open_day(before: date, employee_nos: Sequence[str] | None = None,
+                            lookback_days: int = OPEN_LOOKBACK_DAYS) -> date | None:
+    """The earliest work date of an `open` row in the `lookback_days` before `before` (of `employee_nos`).
+
+    A date-range merge starts there, so a day computed while in progress is closed by the next nightly
+    even when it lies before the nightly's own look-back.
+    """
+    days = attendance_days.c
+    query = select(func.min(days.work_date)).where(
+        days.status == "open", days.work_date < before, days.work_date >= before - timedelta(days=lookback_days))
+    if employee_nos is not None:
+        query = query.where(days.employee_no.in_(list(employee_nos)))
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        return cast(date | None, (await conn.execute(query)).scalar_one_or_none())
 
 
 def _scope(shard: MergeShard, employee_nos: Sequence[str] | None) -> list[ColumnElement[bool]]:

@@ -39,8 +39,12 @@ def strip_query(query: str) -> str:
     return text
 
 
-def build_select(query: str, columns: Sequence[str], window: Window) -> tuple[str, list[Any]]:
-    """The SQL and its parameters reading `columns` of `window`, ordered by `employee_no`."""
+def build_select(query: str, columns: Sequence[str], window: Window, key: str = "employee_no"
+                 ) -> tuple[str, list[Any]]:
+    """The SQL and its parameters reading `columns` of `window`, ordered by `key` (the range's column).
+
+    `window.employees` always filters on `employee_no`; `key` is a constant column name, never input.
+    """
     conditions: list[str] = []
     params: list[Any] = []
     if window.since is not None:
@@ -49,13 +53,13 @@ def build_select(query: str, columns: Sequence[str], window: Window) -> tuple[st
     bounds: list[str] = []
     lo, hi = window.key_range.lo, window.key_range.hi
     if lo is not None:
-        bounds.append("src.employee_no > ?")
+        bounds.append(f"src.{key} > ?")
         params.append(lo)
     if hi is not None:
-        bounds.append("src.employee_no <= ?")
+        bounds.append(f"src.{key} <= ?")
         params.append(hi)
     if bounds and window.with_null_keys:
-        conditions.append(f"(({' AND '.join(bounds)}) OR src.employee_no IS NULL)")
+        conditions.append(f"(({' AND '.join(bounds)}) OR src.{key} IS NULL)")
     else:
         conditions.extend(bounds)
     if window.employees is not None:
@@ -65,7 +69,7 @@ def build_select(query: str, columns: Sequence[str], window: Window) -> tuple[st
     selected = ", ".join(f"src.{c}" for c in columns)
     where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
     # Built from constants and the operator's configured query only; every value is a ? parameter.
-    sql = f"SELECT {selected} FROM ({strip_query(query)}) src{where} ORDER BY src.employee_no"  # noqa: S608
+    sql = f"SELECT {selected} FROM ({strip_query(query)}) src{where} ORDER BY src.{key}"  # noqa: S608
     return sql, params
 
 

@@ -17,6 +17,8 @@ from datetime import UTC, date, datetime, time
 from decimal import Decimal
 from typing import Any, Literal, cast
 
+from sqlalchemy import Table
+
 from shared.tables import employees
 
 EmployeeStatus = Literal["active", "inactive", "terminated"]
@@ -27,6 +29,8 @@ COLUMNS = (
     "employee_no", "full_name", "email", "department", "manager_no", "status",
     "hire_date", "termination_date", "biostar_user_id", "updated_at",
 )
+# The columns of the absences query (DESIGN §6), in the order the stage selects them.
+ABSENCE_COLUMNS = ("absence_id", "employee_no", "kind", "date_from", "date_to", "part", "status", "updated_at")
 
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
@@ -70,12 +74,15 @@ class EmployeeRow:
 _RECORD_FIELDS = tuple(f.name for f in fields(EmployeeRow))
 
 
-def _max_length(column: str) -> int | None:
-    return cast(int | None, getattr(employees.c[column].type, "length", None))
+def _max_length(column: str, table: Table) -> int | None:
+    return cast(int | None, getattr(table.c[column].type, "length", None))
 
 
-def text_value(value: Any, column: str) -> str | None:
-    """A stripped string (None when missing or blank); integers become their decimal text."""
+def text_value(value: Any, column: str, table: Table = employees) -> str | None:
+    """A stripped string (None when missing or blank); integers become their decimal text.
+
+    Longer than `column` of `table` allows → `ValueError`.
+    """
     if value is None:
         return None
     if isinstance(value, bool):
@@ -90,7 +97,7 @@ def text_value(value: Any, column: str) -> str | None:
         raise ValueError(f"{column} is not text: {type(value).__name__}")
     if not text:
         return None
-    limit = _max_length(column)
+    limit = _max_length(column, table)
     if limit is not None and len(text) > limit:
         raise ValueError(f"{column} longer than {limit} characters")
     return text

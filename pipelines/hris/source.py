@@ -17,8 +17,9 @@ from typing import Any, Protocol, cast
 
 import pyodbc
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.hris.rows import COLUMNS
+from pipelines.hris.rows import ABSENCE_COLUMNS, COLUMNS
 from shared.db import engine_for
 from shared.errors import ConfigError, HrsyncError
 from shared.odbc import odbc_fetch_batches
@@ -29,6 +30,8 @@ from shared.settings import Settings, get_settings
 DEMO_FILE = "hris.db"
 DEMO_VIEW = "hrsync_employees"
 DEMO_TABLE = "hris_people"
+DEMO_ABSENCES_VIEW = "hrsync_absences"
+DEMO_ABSENCES_TABLE = "hris_absences"
 # How the demo stores instants: naive UTC text, fixed width, so text order is time order.
 DEMO_INSTANT_FORMAT = "%Y-%m-%d %H:%M:%S.%f"
 
@@ -138,34 +141,42 @@ def _demo_value(value: Any) -> Any:
     return value
 
 
-async def create_demo_hris(path_or_url: str | Path, employees: list[Mapping[str, Any]]) -> None:
-    """(Re)create the table `hris_people` and the view `hrsync_employees` holding `employees`.
+async def create_demo_hris(path_or_url: str | Path, employees: list[Mapping[str, Any]],
+                           absences: Sequence[Mapping[str, Any]] = ()) -> None:
+    """(Re)create the tables `hris_people`/`hris_absences` and the views `hrsync_employees`/`hrsync_absences`.
 
     `path_or_url` is a SQLite file path or a SQLAlchemy async URL with `?` parameters. Each row maps
-    `COLUMNS` names to values (missing ones are NULL); dates may be `date` or text, `updated_at` a
-    datetime (naive = UTC) or text. Run it through `run_async` like any stage.
+    `COLUMNS` (absences: `ABSENCE_COLUMNS`) names to values (missing ones are NULL); dates may be `date`
+    or text, `updated_at` a datetime (naive = UTC) or text. Run it through `run_async` like any stage.
     """
     url = _sqlite_url(path_or_url)
     if "://" not in str(path_or_url):
         Path(path_or_url).parent.mkdir(parents=True, exist_ok=True)
     engine = await engine_for(url)
-    column_ddl = ", ".join(f"{c} VARCHAR({_DEMO_WIDTHS.get(c, 64)})" for c in COLUMNS)
-    marks = ", ".join("?" for _ in COLUMNS)
-    rows = [tuple(_demo_value(e.get(c)) for c in COLUMNS) for e in employees]
     async with engine.begin() as conn:
-        await conn.exec_driver_sql(f"DROP VIEW IF EXISTS {DEMO_VIEW}")
-        await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {DEMO_TABLE}")
-        await conn.exec_driver_sql(f"CREATE TABLE {DEMO_TABLE} ({column_ddl})")
-        await conn.exec_driver_sql(f"CREATE INDEX ix_{DEMO_TABLE}_employee_no ON {DEMO_TABLE} (employee_no)")
-        await conn.exec_driver_sql(f"CREATE INDEX ix_{DEMO_TABLE}_updated_at ON {DEMO_TABLE} (updated_at)")
+        await _demo_view(conn, DEMO_VIEW, DEMO_TABLE, COLUMNS, "employee_no", employees)
+        await _demo_view(conn, DEMO_ABSENCES_VIEW, DEMO_ABSENCES_TABLE, ABSENCE_COLUMNS, "absence_id", absences)
+
+
+async def _demo_view(conn: AsyncConnection, view: str, table: str, columns: Sequence[str], key: str,
+                     rows: Sequence[Mapping[str, Any]]) -> None:
+    """(Re)create `table` holding `rows` and `view` over it; `key` and `updated_at` are indexed."""
+    column_ddl = ", ".join(f"{c} VARCHAR({_DEMO_WIDTHS.get(c, 64)})" for c in columns)
+    marks = ", ".join("?" for _ in columns)
+    values = [tuple(_demo_value(r.get(c)) for c in columns) for r in rows]
+    await conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
+    await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
+    await conn.exec_driver_sql(f"CREATE TABLE {table} ({column_ddl})")
+    await conn.exec_driver_sql(f"CREATE INDEX ix_{table}_{key} ON {table} ({key})")
+    await conn.exec_driver_sql(f"CREATE INDEX ix_{table}_updated_at ON {table} (updated_at)")
+    await conn.exec_driver_sql(
+        f"CREATE VIEW {view} AS SELECT {', '.join(columns)} FROM {table}"  # noqa: S608 - constants
+    )
+    if values:
         await conn.exec_driver_sql(
-            f"CREATE VIEW {DEMO_VIEW} AS SELECT {', '.join(COLUMNS)} FROM {DEMO_TABLE}"  # noqa: S608 - constants
+            f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})", values  # noqa: S608
         )
-        if rows:
-            await conn.exec_driver_sql(
-                f"INSERT INTO {DEMO_TABLE} ({', '.join(COLUMNS)}) VALUES ({marks})", rows  # noqa: S608
-            )
 
 
 _DEMO_WIDTHS = {"full_name": 200, "email": 254, "department": 100, "status": 16,
-                "hire_date": 32, "termination_date": 32, "updated_at": 32}
+                "hire_date": 32, "termination_date": 32, "updated_at": 32, "date_from": 32, "date_to": 32}

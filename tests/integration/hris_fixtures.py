@@ -17,12 +17,13 @@ import pyodbc
 import pytest
 from sqlalchemy import delete, select
 
+from pipelines.hris.absences import ABSENCE_COLUMNS
 from pipelines.hris.rows import COLUMNS
 from shared import runner
 from shared.db import app_engine
 from shared.runner import run_async
 from shared.settings import get_settings
-from shared.tables import employees, sync_watermarks
+from shared.tables import absences, employees, sync_watermarks
 from tests.conftest import PG_ODBC, require_service, set_env
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432
@@ -35,6 +36,10 @@ DDL = [
         biostar_user_id INTEGER, updated_at TIMESTAMP(6))""",
     "CREATE INDEX ix_hr_people_employee_no ON hr_people (employee_no)",
     f"CREATE VIEW hrsync_employees AS SELECT {', '.join(COLUMNS)} FROM hr_people",
+    """CREATE TABLE hr_leave (
+        absence_id VARCHAR(64), employee_no VARCHAR(200), kind VARCHAR(64), date_from DATE, date_to DATE,
+        part VARCHAR(8), status VARCHAR(16), updated_at TIMESTAMP(6))""",
+    f"CREATE VIEW hrsync_absences AS SELECT {', '.join(ABSENCE_COLUMNS)} FROM hr_leave",
 ]
 
 
@@ -71,6 +76,17 @@ class PgHris:
                                    [tuple(r.get(c) for c in COLUMNS) for r in rows])
             conn.commit()
 
+    def replace_absences(self, rows: list[Mapping[str, Any]]) -> None:
+        """Make the HRIS's absences view hold exactly `rows` (mappings of `ABSENCE_COLUMNS`)."""
+        with closing(pyodbc.connect(self.dsn, autocommit=False)) as conn:
+            cursor = conn.cursor()
+            cursor.execute("DELETE FROM hr_leave")
+            if rows:
+                marks = ", ".join("?" for _ in ABSENCE_COLUMNS)
+                cursor.executemany(f"INSERT INTO hr_leave ({', '.join(ABSENCE_COLUMNS)}) VALUES ({marks})",
+                                   [tuple(r.get(c) for c in ABSENCE_COLUMNS) for r in rows])
+            conn.commit()
+
     def update(self, employee_no: str, **values: Any) -> None:
         """Change columns of one HRIS row."""
         sets = ", ".join(f"{c} = ?" for c in values)
@@ -103,6 +119,7 @@ async def _clear_app_tables() -> None:
     engine = await app_engine()
     async with engine.begin() as conn:
         await conn.execute(delete(employees))
+        await conn.execute(delete(absences))
         await conn.execute(delete(sync_watermarks))
 
 
@@ -110,6 +127,7 @@ async def _clear_app_tables() -> None:
 def hris(app_db: str, pg_hris: PgHris) -> Iterator[PgHris]:
     """HRSYNC_HRIS_ODBC points at the PostgreSQL HRIS (emptied); the app's employees and marks are empty."""
     pg_hris.replace_rows([])
+    pg_hris.replace_absences([])
     with pytest.MonkeyPatch.context() as mp:
         set_env(mp, hris_odbc=pg_hris.dsn)
         run_async(_clear_app_tables())

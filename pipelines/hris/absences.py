@@ -1,0 +1,292 @@
+"""HRIS absences (DESIGN §6): the `hrsync_absences` rows into `absences`, with their own watermark.
+
+Read by the extract stage as one more shard (`extract_absences`), incremental by `updated_at` under the
+watermark source `hris_absences` (the same watermark functions as the employees, so the same window
+rules), ordered and resumed by `absence_id`. Rows are upserted, never deleted: a cancellation is a
+status. A change that can alter attendance (status, dates, part, kind or employee, while the old or the
+new version is approved) marks the union of the old and new date ranges in `recompute_from`/
+`recompute_to`; the next date-range merge recomputes those days (`pending_absence_recomputes`) and
+clears the mark (`clear_absence_recomputes`), so a change extracted by an `hris`-only sync is not lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import aclosing
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import structlog
+from sqlalchemy import and_, bindparam, func, select, update
+
+from pipelines.hris.params import ALL_KEYS, ExtractParams
+from pipelines.hris.query import Window, build_select, resume_after
+from pipelines.hris.rows import ABSENCE_COLUMNS, date_value, instant_value, text_value
+from pipelines.hris.source import HrisSource, HrisSourceError, hris_source
+from pipelines.hris.watermark import extract_since
+from shared.db import app_engine, upsert
+from shared.retry import retry_transient, transient_retrying
+from shared.settings import get_settings
+from shared.tables import absences, attendance_days
+from shared.tracking import StageResult
+
+log = structlog.get_logger(__name__)
+
+PARTS = ("full", "am", "pm")
+ABSENCE_STATUSES = ("approved", "pending", "rejected", "cancelled")
+WATERMARK_SOURCE = "hris_absences"
+SETTING = "HRSYNC_HRIS_ABSENCES_QUERY"
+BATCH_SIZE = 500
+REJECTED_SHOWN = 100
+# What can change a day's result: the rest (updated_at) is bookkeeping.
+_ATTENDANCE_FIELDS = ("employee_no", "kind", "date_from", "date_to", "part", "status")
+_UPDATED = [c for c in ABSENCE_COLUMNS if c != "absence_id"] + [
+    "synced_at", "execution_id", "recompute_from", "recompute_to"]
+
+
+def absences_enabled() -> bool:
+    """Whether the HRIS absences are read (`HRSYNC_HRIS_ABSENCES_QUERY` is not `off`)."""
+    return get_settings().hris_absences_query.strip().lower() != "off"
+
+
+def absence_params(employee_params: ExtractParams) -> ExtractParams:
+    """The absences read matching an employees read: same full/employees choice, its own watermark."""
+    return ExtractParams(full=employee_params.full, employees=employee_params.employees, source=WATERMARK_SOURCE)
+
+
+@dataclass(frozen=True)
+class AbsenceRow:
+    """One valid absence, ready for `absences` (without synced_at/execution_id/recompute marks)."""
+
+    absence_id: str
+    employee_no: str
+    kind: str
+    date_from: date
+    date_to: date
+    part: str
+    status: str
+    updated_at: datetime | None
+
+    def as_record(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in ABSENCE_COLUMNS}
+
+
+def _choice(value: Any, column: str, choices: Sequence[str]) -> str:
+    text = text_value(value, column, absences)
+    if text is None or text.lower() not in choices:
+        raise ValueError(f"{column} must be one of {', '.join(choices)}, got {str(text)[:40]!r}")
+    return text.lower()
+
+
+def _required(value: Any, column: str) -> Any:
+    if value is None:
+        raise ValueError(f"{column} is missing")
+    return value
+
+
+def normalise_absence(raw: Mapping[str, Any]) -> AbsenceRow:
+    """Validate one HRIS absence row (a mapping of `ABSENCE_COLUMNS`); `ValueError` with a one-line reason."""
+    date_from = _required(date_value(raw.get("date_from"), "date_from"), "date_from")
+    date_to = _required(date_value(raw.get("date_to"), "date_to"), "date_to")
+    if date_to < date_from:
+        raise ValueError(f"date_to {date_to} is before date_from {date_from}")
+    return AbsenceRow(
+        absence_id=_required(text_value(raw.get("absence_id"), "absence_id", absences), "absence_id"),
+        employee_no=_required(text_value(raw.get("employee_no"), "employee_no", absences), "employee_no"),
+        kind=_required(text_value(raw.get("kind"), "kind", absences), "kind"),
+        date_from=date_from,
+        date_to=date_to,
+        part=_choice(raw.get("part") or "full", "part", PARTS),
+        status=_choice(raw.get("status"), "status", ABSENCE_STATUSES),
+        updated_at=instant_value(raw.get("updated_at"), "updated_at"),
+    )
+
+
+def recompute_span(stored: Mapping[str, Any] | None, row: AbsenceRow) -> tuple[date, date] | None:
+    """The dates whose attendance the new version `row` may change, with the stored version (or None).
+
+    The union of the old and new ranges, merged with a mark not yet recomputed; None when nothing that
+    counts changed (or neither version is approved) and no mark is pending.
+    """
+    spans: list[tuple[date, date]] = []
+    if stored is not None and stored.get("recompute_from") is not None:
+        spans.append((stored["recompute_from"], stored["recompute_to"]))
+    before = None if stored is None else {f: stored[f] for f in _ATTENDANCE_FIELDS}
+    after = {f: getattr(row, f) for f in _ATTENDANCE_FIELDS}
+    if before != after and "approved" in (after["status"], None if before is None else before["status"]):
+        spans.append((row.date_from, row.date_to))
+        if before is not None:
+            spans.append((before["date_from"], before["date_to"]))
+    if not spans:
+        return None
+    return min(s[0] for s in spans), max(s[1] for s in spans)
+
+
+@dataclass
+class _Tally:
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    marked: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    max_updated_at: datetime | None = None
+
+
+async def extract_absences(
+    params: ExtractParams, execution_id: str, *, source: HrisSource | None = None
+) -> StageResult:
+    """Upsert the HRIS absences `params` selects; bad rows are reported in `output["rejected"]`.
+
+    `output["max_updated_at"]` feeds `next_watermark` (for `params.source`); this never moves the mark.
+    A query the HRIS refuses (no view `hrsync_absences`) fails with a message naming the setting.
+    """
+    tally = _Tally()
+    since = await extract_since(params)
+    if absences_enabled() and params.employees != []:
+        source = source or hris_source()
+        window = Window(since, ALL_KEYS, params.employees)
+        synced_at = datetime.now(UTC)
+        try:
+            async for attempt in transient_retrying():
+                with attempt:
+                    sql, args = build_select(get_settings().hris_absences_query, ABSENCE_COLUMNS, window,
+                                             key="absence_id")
+                    async with aclosing(source.fetch_batches(sql, args, BATCH_SIZE)) as batches:
+                        async for batch in batches:
+                            await _store_batch(batch, tally, synced_at, execution_id)
+                            last = next((row[0] for row in reversed(batch) if row[0] is not None), None)
+                            if last is not None:
+                                window = resume_after(window, last)  # a retry continues after this batch
+        except HrisSourceError as exc:
+            raise HrisSourceError(f"{SETTING}: {exc} (set {SETTING}=off if the HRIS has no absences)") from exc
+    if tally.rejected:
+        log.warning("hris.absences_rejected", count=len(tally.rejected), first=tally.rejected[:5])
+    output = {
+        "enabled": absences_enabled(), "since": since.isoformat() if since else None, "read": tally.read,
+        "inserted": tally.inserted, "updated": tally.updated, "unchanged": tally.unchanged,
+        "recompute_marked": tally.marked, "rejected_count": len(tally.rejected),
+        "rejected": tally.rejected[:REJECTED_SHOWN],
+        "max_updated_at": tally.max_updated_at.isoformat() if tally.max_updated_at else None,
+        "advances_watermark": params.advances_watermark,
+    }
+    return StageResult(rows_in=tally.read, rows_out=tally.inserted + tally.updated, output=output)
+
+
+@retry_transient
+async def _store_batch(batch: Sequence[tuple[Any, ...]], tally: _Tally, synced_at: datetime,
+                       execution_id: str) -> None:
+    """Validate a batch and upsert its changed rows in one transaction; count only once committed."""
+    valid: dict[str, AbsenceRow] = {}
+    rejected: list[dict[str, Any]] = []
+    for values in batch:
+        raw = dict(zip(ABSENCE_COLUMNS, values, strict=True))
+        try:
+            row = normalise_absence(raw)
+        except ValueError as exc:
+            rejected.append({"absence_id": None if raw["absence_id"] is None else str(raw["absence_id"])[:64],
+                             "reason": str(exc)})
+            continue
+        valid[row.absence_id] = row  # an id repeated in the HRIS: the later row wins
+    engine = await app_engine()
+    marked = 0
+    async with engine.begin() as conn:
+        stored = {r.absence_id: dict(r._mapping) for r in await conn.execute(
+            select(absences).where(absences.c.absence_id.in_(list(valid)))
+        )} if valid else {}
+        changed: list[dict[str, Any]] = []
+        for key, row in valid.items():
+            old = stored.get(key)
+            if old is not None and all(old[c] == v for c, v in row.as_record().items()):
+                continue
+            span = recompute_span(old, row)
+            marked += span is not None and (old is None or old["recompute_from"] is None)
+            changed.append({**row.as_record(), "synced_at": synced_at, "execution_id": execution_id,
+                            "recompute_from": span[0] if span else None, "recompute_to": span[1] if span else None})
+        if changed:
+            await conn.execute(upsert(conn, absences, _UPDATED), changed)
+    inserted = sum(1 for row in changed if row["absence_id"] not in stored)
+    tally.read += len(batch)
+    tally.inserted += inserted
+    tally.updated += len(changed) - inserted
+    tally.unchanged += len(valid) - len(changed)
+    tally.marked += marked
+    tally.rejected.extend(rejected)
+    times = [row.updated_at for row in valid.values() if row.updated_at is not None]
+    if tally.max_updated_at is not None:
+        times.append(tally.max_updated_at)
+    if times:
+        tally.max_updated_at = max(times)
+
+
+# -- recomputes a merge picks up ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PendingRecompute:
+    """Days of one employee that a changed absence may alter: `date_from`..`date_to`, local, inclusive."""
+
+    absence_id: str
+    employee_no: str
+    date_from: date
+    date_to: date
+
+    def as_json(self) -> dict[str, str]:
+        return {"absence_id": self.absence_id, "employee_no": self.employee_no,
+                "from": self.date_from.isoformat(), "to": self.date_to.isoformat()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> PendingRecompute:
+        return cls(data["absence_id"], data["employee_no"], date.fromisoformat(data["from"]),
+                   date.fromisoformat(data["to"]))
+
+
+async def pending_absence_recomputes(
+    today: date, employee_nos: Sequence[str] | None = None, limit: int = 1000
+) -> tuple[list[PendingRecompute], list[PendingRecompute]]:
+    """The marked absences (of `employee_nos`, if given): (to recompute, to clear without a recompute).
+
+    A mark is cut to the days that can have rows: from the employee's first computed day to `today`
+    (days never computed are not created by an absence; future days get their rows when they come).
+    At most `limit` marks per call, oldest first; the rest wait for the next merge.
+    """
+    a, d = absences.c, attendance_days.c
+    first_day = (select(d.employee_no, func.min(d.work_date).label("first_day"))
+                 .group_by(d.employee_no).subquery())
+    query = (select(a.absence_id, a.employee_no, a.recompute_from, a.recompute_to, first_day.c.first_day)
+             .outerjoin(first_day, first_day.c.employee_no == a.employee_no)
+             .where(a.recompute_from.is_not(None)).order_by(a.synced_at, a.absence_id).limit(limit))
+    if employee_nos is not None:
+        query = query.where(a.employee_no.in_(list(employee_nos)))
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    todo: list[PendingRecompute] = []
+    clear: list[PendingRecompute] = []
+    for r in rows:
+        mark = PendingRecompute(r.absence_id, r.employee_no, r.recompute_from, r.recompute_to)
+        first, last = max(r.recompute_from, r.first_day or today), min(r.recompute_to, today)
+        if r.first_day is None or first > last:
+            clear.append(mark)
+        else:
+            todo.append(PendingRecompute(r.absence_id, r.employee_no, first, last))
+            clear.append(mark)
+    return todo, clear
+
+
+@retry_transient
+async def clear_absence_recomputes(marks: Iterable[PendingRecompute]) -> int:
+    """Clear the marks a merge recomputed, each only if unchanged since it was read; returns how many."""
+    keys = [{"k_id": m.absence_id, "k_from": m.date_from, "k_to": m.date_to} for m in marks]
+    if not keys:
+        return 0
+    a = absences.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            update(absences)
+            .where(and_(a.absence_id == bindparam("k_id"), a.recompute_from == bindparam("k_from"),
+                        a.recompute_to == bindparam("k_to")))
+            .values(recompute_from=None, recompute_to=None), keys)
+    return max(done.rowcount, 0)
