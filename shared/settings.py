@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.errors import ConfigError
@@ -133,6 +133,8 @@ class Settings(BaseSettings):
         0.5, gt=0, le=60, description="the bridge's first wait between attempts at one event, doubling up to 20x"
     )
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint port; unset = off")
+    web_users_file: Path | None = Field(None, description="console users (JSON: name -> {hash, role})")
+    web_secret: SecretStr | None = Field(None, description="the console's cookie-signing secret")
 
     @field_validator("timezone")
     @classmethod

@@ -1,0 +1,60 @@
+"""The console's actions: the same services the CLI calls, with the web user as the actor (`via="web"`).
+
+Replay, cancel and dead-letter replay come from `workers.operations`, corrections from
+`pipelines.attendance.corrections`; each writes its `operator_actions` row itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from shared.runner import run_async
+from web.users import User
+from workers import operations
+
+VIA = "web"
+
+
+def replay_plan(execution_id: str, from_stage: str | None) -> dict[str, Any]:
+    """`hrsync replay ID --dry-run --json`: the plan, nothing created."""
+    return {"dry_run": True, **operations.plan_replay(execution_id, from_stage).as_json()}
+
+
+def replay(execution_id: str, from_stage: str | None, user: User) -> dict[str, Any]:
+    """Replay the failed execution (the outcome names the new execution)."""
+    result: dict[str, Any] = operations.replay(execution_id, from_stage, actor=user.name, via=VIA).as_json()
+    return result
+
+
+def cancel(execution_id: str, reason: str | None, user: User) -> dict[str, Any]:
+    """End a pending or running execution as cancelled."""
+    result: dict[str, Any] = operations.cancel(execution_id, reason, actor=user.name, via=VIA).as_json()
+    return result
+
+
+def replay_dead_letters(ids: list[str] | None, user: User) -> dict[str, Any]:
+    """Republish the chosen dead letters (all with None)."""
+    result: dict[str, Any] = operations.replay_dead_letters(ids, actor=user.name, via=VIA).as_json()
+    return result
+
+
+def list_punches(employee_no: str, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
+    """`hrsync punches list EMP --json`."""
+    from pipelines.attendance import corrections
+
+    return run_async(corrections.list_punches(employee_no, date_from, date_to))
+
+
+def add_punch(employee_no: str, at: dt.datetime, reason: str, user: User) -> dict[str, Any]:
+    """A manual punch (its day recomputed through the normal event path)."""
+    from pipelines.attendance import corrections
+
+    return run_async(corrections.add_punch(employee_no, at, reason, actor=user.name, via=VIA))
+
+
+def void_punch(punch_id: int, reason: str, user: User) -> dict[str, Any]:
+    """Void a punch with a reason (kept, ignored by the rules)."""
+    from pipelines.attendance import corrections
+
+    return run_async(corrections.void_punch(punch_id, reason, actor=user.name, via=VIA))

@@ -1,0 +1,151 @@
+"""`/api/`: every page's data as JSON, in the shapes of the CLI's `--json` (DESIGN §10).
+
+Reads need a signed-in user, actions an operator and the `X-CSRF-Token` header (the session's token, shown
+by `GET /api/session`). The executions list pages by cursor: the next page's is in the `X-Next-Cursor` header.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from web import actions, data
+from web.auth import operator, session_of, signed_in
+from web.params import ExecutionFilters, age, date_param, execution_filters
+from web.users import User
+
+router = APIRouter(prefix="/api")
+ExecutionId = Annotated[str, Path(min_length=1, max_length=36, description="execution id (or a unique prefix)")]
+Viewer = Annotated[User, Depends(signed_in)]
+Operator = Annotated[User, Depends(operator)]
+Stage = Annotated[str | None, Query(max_length=32, pattern="^[a-z_]*$", description="rerun from this stage")]
+
+
+class Reason(BaseModel):
+    reason: str | None = Field(None, max_length=500)
+
+
+class LetterIds(BaseModel):
+    ids: list[str] | None = Field(None, max_length=1000, description="ids from the list; none: all")
+
+
+class NewPunch(BaseModel):
+    employee_no: str = Field(min_length=1, max_length=64)
+    at: dt.datetime = Field(description="the punch instant, with its offset")
+    reason: str = Field(min_length=1, max_length=500)
+
+
+class VoidPunch(BaseModel):
+    reason: str = Field(min_length=1, max_length=500)
+
+
+@router.get("/session")
+def session(request: Request, user: Viewer) -> dict[str, Any]:
+    """Who is signed in, their role, and the CSRF token actions must send as `X-CSRF-Token`."""
+    return {"user": user.name, "role": user.role, "csrf_token": session_of(request).csrf}
+
+
+@router.get("/executions")
+def executions(response: Response, user: Viewer,
+               filters: Annotated[ExecutionFilters, Depends(execution_filters)]) -> list[dict[str, Any]]:
+    """`hrsync executions --json`: newest first."""
+    rows, following = data.executions_page(status=filters.status, kind=filters.kind, trigger=filters.trigger,
+                                           since=filters.since, cursor=filters.cursor, limit=filters.limit)
+    if following:
+        response.headers["X-Next-Cursor"] = following
+    return data.jsonable(rows)  # type: ignore[no-any-return]
+
+
+@router.get("/executions/{execution_id}")
+def show(execution_id: ExecutionId, user: Viewer) -> dict[str, Any]:
+    """`hrsync show ID --json`."""
+    return data.jsonable(data.execution_details(execution_id))  # type: ignore[no-any-return]
+
+
+@router.get("/executions/{execution_id}/trace")
+def trace(execution_id: ExecutionId, user: Viewer) -> dict[str, Any]:
+    """`hrsync trace ID --json`."""
+    return data.jsonable(data.execution_trace(data.execution_details(execution_id)))  # type: ignore[no-any-return]
+
+
+@router.get("/executions/{execution_id}/replay-plan")
+def replay_plan(execution_id: ExecutionId, user: Viewer, from_stage: Stage = None) -> dict[str, Any]:
+    """`hrsync replay ID --dry-run --json`: what a replay would run and skip; nothing is created."""
+    return data.jsonable(actions.replay_plan(execution_id, from_stage or None))  # type: ignore[no-any-return]
+
+
+@router.post("/executions/{execution_id}/replay")
+def replay(execution_id: ExecutionId, user: Operator, from_stage: Stage = None) -> dict[str, Any]:
+    """Replay the failed execution (operators)."""
+    return data.jsonable(actions.replay(execution_id, from_stage or None, user))  # type: ignore[no-any-return]
+
+
+@router.post("/executions/{execution_id}/cancel")
+def cancel(execution_id: ExecutionId, user: Operator, body: Annotated[Reason | None, Body()] = None) -> dict[str, Any]:
+    """End a pending or running execution as cancelled (operators)."""
+    return data.jsonable(actions.cancel(execution_id, body.reason if body else None, user))  # type: ignore[no-any-return]
+
+
+@router.get("/dead-letters")
+def dead_letters(user: Viewer) -> list[dict[str, Any]]:
+    """`hrsync dlq list --json`."""
+    return data.dead_letters()
+
+
+@router.post("/dead-letters/replay")
+def replay_dead_letters(user: Operator, body: Annotated[LetterIds | None, Body()] = None) -> dict[str, Any]:
+    """`hrsync dlq replay [ID…] --json` (operators)."""
+    return data.jsonable(actions.replay_dead_letters(body.ids if body else None, user))  # type: ignore[no-any-return]
+
+
+@router.get("/audit")
+def audit(user: Viewer, since: Annotated[str | None, Query(max_length=12)] = "7d",
+          limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
+    """`hrsync audit --json`: operator actions, newest first."""
+    return data.jsonable(data.audit(age("since", since), limit))  # type: ignore[no-any-return]
+
+
+@router.get("/attendance/board")
+def board(user: Viewer, department: Annotated[str | None, Query(max_length=100)] = None,
+          date: Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD (default today)")] = None,
+          ) -> dict[str, Any]:
+    """A department's day: everyone with their row of the date; `open` = in now."""
+    return data.jsonable(data.day_board(department, date_param("date", date, data.today())))  # type: ignore[no-any-return]
+
+
+@router.get("/employees/{employee_no}/days")
+def employee_days(user: Viewer, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
+                  date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+                  date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None) -> dict[str, Any]:
+    """An employee's attendance days (default: the last 14 days)."""
+    last = date_param("to", date_to, data.today())
+    found = data.employee_days(employee_no, date_param("from", date_from, last - dt.timedelta(days=13)), last)
+    if found is None:
+        raise HTTPException(404, f"no employee {employee_no!r}")
+    return data.jsonable(found)  # type: ignore[no-any-return]
+
+
+@router.get("/punches/{employee_no}")
+def punches(user: Viewer, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
+            date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
+            date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None) -> list[dict[str, Any]]:
+    """`hrsync punches list EMP --json` (default: the last 14 days)."""
+    last = date_param("to", date_to, data.today())
+    return actions.list_punches(employee_no, date_param("from", date_from, last - dt.timedelta(days=13)), last)
+
+
+@router.post("/punches")
+def add_punch(user: Operator, body: NewPunch) -> dict[str, Any]:
+    """`hrsync punches add EMP TIME --reason R` (operators)."""
+    if body.at.tzinfo is None:
+        raise HTTPException(422, "at: give the offset (e.g. 2026-11-23T08:55:00+01:00)")
+    return actions.add_punch(body.employee_no, body.at, body.reason, user)
+
+
+@router.post("/punches/{punch_id}/void")
+def void_punch(user: Operator, punch_id: Annotated[int, Path(ge=1, le=2**62)], body: VoidPunch) -> dict[str, Any]:
+    """`hrsync punches void ID --reason R` (operators)."""
+    return actions.void_punch(punch_id, body.reason, user)

@@ -1,0 +1,112 @@
+"""What the pages and `/api/` show, in the shapes of the CLI's `--json` (one function per page's data).
+
+Sync functions for Starlette's thread pool: each database read is a `run_async` hop onto the runner's
+loop, which owns the engines (no engine on uvicorn's loop). Values are JSON-able after `jsonable`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from shared.dead_letters import list_dead_letters
+from shared.executions_query import execution_lineage, find_execution, replays_of, stage_rows
+from shared.operator_actions import list_operator_actions
+from shared.redaction import redact_text
+from shared.runner import run_async
+from shared.settings import get_settings
+from web import queries
+
+ERROR_LIMIT = 4000  # characters of an error shown, as `hrsync show --json`
+
+
+def jsonable(value: Any) -> Any:
+    """Dates as ISO strings, bytes as text, recursively (what the CLI's `--json` prints)."""
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return value
+
+
+def shown_error(text: str | None, limit: int = ERROR_LIMIT) -> str | None:
+    """An error message as operators see it: credentials masked, cut at `limit`."""
+    return redact_text(text)[:limit] if text else None
+
+
+def executions_page(*, status: str | None, kind: str | None, trigger: str | None, since: dt.timedelta | None,
+                    cursor: str | None, limit: int) -> tuple[list[dict[str, Any]], str | None]:
+    """One page of `hrsync executions --json` rows and the cursor of the next page (None on the last)."""
+    after = queries.decode_cursor(cursor) if cursor else None
+    rows = run_async(queries.execution_page(status=status, kind=kind, trigger=trigger, since=since, after=after,
+                                            limit=limit + 1))
+    following = queries.encode_cursor(rows[limit - 1]) if len(rows) > limit else None
+    return [{**r, "error": shown_error(r["error"])} for r in rows[:limit]], following
+
+
+def execution_details(execution_id: str) -> dict[str, Any]:
+    """`hrsync show ID --json`: the execution, its stage rows, lineage and replays."""
+    execution = run_async(find_execution(execution_id))
+    lineage = run_async(execution_lineage(execution["id"]))
+    stages = run_async(stage_rows([execution["id"]]))
+    return {"execution": {**execution, "error": shown_error(execution["error"])},
+            "stages": [{**s, "error_message": shown_error(s["error_message"])} for s in stages],
+            "lineage": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]} for e in lineage[1:]],
+            "replayed_by": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]}
+                            for e in run_async(replays_of(execution["id"]))]}
+
+
+def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:
+    """`hrsync trace ID --json`: the stage rows as bars on a time axis (ms from the execution's start)."""
+    from cli.operations import timeline  # the CLI's own shaping, so both show the same trace
+
+    return timeline(details["execution"], details["stages"])
+
+
+def dead_letters(*, with_source: bool = False) -> list[dict[str, Any]]:
+    """`hrsync dlq list --json`; `with_source` adds the event's `source` for the page (from the body or the
+    `ce-source` header: data, shown as text)."""
+    letters = list_dead_letters(get_settings().events())
+    if not with_source:
+        return [letter.as_json() for letter in letters]
+    return [{**letter.as_json(), "source": _source(letter.body, letter.headers)} for letter in letters]
+
+
+def _source(body: bytes, headers: Mapping[str, Any]) -> str | None:
+    try:
+        parsed = json.loads(body)
+    except ValueError:
+        parsed = None
+    value = parsed.get("source") if isinstance(parsed, dict) else headers.get("ce-source")
+    return jsonable(value) if isinstance(value, str | bytes) else None
+
+
+def audit(since: dt.timedelta | None, limit: int) -> list[dict[str, Any]]:
+    """`hrsync audit --json`: operator actions, newest first."""
+    start = dt.datetime.now(dt.UTC) - since if since else None
+    return run_async(list_operator_actions(start, limit))
+
+
+def today() -> dt.date:
+    """Today in the company's zone."""
+    return dt.datetime.now(get_settings().zone).date()
+
+
+def day_board(department: str | None, day: dt.date) -> dict[str, Any]:
+    """The departments, and the chosen one's rows of `day` with how many are in now (`open`)."""
+    names = run_async(queries.departments())
+    chosen = department if department is not None else (names[0] if names else None)
+    rows = run_async(queries.day_board(chosen, day)) if chosen is not None else []
+    return {"department": chosen, "date": day, "departments": names, "in_now": sum(r["status"] == "open" for r in rows),
+            "rows": rows}
+
+
+def employee_days(employee_no: str, date_from: dt.date, date_to: dt.date) -> dict[str, Any] | None:
+    """An employee with their attendance rows in the range (None when unknown)."""
+    return run_async(queries.employee_days(employee_no, date_from, date_to))
