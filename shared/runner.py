@@ -42,6 +42,10 @@ _task_scope: contextvars.ContextVar[ResourceRegistry | None] = contextvars.Conte
 )
 
 
+class RunnerShutDown(RuntimeError):
+    """The runner was shut down while the call ran (or before it started): the call did not finish."""
+
+
 class AsyncRunner:
     """An event loop running forever in its own OS thread, with the registry of its resources."""
 
@@ -54,6 +58,8 @@ class AsyncRunner:
         self._thread_id: int | None = None
         self._stopped = realthreads.allocate_lock()
         self._closed = False
+        self._calls: set[_Call] = set()  # submitted and not yet finished (guarded by _calls_lock)
+        self._calls_lock = realthreads.allocate_lock()
 
     # -- lifecycle ------------------------------------------------------------------------------------
 
@@ -79,21 +85,47 @@ class AsyncRunner:
                 log.warning("runner.io_threads_blocked_at_shutdown", threads=stuck)
             self.loop.close()
             _by_thread.pop(self._thread_id, None)
+            self._end_calls_left()
             self._stopped.release()
+
+    def _end_calls_left(self) -> None:
+        """Wake every caller whose call never finished (not started, or ignoring its cancellation)."""
+        with self._calls_lock:
+            left, self._calls = list(self._calls), set()
+        for call in left:
+            if call.task is None:
+                call.coro.close()  # never started: it must not warn "never awaited"
+            call.error = RunnerShutDown("run_async: the runner shut down before the call finished")
+            call.wake()
+
+    async def _end_in_flight(self, grace: float) -> None:
+        """Cancel the calls still running (their callers get `RunnerShutDown`), then wait up to `grace`."""
+        me = asyncio.current_task()
+        with self._calls_lock:
+            running = [c.task for c in self._calls if c.task is not None and c.task is not me]
+        for task in running:
+            task.cancel(msg="run_async: the runner is shutting down")
+        if running:
+            await asyncio.wait(running, timeout=grace)
+
+    async def _close(self, grace: float) -> None:
+        await self._end_in_flight(grace)
+        await self.resources.aclose()
 
     @property
     def in_loop_thread(self) -> bool:
         return realthreads.get_ident() == self._thread_id
 
     def shutdown(self, timeout: float = 30.0) -> None:
-        """Close every registered resource on the loop, then stop the loop and its thread."""
+        """End the calls in flight (their callers get `RunnerShutDown`), close every registered resource on
+        the loop, then stop the loop and its thread."""
         if self._closed:
             return
         self._closed = True
         if self.in_loop_thread:
             raise RuntimeError("shutdown() called from the runner's own loop")
         try:
-            self._submit(self.resources.aclose(), None, timeout)
+            self._submit(self._close(grace=min(5.0, timeout / 2)), None, timeout)
         finally:
             self.loop.call_soon_threadsafe(self.loop.stop)
             self._stopped.acquire(True, timeout)
@@ -115,27 +147,39 @@ class AsyncRunner:
     def _submit(self, coro: Coroutine[Any, Any, T], context: contextvars.Context | None,
                 timeout: float | None) -> T:
         wait = _wait_in_greenlet if _greenlet_waits() else _wait_in_thread
-        return cast(T, wait(self.loop, _Call(coro, context), timeout))
+        return cast(T, wait(self.loop, _Call(coro, context, self), timeout))
+
+    def _track(self, call: _Call, running: bool) -> None:
+        with self._calls_lock:
+            if running:
+                self._calls.add(call)
+            else:
+                self._calls.discard(call)
 
 
 class _Call:
     """One `run_async` call: started on the loop thread, its outcome handed back through `wake`."""
 
-    __slots__ = ("context", "coro", "error", "result", "task", "wake")
+    __slots__ = ("context", "coro", "error", "result", "runner", "task", "wake")
 
-    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None) -> None:
-        self.coro, self.context = coro, context
+    def __init__(self, coro: Coroutine[Any, Any, Any], context: contextvars.Context | None,
+                 runner: AsyncRunner) -> None:
+        self.coro, self.context, self.runner = coro, context, runner
         self.task: asyncio.Task[Any] | None = None
         self.result: Any = None
         self.error: BaseException | None = None
         self.wake: Any = None
+        runner._track(self, running=True)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:  # on the loop thread
         self.task = loop.create_task(self.coro, context=self.context)
         self.task.add_done_callback(self.finish)
 
     def finish(self, task: asyncio.Task[Any]) -> None:  # on the loop thread
-        if task.cancelled():
+        self.runner._track(self, running=False)
+        if task.cancelled() and self.runner._closed:
+            self.error = RunnerShutDown("run_async: the runner shut down while the call ran")
+        elif task.cancelled():
             self.error = concurrent.futures.CancelledError()
         elif (error := task.exception()) is not None:
             self.error = error

@@ -10,7 +10,7 @@ import pytest
 
 from shared import runner
 from shared.resources import ResourceRegistry
-from shared.runner import AsyncRunner, current_resources, run_async
+from shared.runner import AsyncRunner, RunnerShutDown, current_resources, run_async
 
 
 async def add(a: int, b: int, delay: float = 0.0) -> int:
@@ -223,3 +223,31 @@ def test_resources_outside_the_runner_are_refused() -> None:
 
     with pytest.raises(RuntimeError, match="run_async"):
         asyncio.run(outside())
+
+
+@pytest.mark.timeout(60)
+def test_shutdown_ends_calls_in_flight_with_a_clear_error(fresh_runner: AsyncRunner) -> None:
+    """A caller waiting on a call that shutdown() interrupts gets RunnerShutDown, not an endless wait."""
+    outcome: list[BaseException | None] = []
+    started = threading.Event()
+
+    async def long_call() -> None:
+        started.set()
+        await asyncio.sleep(3600)
+
+    def caller() -> None:
+        try:
+            fresh_runner.run(long_call())
+            outcome.append(None)
+        except BaseException as exc:  # the test inspects whatever the caller got
+            outcome.append(exc)
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    assert started.wait(10)
+    fresh_runner.shutdown(timeout=10)
+    thread.join(20)
+    assert not thread.is_alive()
+    assert len(outcome) == 1
+    assert isinstance(outcome[0], RunnerShutDown)
+    assert "shut down" in str(outcome[0])
