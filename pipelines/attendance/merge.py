@@ -216,10 +216,10 @@ async def plan_recompute_shards(
         return []
     engine = await app_engine()
     async with engine.connect() as conn:
-        department_of = dict((await conn.execute(
+        department_of: dict[str, str | None] = {row[0]: row[1] for row in await conn.execute(
             select(employees.c.employee_no, employees.c.department)
             .where(employees.c.employee_no.in_(sorted({no for no, _, _ in spans})))
-        )).tuples().all())
+        )}
     by_department: dict[str | None, list[tuple[date, date, str]]] = {}
     for no, first, last in spans:
         if no in department_of:

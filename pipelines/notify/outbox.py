@@ -6,11 +6,16 @@ bodies stored), so a later send or replay sends exactly what was built.
 
 Keys: ``missing_punch:<employee_no>:<date>:<shift>``, ``manager_digest:<manager_no>:<date>``,
 ``sync_failed:<execution_id>:<stage>:<ops address>`` — the recipient's identity, the day, the subject.
+A digest whose content changed after it was built (a late punch, a correction, a cancelled absence)
+follows as a corrected digest, ``manager_digest:<manager_no>:<date>:<digest of its text>``: the same
+content is never built twice. Only closed days are mailed: an `open` row (a day in progress) is never
+in a mail, and a manager's digest for a date waits until none of the team's rows of that date is open.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,11 +37,21 @@ log = structlog.get_logger(__name__)
 KINDS = ("missing_punch", "manager_digest", "sync_failed")
 DEFAULT_KINDS = ("missing_punch", "manager_digest")
 EXCEPTION_STATUSES = ("missing_punch", "absent", "half_day")
+OPEN = "open"  # a day in progress: never mailed
 ERROR_MAX = 4000  # characters of an error kept in a sync_failed mail
 INSERT_CHUNK = 500
 
-# A claim older than this is considered abandoned (its worker died) and the row may be claimed again.
-CLAIM_LEASE = dt.timedelta(minutes=10)
+# Beyond the task's hard time limit, after which no delivery of the claiming task can still run.
+CLAIM_LEASE_MARGIN = dt.timedelta(minutes=5)
+
+
+def claim_lease() -> dt.timedelta:
+    """How long a claim holds: a claim older than this was abandoned (its worker died) and may be retaken.
+
+    Longer than any delivery can last: a row's delivery runs inside one task, which Celery kills at
+    HRSYNC_TASK_TIME_LIMIT; a fixed 10 minutes was shorter than 3 tries at 60 s per SMTP command.
+    """
+    return dt.timedelta(seconds=get_settings().task_time_limit) + CLAIM_LEASE_MARGIN
 
 
 # -- building -----------------------------------------------------------------------------------------
@@ -109,23 +124,30 @@ async def _manager_digest_rows(date_from: dt.date, date_to: dt.date, execution_i
                                now: dt.datetime) -> tuple[list[dict[str, Any]], int]:
     ad, e = attendance_days, employees
     m = employees.alias("manager")
+    in_range = ad.c.work_date.between(date_from, date_to)
     query = (
         select(ad.c.employee_no, ad.c.work_date, ad.c.shift_code, ad.c.status, ad.c.late_minutes,
-               ad.c.early_exit_minutes, ad.c.first_in, ad.c.last_out, e.c.full_name,
+               ad.c.early_exit_minutes, ad.c.first_in, ad.c.last_out, ad.c.absence_kind, e.c.full_name,
                m.c.employee_no.label("manager_no"), m.c.full_name.label("manager_name"),
                m.c.email.label("manager_email"))
         .join(e, e.c.employee_no == ad.c.employee_no)
         .join(m, m.c.employee_no == e.c.manager_no)
-        .where(ad.c.work_date.between(date_from, date_to),
-               or_(ad.c.status.in_(EXCEPTION_STATUSES), ad.c.late_minutes > 0, ad.c.early_exit_minutes > 0))
+        .where(in_range, ad.c.status != OPEN,
+               or_(ad.c.status.in_(EXCEPTION_STATUSES), ad.c.late_minutes > 0, ad.c.early_exit_minutes > 0,
+                   ad.c.absence_kind.is_not(None)))
         .order_by(m.c.employee_no, ad.c.work_date, e.c.full_name, ad.c.employee_no, ad.c.shift_code)
     )
+    in_progress = (select(e.c.manager_no, ad.c.work_date).distinct()
+                   .join(e, e.c.employee_no == ad.c.employee_no)
+                   .where(in_range, ad.c.status == OPEN, e.c.manager_no.is_not(None)))
     engine = await app_engine()
     async with engine.connect() as conn:
         found = (await conn.execute(query)).all()
+        waiting = {(r[0], r[1]) for r in await conn.execute(in_progress)}
     teams: dict[tuple[str, dt.date], list[Any]] = defaultdict(list)  # of result rows
     for r in found:
-        teams[(r.manager_no, r.work_date)].append(r)
+        if (r.manager_no, r.work_date) not in waiting:  # the digest waits for the team's whole day
+            teams[(r.manager_no, r.work_date)].append(r)
     rows, skipped = [], 0
     for (manager_no, work_date), team in teams.items():
         first = team[0]
@@ -137,13 +159,55 @@ async def _manager_digest_rows(date_from: dt.date, date_to: dt.date, execution_i
             {"full_name": r.full_name, "employee_no": r.employee_no, "shift_code": r.shift_code,
              "summary": exception_summary(r.status, r.late_minutes, r.early_exit_minutes),
              "first_in": _local_time(r.first_in), "last_out": _local_time(r.last_out)}
-            for r in team
+            for r in team if exception_summary(r.status, r.late_minutes, r.early_exit_minutes)
         ]
-        key = outbox_key("manager_digest", manager_no, work_date.isoformat())
-        context = {"name": first.manager_name, "work_date": work_date.isoformat(), "rows": lines}
-        subject = f"Attendance exceptions of your team on {work_date.isoformat()} ({len(lines)})"
-        rows.append(_row("manager_digest", key, address, first.manager_name, subject, context, execution_id, now))
-    return rows, skipped
+        leave = [
+            {"full_name": r.full_name, "employee_no": r.employee_no, "kind": r.absence_kind,
+             "part_day": r.status != "on_leave"}
+            for r in team if r.absence_kind is not None or r.status == "on_leave"
+        ]
+        context = {"name": first.manager_name, "work_date": work_date.isoformat(), "rows": lines, "leave": leave}
+        day = work_date.isoformat()
+        subject = (f"Attendance exceptions of your team on {day} ({len(lines)})" if lines
+                   else f"Your team on {day}: {len(leave)} on leave")
+        rows.append(_row("manager_digest", outbox_key("manager_digest", manager_no, day), address,
+                         first.manager_name, subject, context, execution_id, now))
+    return await _corrected_digests(rows), skipped
+
+
+async def _corrected_digests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Digests as they should be built: new, unchanged (the same key: nothing is built), or corrected.
+
+    A digest whose text differs from the last one built for its manager and day gets the key
+    ``<key>:<digest of its text>`` and a subject starting "Corrected:".
+    """
+    if not rows:
+        return rows
+    n = notifications.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        built = (await conn.execute(
+            select(n.outbox_key, n.body_text).where(n.kind == "manager_digest",
+                                                    or_(*(n.outbox_key.startswith(r["outbox_key"], autoescape=True)
+                                                          for r in rows)))
+            .order_by(n.id)
+        )).all()
+    last: dict[str, str] = {}
+    for key, text in built:
+        base = next((r["outbox_key"] for r in rows if key == r["outbox_key"] or key.startswith(r["outbox_key"] + ":")),
+                    None)
+        if base is not None:
+            last[base] = text  # ordered by id: the newest one stays
+    result = []
+    for row in rows:
+        previous = last.get(row["outbox_key"])
+        if previous is not None and previous != row["body_text"]:
+            fingerprint = hashlib.sha256(row["body_text"].encode()).hexdigest()[:16]
+            key = f"{row['outbox_key']}:{fingerprint}"
+            row = {**row, "outbox_key": key, "message_id": message_id_for(key),
+                   "subject": clean_header(f"Corrected: {row['subject']}", SUBJECT_MAX)}
+        result.append(row)
+    return result
 
 
 @retry_transient
@@ -267,7 +331,7 @@ async def claim(row_id: int) -> dt.datetime | None:
         done = await conn.execute(
             update(notifications)
             .where(n.id == row_id, n.status == "pending",
-                   or_(n.claimed_at.is_(None), n.claimed_at < now - CLAIM_LEASE))
+                   or_(n.claimed_at.is_(None), n.claimed_at < now - claim_lease()))
             .values(claimed_at=now, attempts=n.attempts + 1)
         )
     return now if done.rowcount == 1 else None
