@@ -1,0 +1,81 @@
+"""The console in-process (Starlette's test client) on the session's MariaDB app database, with a viewer and
+an operator; helpers to sign in and to record executions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+import warnings
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from shared.db import app_engine
+from shared.runner import run_async
+from shared.tables import execution_stages, executions
+from web.users import UserStore, hash_password
+
+PASSWORD = "correct horse battery"
+
+
+@pytest.fixture(scope="session")
+def users() -> UserStore:
+    """A viewer `vera` and an operator `otto`, both with PASSWORD."""
+    digest = hash_password(PASSWORD)
+    return UserStore({"vera": (digest, "viewer"), "otto": (digest, "operator")})
+
+
+def new_client(users: UserStore) -> Any:
+    """A test client on a fresh console app (its own throttle and sessions)."""
+    with warnings.catch_warnings():  # Starlette warns about httpx's future at import; not ours to fix
+        warnings.simplefilter("ignore")
+        from fastapi.testclient import TestClient
+    from web.app import create_app
+
+    return TestClient(create_app(users, "test-secret"), follow_redirects=False)
+
+
+@pytest.fixture
+def client(app_db: str, users: UserStore) -> Iterator[Any]:
+    """An anonymous visitor of a console on the app database."""
+    with new_client(users) as visitor:
+        yield visitor
+
+
+def csrf_of(page: str) -> str:
+    """The CSRF token in a page's forms."""
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page[:500]
+    return found.group(1)
+
+
+def sign_in(client: Any, name: str, password: str = PASSWORD) -> Any:
+    """Post the login form as a browser would (with the page's CSRF token); the response."""
+    token = csrf_of(client.get("/login").text)
+    return client.post("/login", data={"name": name, "password": password, "csrf_token": token, "next": "/"})
+
+
+def record_failed(error: str = "ValueError: boom") -> str:
+    """A failed execution (failed at merge, shard `k1`) with its stage rows; its id."""
+    execution_id = str(uuid.uuid4())
+    start = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=5)
+
+    async def insert() -> None:
+        engine = await app_engine()
+        async with engine.begin() as conn:
+            await conn.execute(executions.insert().values(
+                id=execution_id, kind="nightly", trigger="event", attempt=1, status="failed",
+                params={"scope": "nightly"}, created_at=start, started_at=start,
+                finished_at=start + dt.timedelta(seconds=9), failed_stage="merge", error=f"merge[k1]: {error}"))
+            for n, (stage, shard, state) in enumerate((("extract", "k1", "succeeded"), ("merge", "k1", "failed"))):
+                began = start + dt.timedelta(seconds=n)
+                await conn.execute(execution_stages.insert().values(
+                    execution_id=execution_id, stage=stage, shard=shard, attempt=1, status=state, started_at=began,
+                    finished_at=began + dt.timedelta(seconds=1), duration_ms=1000, rows_in=1, rows_out=1,
+                    result={}, error_type="ValueError" if state == "failed" else None,
+                    error_message=error if state == "failed" else None))
+
+    run_async(insert())
+    return execution_id
