@@ -149,7 +149,8 @@ def test_shift_for_precedence(employee_no: str, department: str | None, expected
     """An employee's own assignment beats the department's, which beats the default."""
     config = parse_shift_config(example_document())
     shift = config.shift_on(employee_no, department, date(2026, 6, 1))
-    assert shift is not None and shift.code == expected
+    assert shift is not None
+    assert shift.code == expected
 
 
 _DELETE = object()
