@@ -6,6 +6,7 @@ from typing import Any
 
 import structlog
 from celery import signals
+from celery._state import _set_task_join_will_block
 
 from shared import runner
 from shared.check import run_checks
@@ -32,6 +33,15 @@ def _check_and_start(sender: Any = None, **_: Any) -> None:
 @signals.worker_ready.connect
 def _logging_on_real_locks(**_: Any) -> None:
     real_locks_for_logging()  # the runner's thread logs too; see shared.tracing.LineWriter
+
+
+@signals.worker_ready.connect
+def _send_without_result_subscriptions(**_: Any) -> None:
+    # Nothing in a worker waits on a result it sent, but on the gevent pool Celery subscribes the Redis
+    # result channel of every task sent and keeps it (one channel per task, for good), and dropping those
+    # results from a greenlet being finalized at shutdown printed `AsyncResult.__del__` tracebacks.
+    # Saying that a join would block (what the prefork pool says) turns the subscription off.
+    _set_task_join_will_block(True)
 
 
 @signals.worker_process_init.connect

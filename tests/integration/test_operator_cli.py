@@ -223,3 +223,20 @@ def test_prune_removes_old_finished_records_in_batches(kind: str) -> None:
     assert text.returncode == 0
     assert "removed 0 execution(s)" in text.stdout
     assert "kept 1 older execution(s) that never finished" in text.stdout
+
+
+def test_cancel_then_audit(kind: str) -> None:
+    """`cancel` ends a running execution (exit 0), refuses a finished one (exit 1); `audit` lists the action."""
+    running = record(kind, status="running")
+    done = hrsync("cancel", running, "--reason", "wrong range", "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == {"execution_id": running, "previous_status": "running", "running_steps": 0,
+                                       "reason": "wrong range", "status": "cancelled"}
+    assert json.loads(hrsync("executions", "--kind", kind, "--status", "cancelled", "--json").stdout)[0]["id"] \
+        == running
+    one_line_error(hrsync("cancel", running), 1, "is cancelled: only a pending or running execution")
+    actions = [a for a in json.loads(hrsync("audit", "--since", "1h", "--json").stdout) if a["target"] == running]
+    assert [(a["action"], a["via"], a["details"]["reason"]) for a in actions] == [("cancel", "cli", "wrong range")]
+    table = hrsync("audit")
+    assert table.returncode == 0
+    assert "cancel" in table.stdout

@@ -21,7 +21,7 @@ from shared.inbox import admit_event
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tables import employees, execution_stages
-from shared.tracking import claim_execution, create_execution, get_stages
+from shared.tracking import get_stages
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
@@ -172,10 +172,3 @@ def test_an_event_admitted_but_never_launched_runs_once_on_redelivery(stack: Sta
     assert execution["id"] == admitted.execution_id
     assert execution["status"] == "succeeded"
     assert len(stack.executions_of(event_id)) == 1
-
-
-def test_a_second_launch_of_an_execution_stops_at_its_claim(app_db: str) -> None:
-    """Launching one execution twice (a crash after launch, before ack) runs it once: the claim wins once."""
-    execution_id = run_async(create_execution("hris", "event", {"stages": ["extract"]}))
-    assert run_async(claim_execution(execution_id)) is True
-    assert run_async(claim_execution(execution_id)) is False
