@@ -223,9 +223,9 @@ def compute_day(
     `punches` is the instance's entry from `assign_punches`. On a holiday or non-workday the same rules
     apply, but a result of `absent` (including no punch at all) is reported as `holiday`/`off`; on a
     workday a `full` absence turns `absent` into `on_leave`. A part absence (`am`/`pm`) on a workday halves
-    what the day owes (see `status_for_worked_minutes`, `overtime_minutes`) and moves the late (`am`) or early-exit
-    (`pm`) reference to the instance's midpoint. `is_open`: the window has not ended yet, so the row is
-    `open` with what the punches so far show and no early exit.
+    what the day owes (see `status_for_worked_minutes`, `working_time`) and moves the late (`am`) or
+    early-exit (`pm`) reference to the instance's midpoint. `is_open`: the window has not ended yet, so the
+    row is `open` with what the punches so far show (late included, even from one punch) and no early exit.
     """
     taps = sorted(_as_utc(p) for p in punches)
     shift = instance.shift
@@ -248,21 +248,21 @@ def compute_day(
         absence_kind=absence.kind if absence is not None else None,
     )
     if is_open:
-        time = working_time(taps, instance, part)
+        so_far = working_time(taps, instance, part)
         late = late_minutes(instance, taps[0], reference=late_reference) if taps else 0
         return replace(
-            row, status="open", late_minutes=late, worked_minutes=time.worked, overtime_minutes=time.overtime
+            row, status="open", late_minutes=late, worked_minutes=so_far.worked, overtime_minutes=so_far.overtime
         )
     if len(taps) == 1:
         return replace(row, status="missing_punch")
     status: AttendanceStatus = "absent"
     if taps:
-        time = working_time(taps, instance, part)
-        status = status_for_worked_minutes(time.net, shift, halved=part in ("am", "pm"))
+        measured = working_time(taps, instance, part)
+        status = status_for_worked_minutes(measured.net, shift, halved=part in ("am", "pm"))
         row = replace(
             row,
-            worked_minutes=time.worked,
-            overtime_minutes=time.overtime,
+            worked_minutes=measured.worked,
+            overtime_minutes=measured.overtime,
             late_minutes=late_minutes(instance, taps[0], reference=late_reference),
             early_exit_minutes=early_exit_minutes(instance, taps[-1], reference=exit_reference),
         )
@@ -274,7 +274,7 @@ def compute_day(
 
 
 class WorkingTime(NamedTuple):
-    """An instance's working time: `net` (W less the break, for the status), the reported minutes."""
+    """An instance's working time: `net` = W less any break (the status uses it), and the two reported values."""
 
     net: int
     worked: int

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 from typing import Any, Literal, TypeVar, cast
 
@@ -26,6 +26,7 @@ import yaml
 
 WorkingTime = Literal["first_last", "pairs"]
 _T = TypeVar("_T")
+_Target = Callable[[object, str], str]  # checks a shift/rotation/"off" name at a key path
 
 WEEKDAYS: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 OFF = "off"  # reserved: where a shift name is expected, "no shift starts on that date"
@@ -214,7 +215,7 @@ def parse_shift_config(document: object) -> ShiftConfig:
         code = _unreserved(_key(raw_code, "shifts"), "shifts")
         shifts[code] = _parse_shift(code, body)
     rotations = _rotations(_or_empty(root.get("rotations"), {}), shifts)
-    names = _Names(shifts, rotations)
+    target = partial(_name, shifts=shifts, rotations=rotations)
     assignments = _mapping(_or_empty(root.get("assignments"), {}), "assignments")
     calendars_doc = _mapping(_or_empty(root.get("calendars"), {}), "calendars")
     holiday_calendars = {
@@ -224,12 +225,12 @@ def parse_shift_config(document: object) -> ShiftConfig:
     return ShiftConfig(
         double_tap_seconds=_non_negative_int(root.get("double_tap_seconds", 60), "double_tap_seconds"),
         shifts=shifts,
-        default=names.target(_required(assignments, "default", "assignments"), "assignments.default"),
-        departments=_assignment_table(assignments, "departments", names),
-        employees=_assignment_table(assignments, "employees", names),
+        default=target(_required(assignments, "default", "assignments"), "assignments.default"),
+        departments=_assignment_table(assignments, "departments", target),
+        employees=_assignment_table(assignments, "employees", target),
         holidays=_holidays(_or_empty(root.get("holidays"), []), "holidays"),
         rotations=rotations,
-        dated=_dated(_or_empty(assignments.get("dated"), []), names),
+        dated=_dated(_or_empty(assignments.get("dated"), []), target),
         holiday_calendars=holiday_calendars,
         department_calendars=_calendar_table(calendars_doc, "departments", holiday_calendars),
         employee_calendars=_calendar_table(calendars_doc, "employees", holiday_calendars),
@@ -354,19 +355,8 @@ def _workdays(value: object, path: str) -> frozenset[int]:
     return frozenset(days)
 
 
-class _Names:
-    """The names an assignment may use: shifts, rotations and `OFF`; checks them with their key path."""
-
-    def __init__(self, shifts: Mapping[str, Shift], rotations: Mapping[str, Rotation]) -> None:
-        self.shifts = shifts
-        self.rotations = rotations
-
-    def target(self, value: object, path: str) -> str:
-        """A shift, a rotation or `OFF`."""
-        return _name(value, path, self.shifts, self.rotations)
-
-
-def _name(value: object, path: str, shifts: Mapping[str, Shift], rotations: Mapping[str, Rotation]) -> str:
+def _name(value: object, path: str, *, shifts: Mapping[str, Shift], rotations: Mapping[str, Rotation]) -> str:
+    """`value` as the name of a shift, a rotation or `OFF`."""
     if isinstance(value, bool):
         # YAML 1.1 reads bare off/on/no/yes as booleans; the user surely meant the reserved name "off".
         raise ShiftConfigError(path, f'expected a shift name, got {_show(value)} (quote "off" in YAML)')
@@ -401,17 +391,19 @@ def _rotations(value: object, shifts: Mapping[str, Shift]) -> dict[str, Rotation
             name=name,
             anchor=_iso_date(_required(doc, "anchor", path), f"{path}.anchor"),
             # A pattern names shifts or "off", never another rotation: {} leaves rotations out.
-            pattern=tuple(_name(code, f"{path}.pattern[{i}]", shifts, {}) for i, code in enumerate(pattern)),
+            pattern=tuple(
+                _name(code, f"{path}.pattern[{i}]", shifts=shifts, rotations={}) for i, code in enumerate(pattern)
+            ),
         )
     return rotations
 
 
-def _assignment_table(assignments: Mapping[str, Any], key: str, names: _Names) -> dict[str, str]:
+def _assignment_table(assignments: Mapping[str, Any], key: str, target: _Target) -> dict[str, str]:
     path = f"assignments.{key}"
-    return {name: names.target(target, f"{path}.{name}") for name, target in _named_entries(assignments.get(key), path)}
+    return {name: target(value, f"{path}.{name}") for name, value in _named_entries(assignments.get(key), path)}
 
 
-def _dated(value: object, names: _Names) -> tuple[DatedAssignment, ...]:
+def _dated(value: object, target: _Target) -> tuple[DatedAssignment, ...]:
     if not isinstance(value, list):
         raise ShiftConfigError("assignments.dated", f"expected a list of overrides, got {_show(value)}")
     entries: list[DatedAssignment] = []
@@ -426,8 +418,8 @@ def _dated(value: object, names: _Names) -> tuple[DatedAssignment, ...]:
         date_to = _iso_date(_required(doc, "to", path), f"{path}.to")
         if date_to < date_from:
             raise ShiftConfigError(f"{path}.to", f"{date_to} is before from ({date_from})")
-        target = names.target(_required(doc, "shift", path), f"{path}.shift")
-        entries.append(DatedAssignment(employees, departments, date_from, date_to, target))
+        name = target(_required(doc, "shift", path), f"{path}.shift")
+        entries.append(DatedAssignment(employees, departments, date_from, date_to, name))
     return tuple(entries)
 
 
@@ -435,13 +427,11 @@ def _string_list(value: object, path: str) -> frozenset[str]:
     items = _or_empty(value, [])
     if not isinstance(items, list):
         raise ShiftConfigError(path, f"expected a list of quoted names, got {_show(value)}")
-    return frozenset(_key(item, path) if isinstance(item, str) else _not_a_name(item, f"{path}[{index}]")
-                     for index, item in enumerate(items))
-
-
-def _not_a_name(value: object, path: str) -> str:
-    # Unquoted employee numbers like 0042 arrive as integers; guessing their spelling back is unsafe.
-    raise ShiftConfigError(path, f"expected a quoted string, got {_show(value)}")
+    for index, item in enumerate(items):
+        if not isinstance(item, str):
+            # Unquoted employee numbers like 0042 arrive as integers; guessing their spelling back is unsafe.
+            raise ShiftConfigError(f"{path}[{index}]", f"expected a quoted string, got {_show(item)}")
+    return frozenset(items)
 
 
 def _calendar_table(

@@ -10,6 +10,7 @@ import copy
 import re
 from dataclasses import replace
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -441,3 +442,16 @@ def test_file_errors_name_the_key_path(doc: dict[str, Any], message: str) -> Non
     with pytest.raises(ShiftConfigError, match=f"^{re.escape(message)}") as caught:
         parse_shift_config(doc)
     assert message.startswith(caught.value.key_path + ":")
+
+
+def test_the_documented_example_company_parses_and_rotates_its_crews() -> None:
+    """The example in docs/stages.md is a valid file; on 2026-01-05 crew A is early, B late, C night."""
+    text = (Path(__file__).parents[2] / "docs" / "stages.md").read_text(encoding="utf-8")
+    section = text[text.index("## The shifts file") :]
+    config = parse_shift_config(yaml.safe_load(section[section.index("```yaml") + 7 : section.index("```\n")]))
+    monday = date(2026, 1, 5)
+    crews = [config.shift_on("E1", f"Plant crew {crew}", monday) for crew in "ABC"]
+    # crew A: anchor, index 0 early; B: 7 days after its anchor, index 7 late; C: 14 days, index 14 night
+    assert [shift.code if shift else "off" for shift in crews] == ["early", "late", "night"]
+    # the plant shutdown entry makes 2026-12-28 off for every crew
+    assert config.shift_on("E1", "Plant crew B", date(2026, 12, 28)) is None
