@@ -387,7 +387,9 @@ def compute_attendance(
     """
     if date_to < date_from:
         raise ValueError(f"date_to {date_to} is before date_from {date_from}")
-    now_utc = None if now is None else _as_utc(now)
+    if now is not None and now.utcoffset() is None:
+        raise ValueError(f"now must be timezone-aware, got naive {now.isoformat()}")
+    now_utc = None if now is None else now.astimezone(UTC)
     first, last = _employed_span(employee, date_from, date_to)
     if first > last:
         return []
@@ -478,9 +480,7 @@ def _dates_with_window_in(shift: Shift, lo: datetime, hi: datetime, tz: ZoneInfo
 
 
 def _lookback_start(config: ShiftConfig, local_date: date, tz: ZoneInfo) -> date:
-    # Whatever shift runs on which date, no instance before the returned date can reach a window of
-    # `local_date` or later: walk back while some shift's window on the earlier date still touches the
-    # earliest window any shift may open on `local_date`.
+    """The first date whose instance, of whatever shift, may still reach a window of `local_date` or later."""
     shifts = list(config.shifts.values())
     earliest_open = min(shift_instance(s, local_date, tz).window_start for s in shifts)
     earliest = local_date

@@ -441,3 +441,9 @@ def test_open_and_closed_rows_back_to_back_equal_the_closed_ones_after_the_windo
     assert compute_attendance(facts, punches, MONDAY, MONDAY, config_of(DAY), BERLIN, now=later) == (
         compute_attendance(facts, punches, MONDAY, MONDAY, config_of(DAY), BERLIN)
     )
+
+
+def test_naive_now_is_an_error() -> None:
+    """`now` without a zone is a caller bug: it cannot be compared with real instants."""
+    with pytest.raises(ValueError, match="now must be timezone-aware"):
+        rows([], now=datetime(2026, 6, 1, 12, 0))
