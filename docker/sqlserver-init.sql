@@ -61,3 +61,29 @@ IF USER_ID(N'hrsync_reader') IS NULL CREATE USER hrsync_reader FOR LOGIN hrsync_
 GO
 GRANT SELECT ON dbo.hrsync_employees TO hrsync_reader;
 GO
+-- Absences (HRSYNC_HRIS_ABSENCES_QUERY's default reads hrsync_absences; DESIGN §6), with a few demo rows.
+IF OBJECT_ID(N'dbo.absences', N'U') IS NULL
+CREATE TABLE dbo.absences (
+    absence_id   NVARCHAR(64) NOT NULL PRIMARY KEY,
+    employee_no  NVARCHAR(16) NOT NULL,
+    kind         NVARCHAR(64) NOT NULL,
+    date_from    DATE         NOT NULL,
+    date_to      DATE         NOT NULL,
+    part         NVARCHAR(8)  NOT NULL DEFAULT N'full',
+    status       NVARCHAR(16) NOT NULL,
+    updated_at   DATETIME2(6) NOT NULL DEFAULT SYSUTCDATETIME()
+);
+GO
+CREATE OR ALTER VIEW dbo.hrsync_absences AS
+SELECT absence_id, employee_no, kind, date_from, date_to, part, status, updated_at
+FROM dbo.absences;
+GO
+IF NOT EXISTS (SELECT 1 FROM dbo.absences)
+INSERT INTO dbo.absences (absence_id, employee_no, kind, date_from, date_to, part, status)
+VALUES
+    (N'A0001', N'E0003', N'vacation', CAST(SYSUTCDATETIME() AS DATE), DATEADD(day, 4, CAST(SYSUTCDATETIME() AS DATE)), N'full', N'approved'),
+    (N'A0002', N'E0004', N'sick',     DATEADD(day, -1, CAST(SYSUTCDATETIME() AS DATE)), DATEADD(day, -1, CAST(SYSUTCDATETIME() AS DATE)), N'am', N'approved'),
+    (N'A0003', N'E0002', N'vacation', DATEADD(day, 7, CAST(SYSUTCDATETIME() AS DATE)), DATEADD(day, 8, CAST(SYSUTCDATETIME() AS DATE)), N'full', N'cancelled');
+GO
+GRANT SELECT ON dbo.hrsync_absences TO hrsync_reader;
+GO
