@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
+from functools import cache
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
-from pipelines.attendance.shifts import OFF, Shift, ShiftConfig
+from pipelines.attendance.shifts import EVERY_DAY, OFF, Shift, ShiftConfig
 
 AttendanceStatus = Literal[
     "present", "absent", "half_day", "missing_punch", "holiday", "off", "open", "on_leave"
@@ -395,8 +396,11 @@ def compute_attendance(
         return []
     no, department = employee.employee_no, employee.department
     # Earlier instances whose windows reach into the first row's window take the punches they share.
-    shifts = {day: config.shift_on(no, department, day) for day in _dates(_lookback_start(config, first, tz), last)}
-    instances = {day: shift_instance(s, day, tz) for day, s in shifts.items() if s is not None}
+    instances: dict[date, ShiftInstance] = {}
+    for day in _dates(_lookback_start(config, first, tz), last):
+        shift, by_rotation = config.roster_on(no, department, day)
+        if shift is not None:
+            instances[day] = shift_instance(_every_day_a_workday(shift) if by_rotation else shift, day, tz)
     assigned = assign_punches(instances.values(), dedupe_taps(punches, config.double_tap_seconds))
     holidays = config.holidays_for(no, department)
     rows: list[DayResult] = []
@@ -487,6 +491,12 @@ def _lookback_start(config: ShiftConfig, local_date: date, tz: ZoneInfo) -> date
     while max(shift_instance(s, earliest - _ONE_DAY, tz).window_end for s in shifts) >= earliest_open:
         earliest -= _ONE_DAY
     return earliest
+
+
+@cache
+def _every_day_a_workday(shift: Shift) -> Shift:
+    """`shift` as a rotation runs it: the pattern is the roster, so `workdays` do not apply."""
+    return replace(shift, workdays=EVERY_DAY)
 
 
 def _local_midnight(local_date: date, tz: ZoneInfo) -> datetime:

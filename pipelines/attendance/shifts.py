@@ -9,18 +9,19 @@ round to 1 minute), while an explicit `null` switches a threshold or grace off; 
 `double_tap_seconds` is 60, missing `holidays`, `rotations`, calendars or assignment tables are empty.
 
 `ShiftConfig.shift_on` answers which shift an employee works on a date (dated overrides, rotations,
-`off`), `ShiftConfig.holidays_for` which dates are their holidays.
+`off`; `roster_on` also says whether a rotation chose it), `ShiftConfig.holidays_for` which dates are
+their holidays.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from functools import cache, partial
+from functools import partial
 from pathlib import Path
-from typing import Any, Literal, TypeVar, cast
+from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import yaml
 
@@ -97,6 +98,13 @@ class DatedAssignment:
         return self.date_from <= day <= self.date_to
 
 
+class Rostered(NamedTuple):
+    """Who works what on a date: the shift (None = `off`) and whether a rotation chose it."""
+
+    shift: Shift | None
+    by_rotation: bool
+
+
 @dataclass(frozen=True)
 class ShiftConfig:
     """All shifts and rotations, who works which when, the double-tap interval and the holidays (local dates).
@@ -122,10 +130,16 @@ class ShiftConfig:
 
         Precedence: a `dated` entry naming the employee (the last such wins), else one naming the
         department (the last wins), else `employees`, else `departments`, else `default`. A rotation
-        resolves to its pattern's entry for `day`; a shift reached through a rotation comes back with
-        `workdays` set to every day, since the pattern is the roster.
+        resolves to its pattern's entry for `day`. See `roster_on` for whether `workdays` apply.
         """
-        return self._resolve(self.assignment_on(employee_no, department, day), day)
+        return self.roster_on(employee_no, department, day).shift
+
+    def roster_on(self, employee_no: str, department: str | None, day: date) -> Rostered:
+        """`shift_on`'s answer, and whether a rotation gave it (the pattern is the roster: `workdays` do not apply)."""
+        name = self.assignment_on(employee_no, department, day)
+        rotation = self.rotations.get(name)
+        code = name if rotation is None else rotation.code_on(day)
+        return Rostered(None if code == OFF else self.shifts[code], by_rotation=rotation is not None)
 
     def assignment_on(self, employee_no: str, department: str | None, day: date) -> str:
         """The name (shift, rotation or `OFF`) the precedence of `shift_on` picks, before resolving it."""
@@ -145,25 +159,12 @@ class ShiftConfig:
             return self.departments[department]
         return self.default
 
-    def _resolve(self, name: str, day: date) -> Shift | None:
-        rotation = self.rotations.get(name)
-        if rotation is not None:
-            code = rotation.code_on(day)
-            return None if code == OFF else _on_every_day(self.shifts[code])
-        return None if name == OFF else self.shifts[name]
-
     def holidays_for(self, employee_no: str, department: str | None) -> frozenset[date]:
         """Global `holidays` plus the employee's calendar (`calendars.employees` replaces the department's)."""
         calendar = self.employee_calendars.get(employee_no)
         if calendar is None and department is not None:
             calendar = self.department_calendars.get(department)
         return self.holidays if calendar is None else self.holidays | self.holiday_calendars[calendar]
-
-
-@cache
-def _on_every_day(shift: Shift) -> Shift:
-    # One copy per shift: rows of a rotation compare equal, and a month of days allocates nothing.
-    return replace(shift, workdays=EVERY_DAY)
 
 
 # What a shift key left out of the file means (the values of DESIGN's example); start and end are required.

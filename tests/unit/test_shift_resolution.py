@@ -28,7 +28,7 @@ from pipelines.attendance.rules import (
     shift_instance,
     work_dates_affected,
 )
-from pipelines.attendance.shifts import EVERY_DAY, Rotation, ShiftConfigError, parse_shift_config
+from pipelines.attendance.shifts import Rotation, ShiftConfigError, parse_shift_config
 
 BERLIN = ZoneInfo("Europe/Berlin")
 
@@ -129,15 +129,15 @@ def test_rotation_is_periodic(offset: int, k: int) -> None:
     assert code_on("E0001", "Production", day) == code_on("E0001", "Production", day + timedelta(days=6 * k))
 
 
-def test_rotation_shift_ignores_workdays() -> None:
-    """A shift reached through a rotation works every weekday; the same shift assigned directly keeps its own."""
-    through_rotation = CONFIG.shift_on("E0001", "Production", ANCHOR + timedelta(days=2))
-    direct = CONFIG.shift_on("E0001", "Security", ANCHOR)
-    assert through_rotation is not None
-    assert direct is not None
-    # the night's workdays are sun-thu; through crew_a they are all seven days
-    assert (through_rotation.workdays, direct.workdays) == (EVERY_DAY, frozenset({6, 0, 1, 2, 3}))
-    assert through_rotation.code == direct.code == "night"
+def test_roster_on_says_a_rotation_chose_the_shift() -> None:
+    """`shift_on` gives the shift as defined; `roster_on` adds whether a rotation (days ignoring workdays) chose it."""
+    night = CONFIG.shifts["night"]
+    # anchor + 2 is crew_a's pattern[2], night; Security's night comes from the departments table
+    assert CONFIG.shift_on("E0001", "Production", ANCHOR + timedelta(days=2)) == night
+    assert CONFIG.roster_on("E0001", "Production", ANCHOR + timedelta(days=2)) == (night, True)
+    assert CONFIG.roster_on("E0001", "Security", ANCHOR) == (night, False)
+    # anchor + 4 is "off"; still through the rotation
+    assert CONFIG.roster_on("E0001", "Production", ANCHOR + timedelta(days=4)) == (None, True)
 
 
 # --- precedence of assignments --------------------------------------------------------------------------
