@@ -67,24 +67,20 @@ class PgHris:
 
     def replace_rows(self, rows: list[Mapping[str, Any]]) -> None:
         """Make the HRIS hold exactly `rows`."""
-        with closing(pyodbc.connect(self.dsn, autocommit=False)) as conn:
-            cursor = conn.cursor()
-            cursor.execute("DELETE FROM hr_people")
-            if rows:
-                marks = ", ".join("?" for _ in COLUMNS)
-                cursor.executemany(f"INSERT INTO hr_people ({', '.join(COLUMNS)}) VALUES ({marks})",
-                                   [tuple(r.get(c) for c in COLUMNS) for r in rows])
-            conn.commit()
+        self._replace("hr_people", COLUMNS, rows)
 
     def replace_absences(self, rows: list[Mapping[str, Any]]) -> None:
         """Make the HRIS's absences view hold exactly `rows` (mappings of `ABSENCE_COLUMNS`)."""
+        self._replace("hr_leave", ABSENCE_COLUMNS, rows)
+
+    def _replace(self, table: str, columns: tuple[str, ...], rows: list[Mapping[str, Any]]) -> None:
         with closing(pyodbc.connect(self.dsn, autocommit=False)) as conn:
             cursor = conn.cursor()
-            cursor.execute("DELETE FROM hr_leave")
+            cursor.execute(f"DELETE FROM {table}")
             if rows:
-                marks = ", ".join("?" for _ in ABSENCE_COLUMNS)
-                cursor.executemany(f"INSERT INTO hr_leave ({', '.join(ABSENCE_COLUMNS)}) VALUES ({marks})",
-                                   [tuple(r.get(c) for c in ABSENCE_COLUMNS) for r in rows])
+                marks = ", ".join("?" for _ in columns)
+                cursor.executemany(f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({marks})",
+                                   [tuple(r.get(c) for c in columns) for r in rows])
             conn.commit()
 
     def update(self, employee_no: str, **values: Any) -> None:
