@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -21,6 +21,8 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.errors import ConfigError, HrsyncError
+from shared.execution_views import jsonable as _jsonable
+from shared.execution_views import timeline
 from shared.operator_actions import cli_actor
 from shared.redaction import redact_text
 from shared.runner import run_async
@@ -48,18 +50,6 @@ def register(app: typer.Typer) -> None:
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
 
 def _print_json(value: Any) -> None:
     sys.stdout.write(json.dumps(_jsonable(value), indent=2) + "\n")
@@ -192,24 +182,6 @@ def show(
     out.print(table)
     if e["status"] == "failed" and not details["replayed_by"]:
         out.print(f"next: hrsync replay {e['id']} --dry-run")
-
-
-def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
-    """The execution's stage rows as bars on a time axis: offsets and durations in ms from its start."""
-    now = dt.datetime.now(dt.UTC)
-    starts = [s["started_at"] for s in stages if s["started_at"]]
-    origin = execution["started_at"] or (min(starts) if starts else execution["created_at"])
-    ends = [s["finished_at"] or now for s in stages] + [execution["finished_at"] or origin]
-    total = max(1, int((max(ends) - origin).total_seconds() * 1000)) if stages else 1
-    bars = []
-    for s in stages:
-        begin = int((s["started_at"] - origin).total_seconds() * 1000)
-        end = int(((s["finished_at"] or now) - origin).total_seconds() * 1000)
-        bars.append({"stage": s["stage"], "shard": s["shard"], "attempt": s["attempt"], "status": s["status"],
-                     "offset_ms": max(0, begin), "duration_ms": max(0, end - begin),
-                     "error": f"{s['error_type']}: {_error(s['error_message'], 200)}" if s["error_type"] else None})
-    return {"execution_id": execution["id"], "status": execution["status"], "start": origin, "total_ms": total,
-            "bars": bars}
 
 
 def trace(

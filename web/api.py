@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from shared.execution_views import jsonable
 from web import actions, data
 from web.auth import operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters
@@ -56,37 +57,37 @@ def executions(response: Response, user: Viewer,
                                            since=filters.since, cursor=filters.cursor, limit=filters.limit)
     if following:
         response.headers["X-Next-Cursor"] = following
-    return data.jsonable(rows)  # type: ignore[no-any-return]
+    return jsonable(rows)  # type: ignore[no-any-return]
 
 
 @router.get("/executions/{execution_id}")
 def show(execution_id: ExecutionId, user: Viewer) -> dict[str, Any]:
     """`hrsync show ID --json`."""
-    return data.jsonable(data.execution_details(execution_id))  # type: ignore[no-any-return]
+    return jsonable(data.execution_details(execution_id))  # type: ignore[no-any-return]
 
 
 @router.get("/executions/{execution_id}/trace")
 def trace(execution_id: ExecutionId, user: Viewer) -> dict[str, Any]:
     """`hrsync trace ID --json`."""
-    return data.jsonable(data.execution_trace(data.execution_details(execution_id)))  # type: ignore[no-any-return]
+    return jsonable(data.execution_trace(data.execution_details(execution_id)))  # type: ignore[no-any-return]
 
 
 @router.get("/executions/{execution_id}/replay-plan")
 def replay_plan(execution_id: ExecutionId, user: Viewer, from_stage: Stage = None) -> dict[str, Any]:
     """`hrsync replay ID --dry-run --json`: what a replay would run and skip; nothing is created."""
-    return data.jsonable(actions.replay_plan(execution_id, from_stage or None))  # type: ignore[no-any-return]
+    return jsonable(actions.replay_plan(execution_id, from_stage or None))  # type: ignore[no-any-return]
 
 
 @router.post("/executions/{execution_id}/replay")
 def replay(execution_id: ExecutionId, user: Operator, from_stage: Stage = None) -> dict[str, Any]:
     """Replay the failed execution (operators)."""
-    return data.jsonable(actions.replay(execution_id, from_stage or None, user))  # type: ignore[no-any-return]
+    return jsonable(actions.replay(execution_id, from_stage or None, user))  # type: ignore[no-any-return]
 
 
 @router.post("/executions/{execution_id}/cancel")
 def cancel(execution_id: ExecutionId, user: Operator, body: Annotated[Reason | None, Body()] = None) -> dict[str, Any]:
     """End a pending or running execution as cancelled (operators)."""
-    return data.jsonable(actions.cancel(execution_id, body.reason if body else None, user))  # type: ignore[no-any-return]
+    return jsonable(actions.cancel(execution_id, body.reason if body else None, user))  # type: ignore[no-any-return]
 
 
 @router.get("/dead-letters")
@@ -98,14 +99,14 @@ def dead_letters(user: Viewer) -> list[dict[str, Any]]:
 @router.post("/dead-letters/replay")
 def replay_dead_letters(user: Operator, body: Annotated[LetterIds | None, Body()] = None) -> dict[str, Any]:
     """`hrsync dlq replay [ID…] --json` (operators)."""
-    return data.jsonable(actions.replay_dead_letters(body.ids if body else None, user))  # type: ignore[no-any-return]
+    return jsonable(actions.replay_dead_letters(body.ids if body else None, user))  # type: ignore[no-any-return]
 
 
 @router.get("/audit")
 def audit(user: Viewer, since: Annotated[str | None, Query(max_length=12)] = "7d",
           limit: Annotated[int, Query(ge=1, le=5000)] = 500) -> list[dict[str, Any]]:
     """`hrsync audit --json`: operator actions, newest first."""
-    return data.jsonable(data.audit(age("since", since), limit))  # type: ignore[no-any-return]
+    return jsonable(data.audit(age("since", since), limit))  # type: ignore[no-any-return]
 
 
 @router.get("/attendance/board")
@@ -113,7 +114,7 @@ def board(user: Viewer, department: Annotated[str | None, Query(max_length=100)]
           date: Annotated[str | None, Query(max_length=10, description="YYYY-MM-DD (default today)")] = None,
           ) -> dict[str, Any]:
     """A department's day: everyone with their row of the date; `open` = in now."""
-    return data.jsonable(data.day_board(department, date_param("date", date, data.today())))  # type: ignore[no-any-return]
+    return jsonable(data.day_board(department, date_param("date", date, data.today())))  # type: ignore[no-any-return]
 
 
 @router.get("/employees/{employee_no}/days")
@@ -125,7 +126,7 @@ def employee_days(user: Viewer, employee_no: Annotated[str, Path(min_length=1, m
     found = data.employee_days(employee_no, date_param("from", date_from, last - dt.timedelta(days=13)), last)
     if found is None:
         raise HTTPException(404, f"no employee {employee_no!r}")
-    return data.jsonable(found)  # type: ignore[no-any-return]
+    return jsonable(found)  # type: ignore[no-any-return]
 
 
 @router.get("/punches/{employee_no}")

@@ -1,7 +1,8 @@
 """What the pages and `/api/` show, in the shapes of the CLI's `--json` (one function per page's data).
 
 Sync functions for Starlette's thread pool: each database read is a `run_async` hop onto the runner's
-loop, which owns the engines (no engine on uvicorn's loop). Values are JSON-able after `jsonable`.
+loop, which owns the engines (no engine on uvicorn's loop). Values are JSON-able after
+`shared.execution_views.jsonable`.
 """
 
 from __future__ import annotations
@@ -12,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.dead_letters import list_dead_letters
+from shared.execution_views import jsonable, timeline
+from shared.execution_views import shown_error as shared_shown_error
 from shared.executions_query import execution_lineage, find_execution, replays_of, stage_rows
 from shared.operator_actions import list_operator_actions
-from shared.redaction import redact_text
 from shared.runner import run_async
 from shared.settings import get_settings
 from web import queries
@@ -22,22 +24,9 @@ from web import queries
 ERROR_LIMIT = 4000  # characters of an error shown, as `hrsync show --json`
 
 
-def jsonable(value: Any) -> Any:
-    """Dates as ISO strings, bytes as text, recursively (what the CLI's `--json` prints)."""
-    if isinstance(value, dt.datetime | dt.date):
-        return value.isoformat()
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [jsonable(v) for v in value]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return value
-
-
-def shown_error(text: str | None, limit: int = ERROR_LIMIT) -> str | None:
-    """An error message as operators see it: credentials masked, cut at `limit`."""
-    return redact_text(text)[:limit] if text else None
+def shown_error(text: str | None) -> str | None:
+    """An error message as `hrsync show --json` prints it: credentials masked, cut at `ERROR_LIMIT`."""
+    return shared_shown_error(text, ERROR_LIMIT)
 
 
 def executions_page(*, status: str | None, kind: str | None, trigger: str | None, since: dt.timedelta | None,
@@ -64,8 +53,6 @@ def execution_details(execution_id: str) -> dict[str, Any]:
 
 def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:
     """`hrsync trace ID --json`: the stage rows as bars on a time axis (ms from the execution's start)."""
-    from cli.operations import timeline  # the CLI's own shaping, so both show the same trace
-
     return timeline(details["execution"], details["stages"])
 
 
