@@ -342,23 +342,31 @@ def cancel(
 
 def prune(
     older_than: Annotated[str, typer.Option("--older-than", help="age of what goes, e.g. 90d (at least 1d)")] = "90d",
+    keep_ids: Annotated[str, typer.Option(
+        "--keep-ids", help="age until which event ids stay (the deduplication horizon; at least --older-than)")]
+        = "365d",
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would go")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Remove finished executions, their stage rows and inbox rows older than --older-than, in batches."""
+    """Remove finished executions, their stage rows and inbox bodies older than --older-than, in batches;
+    event ids stay in the inbox until --keep-ids (an id sent again within it is still recognised)."""
     from shared.executions_query import prune_records
 
-    age = _age("--older-than", older_than)
+    age, ids_age = _age("--older-than", older_than), _age("--keep-ids", keep_ids)
     if age < MIN_PRUNE_AGE:
         raise ConfigError("--older-than: at least 1d (younger records may belong to running chains)")
-    cutoff = dt.datetime.now(dt.UTC) - age
-    counts = run_async(prune_records(cutoff, dry_run=dry_run))
+    if ids_age < age:
+        raise ConfigError("--keep-ids: at least --older-than (ids are kept longer than everything else)")
+    now = dt.datetime.now(dt.UTC)
+    cutoff, ids_cutoff = now - age, now - ids_age
+    counts = run_async(prune_records(cutoff, dry_run=dry_run, ids_cutoff=ids_cutoff))
     if as_json:
-        _print_json({"dry_run": dry_run, "before": cutoff, **counts.__dict__})
+        _print_json({"dry_run": dry_run, "before": cutoff, "ids_before": ids_cutoff, **counts.__dict__})
         return
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {counts.executions} execution(s), {counts.stages} stage row(s) and {counts.inbox} inbox "
-              f"row(s) from before {_when(cutoff)}")
+              f"body(ies) from before {_when(cutoff)}, and {counts.inbox_ids} event id(s) from before "
+              f"{_when(ids_cutoff)}")
     if counts.open_kept:
         out.print(f"kept {counts.open_kept} older execution(s) that never finished (pending/running): look at them "
                   "with `hrsync executions --status running`")

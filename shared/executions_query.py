@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import delete, exists, func, select
+from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from shared.db import app_engine
@@ -186,13 +186,16 @@ class PruneCounts:
 
     executions: int = 0
     stages: int = 0
-    inbox: int = 0
+    inbox: int = 0  # inbox bodies removed (the ids stay until `ids_cutoff`)
+    inbox_ids: int = 0  # inbox rows removed: those ids would be processed again if sent again
     open_kept: int = 0
 
 
-async def prune_records(cutoff: dt.datetime, *, dry_run: bool, batch: int = PRUNE_BATCH) -> PruneCounts:
-    """Remove finished executions created before `cutoff`, their stage rows and inbox rows received before
-    it, `batch` executions (or inbox rows) per transaction; with `dry_run`, only count them."""
+async def prune_records(cutoff: dt.datetime, *, dry_run: bool, ids_cutoff: dt.datetime | None = None,
+                        batch: int = PRUNE_BATCH) -> PruneCounts:
+    """Remove finished executions created before `cutoff` and their stage rows, and the bodies of inbox rows
+    received before it; inbox rows themselves (the event ids, the deduplication horizon) go only when
+    received before `ids_cutoff` (never, when None). `batch` rows per transaction; `dry_run` only counts."""
     e, s, i = executions.c, execution_stages.c, event_inbox.c
     old = (e.created_at < cutoff, e.status.in_(TERMINAL))
     counts = PruneCounts()
@@ -205,14 +208,19 @@ async def prune_records(cutoff: dt.datetime, *, dry_run: bool, batch: int = PRUN
                 select(func.count()).select_from(executions).where(*old))).scalar_one())
             counts.stages = int((await conn.execute(select(func.count()).select_from(execution_stages).where(
                 s.execution_id.in_(select(e.id).where(*old))))).scalar_one())
-            counts.inbox = int((await conn.execute(
-                select(func.count()).select_from(event_inbox).where(i.received_at < cutoff))).scalar_one())
+            counts.inbox = int((await conn.execute(select(func.count()).select_from(event_inbox).where(
+                i.received_at < cutoff, i.body.is_not(None)))).scalar_one())
+            if ids_cutoff is not None:
+                counts.inbox_ids = int((await conn.execute(select(func.count()).select_from(event_inbox).where(
+                    i.received_at < ids_cutoff))).scalar_one())
             return counts
     while (removed := await _prune_batch(cutoff, batch)) != (0, 0):
         counts.executions += removed[0]
         counts.stages += removed[1]
-    while inbox := await _prune_inbox_batch(cutoff, batch):
+    while inbox := await _prune_inbox_batch(cutoff, batch, ids=False):
         counts.inbox += inbox
+    while ids_cutoff is not None and (inbox := await _prune_inbox_batch(ids_cutoff, batch, ids=True)):
+        counts.inbox_ids += inbox
     return counts
 
 
@@ -232,13 +240,17 @@ async def _prune_batch(cutoff: dt.datetime, batch: int) -> tuple[int, int]:
 
 
 @retry_transient
-async def _prune_inbox_batch(cutoff: dt.datetime, batch: int) -> int:
-    """One transaction: up to `batch` inbox rows received before `cutoff`; how many went."""
+async def _prune_inbox_batch(cutoff: dt.datetime, batch: int, *, ids: bool) -> int:
+    """One transaction: up to `batch` inbox rows received before `cutoff` lose their body (or, with `ids`,
+    go whole); how many."""
     i = event_inbox.c
     engine = await app_engine()
     async with engine.begin() as conn:
-        keys = list((await conn.execute(select(i.event_id).where(i.received_at < cutoff)
+        query = select(i.event_id).where(i.received_at < cutoff)
+        keys = list((await conn.execute((query if ids else query.where(i.body.is_not(None)))
                                         .order_by(i.received_at).limit(batch))).scalars())
         if not keys:
             return 0
-        return int((await conn.execute(delete(event_inbox).where(i.event_id.in_(keys)))).rowcount)
+        if ids:
+            return int((await conn.execute(delete(event_inbox).where(i.event_id.in_(keys)))).rowcount)
+        return int((await conn.execute(update(event_inbox).where(i.event_id.in_(keys)).values(body=None))).rowcount)
