@@ -107,7 +107,7 @@ def write_demo_data(setup: DemoSetup, today: dt.date) -> demo_data.DemoData:
     _write_ahead_log(setup)
     if setup.embedded["hris"]:
         rows: list[Mapping[str, Any]] = list(data.employees)
-        run_async(create_demo_hris(demo_hris_path(), rows))
+        run_async(create_demo_hris(demo_hris_path(), rows, data.absences))
     if setup.embedded["biostar"]:
         run_async(create_demo_biostar(get_settings().biostar_db_url(), data.logs))
     if "HRSYNC_SHIFTS_FILE" in setup.env:
@@ -251,7 +251,7 @@ def run_demo(out: Console) -> None:
             execution = wait_for_execution(execution_id, worker, out, FINISH_TIMEOUT)
             worker.request_stop()  # a warm shutdown takes a few seconds: report meanwhile
             report = demo_report.collect(execution, setup.mail_folder)
-            out.print(demo_report.summary_table(report, data))
+            out.print(demo_report.summary(report, data))
             out.print(demo_report.trace_table(report, out.width))
             out.print(demo_report.where_files_are(setup.folder, setup.embedded))
             with out.status("stopping the worker …"):

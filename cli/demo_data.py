@@ -59,6 +59,7 @@ class DemoData:
     last_day: dt.date
     holiday: dt.date
     employees: list[dict[str, Any]] = field(default_factory=list)
+    absences: list[dict[str, Any]] = field(default_factory=list)  # `pipelines.hris.rows.ABSENCE_COLUMNS` keys
     logs: list[BiostarLog] = field(default_factory=list)
     planted: Counter[str] = field(default_factory=Counter)
 

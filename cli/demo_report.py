@@ -121,6 +121,11 @@ def _summary(report: Report, stage: str) -> dict[str, Any]:
     return (report.execution.get("summary") or {}).get(stage) or {}
 
 
+def summary(report: Report, data: DemoData) -> Group:
+    """What the chain found, next to what was planted."""
+    return Group(summary_table(report, data))
+
+
 def summary_table(report: Report, data: DemoData) -> Table:
     """Employees, punches, days by status and emails: what the chain found, next to what was planted."""
     extract, merge, notify = (_summary(report, s) for s in ("extract", "merge", "notify"))
