@@ -133,7 +133,7 @@ def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:
     assert replay["params"] == failed["params"]
     assert replay["status"] == "succeeded"
     rows = run_async(get_stages(replay["id"]))
-    assert {r["stage"] for r in rows} == {"notify"}  # no new extract or merge rows
+    assert {r["stage"] for r in rows} == {"workflow", "notify"}  # no new extract or merge rows
     assert shards(rows, "notify") == set(stage_plan(plan, "notify")["run"])  # the dry run said so
     assert replay["summary"]["merge"]["by_status"]  # the merge output came through the lineage
     assert len(stack.mails_to(stack.address("lone"))) == 1
@@ -195,7 +195,7 @@ def test_failed_merge_shard_replay_reruns_that_shard_and_notify_only(stack: Stac
     assert done.returncode == 0, done.stdout + done.stderr
     [replay] = replays_of(failed["id"])
     replayed = run_async(get_stages(replay["id"]))
-    assert {r["stage"] for r in replayed} == {"merge", "notify"}
+    assert {r["stage"] for r in replayed} == {"workflow", "merge", "notify"}
     assert shards(replayed, "merge") == {broken} == set(merge["run"])
     statuses = {(r["employee_no"], r["work_date"]): r["status"] for r in attendance_rows(stack)}
     assert statuses[(stack.no("NONE"), TUESDAY)] == "absent"

@@ -65,7 +65,7 @@ def test_nightly_sync_event_runs_the_three_stages_once(stack: Stack) -> None:
     assert len(stack.mails_to(stack.address("lone"))) == 1  # one missing punch, one mail
     assert len(stack.mails_to(stack.address("m"))) == 2  # the manager's digest of each day
     stages = {s["stage"] for s in run_async(get_stages(execution["id"]))}
-    assert stages == {"extract", "merge", "notify"}
+    assert stages == {"workflow", "extract", "merge", "notify"}  # workflow: the claim and the finish
 
     mails_before = len(stack.smtp.handler.messages)
     stack.publish_event("hrsync.sync.requested", {"scope": "nightly"}, event_id=event_id)  # same id again
@@ -111,7 +111,8 @@ def test_a_failing_stage_fails_the_execution_and_stops_the_chain(stack: Stack) -
     assert execution["status"] == "failed"
     assert execution["failed_stage"] == "extract"
     stages = run_async(get_stages(execution["id"]))
-    assert {s["stage"] for s in stages} == {"extract", "notify_failure"}  # no merge, no notify
+    assert {s["stage"] for s in stages} == {"workflow", "extract", "notify_failure"}  # no merge, notify, finish
+    assert {s["shard"] for s in stages if s["stage"] == "workflow"} == {"@start"}
     failed = [s for s in stages if s["status"] == "failed"]
     assert failed
     assert failed[0]["error_type"] == "HrisSourceError"
