@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared.errors import HrsyncError
 from shared.inbox import inbox_entry
 from shared.runner import run_async
-from shared.tracking import get_execution, get_stages
+from shared.tracking import TERMINAL, get_execution, get_stages
 
 POLL_SECONDS = 0.5
 
@@ -52,7 +52,7 @@ def _follow(event_id: str | None, execution_id: str | None, console: Console, ti
             current = stages[-1]["stage"] if stages else "-"
             progress.update(bar, description=f"{execution_id[:8]} {status} ({current})", completed=finished,
                             total=known or None)
-            if status in ("succeeded", "failed"):
+            if status in TERMINAL:  # cancelled too: nothing of it runs any more
                 console.print(f"execution {execution_id} {status}"
                               + (f" at {execution['failed_stage']}: {execution['error']}" if status == "failed"
                                  and execution else ""))
