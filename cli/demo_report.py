@@ -1,4 +1,4 @@
-"""What `hrsync demo` prints: the setup, the data, a summary of the execution and its trace (a waterfall).
+"""What `hrsync demo` prints: the setup, the data, a summary of the execution, the crews' rosters and the trace.
 
 Everything read back comes from the app database (the execution, its stage rows, the attendance days
 and outbox rows it wrote) and from the mail sink's folder, so the report shows what the chain did.
@@ -18,6 +18,7 @@ from rich.table import Table
 from rich.text import Text
 from sqlalchemy import case, func, select
 
+from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
 from shared.db import app_engine
 from shared.redaction import redact_text, redact_url
@@ -56,8 +57,9 @@ def describe_data(data: DemoData, embedded: dict[str, bool]) -> Text:
     hris = "→ hris.db" if embedded["hris"] else "(not written: the HRIS is real)"
     biostar = "→ biostar.db" if embedded["biostar"] else "(not written: BioStar is real)"
     text = Text("demo data: ", style="bold")
-    text.append(f"{len(data.employees)} employees, {data.departments} departments, {data.managers} managers "
-                f"{hris}\n           {len(data.logs)} BioStar logs {data.first_day} … {data.last_day} {biostar}")
+    text.append(f"{len(data.employees)} employees, {data.departments} departments, {data.managers} managers, "
+                f"{len(data.absences)} absences {hris}\n"
+                f"           {len(data.logs)} BioStar logs {data.first_day} … {data.last_day} {biostar}")
     return text
 
 
@@ -90,6 +92,22 @@ class Report:
     early_days: int = 0
     outbox: Counter[tuple[str, str]] = field(default_factory=Counter)  # (kind, status) → rows
     eml_files: int | None = None
+    overtime_days: int = 0
+    overtime_minutes: int = 0
+    leave_kinds: Counter[str] = field(default_factory=Counter)  # absence_kind → `on_leave` days
+    crews: list[CrewDay] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CrewDay:
+    """How many of a crew's rows of one date have this shift code and status, and their overtime."""
+
+    crew: str
+    work_date: dt.date
+    shift_code: str
+    status: str
+    rows: int
+    overtime_minutes: int
 
 
 def collect(execution: dict[str, Any], mail_folder: Path | None) -> Report:
@@ -109,6 +127,22 @@ def collect(execution: dict[str, Any], mail_folder: Path | None) -> Report:
                                          .where(n.c.execution_id == execution_id).group_by(n.c.kind, n.c.status)))
             report = Report(execution, await get_stages(execution_id), int(count), int(late), int(early),
                             Counter({(kind, status): int(c) for kind, status, c in outbox}))
+            days, minutes = (await conn.execute(
+                select(func.count(), func.coalesce(func.sum(ad.c.overtime_minutes), 0))
+                .where(ad.c.execution_id == execution_id, ad.c.overtime_minutes > 0))).one()
+            report.overtime_days, report.overtime_minutes = int(days), int(minutes)
+            leave = await conn.execute(select(ad.c.absence_kind, func.count())
+                                       .where(ad.c.execution_id == execution_id, ad.c.status == "on_leave")
+                                       .group_by(ad.c.absence_kind))
+            report.leave_kinds = Counter({str(kind): int(c) for kind, c in leave})
+            crews = await conn.execute(
+                select(employees.c.department, ad.c.work_date, ad.c.shift_code, ad.c.status, func.count(),
+                       func.coalesce(func.sum(ad.c.overtime_minutes), 0))
+                .join(employees, employees.c.employee_no == ad.c.employee_no)
+                .where(ad.c.execution_id == execution_id, employees.c.department.in_(CREWS))
+                .group_by(employees.c.department, ad.c.work_date, ad.c.shift_code, ad.c.status))
+            report.crews = [CrewDay(crew, _day(day), code, status, int(c), int(ot))
+                            for crew, day, code, status, c, ot in crews]
         return report
 
     report = run_async(read())
@@ -117,13 +151,17 @@ def collect(execution: dict[str, Any], mail_folder: Path | None) -> Report:
     return report
 
 
+def _day(value: Any) -> dt.date:
+    return value if isinstance(value, dt.date) else dt.date.fromisoformat(str(value))
+
+
 def _summary(report: Report, stage: str) -> dict[str, Any]:
     return (report.execution.get("summary") or {}).get(stage) or {}
 
 
 def summary(report: Report, data: DemoData) -> Group:
-    """What the chain found, next to what was planted."""
-    return Group(summary_table(report, data))
+    """What the chain found, next to what was planted, and the plant's crews day by day."""
+    return Group(summary_table(report, data), crews_table(report, data))
 
 
 def summary_table(report: Report, data: DemoData) -> Table:
@@ -140,16 +178,25 @@ def summary_table(report: Report, data: DemoData) -> Table:
                   f"auth failures ignored ({planted['failed verification']} planted)")
     table.add_row("unknown badge", str(imported.get("unmatched_new", 0)),
                   f"a badge no employee owns ({planted['unknown badge']} planted)")
+    leave = extract.get("absences", {})
+    table.add_row("absences", str(leave.get("read", 0)),
+                  f"read from the HRIS; {planted['leave not approved']} cancelled or pending")
     table.add_section()
+    dates = data.dates
+    kinds = ", ".join(f"{kind} {count}" for kind, count in sorted(report.leave_kinds.items()))
     notes = {"present": f"double taps counted once ({planted['double tap']} planted)",
              "absent": f"{planted['absence']} planted", "missing_punch": f"{planted['missing punch']} planted",
-             "half_day": f"{planted['half day']} planted", "holiday": f"company holiday {data.holiday}",
-             "off": "weekends (day shift)"}
+             "half_day": f"{planted['half day']} planted",
+             "on_leave": f"{kinds} ({planted['on leave']} planted)" if kinds else f"{planted['on leave']} planted",
+             "holiday": f"company {dates.holiday:%m-%d}, Munich {dates.bavaria:%m-%d}, plant {dates.saxony:%m-%d}",
+             "off": "weekends, the crews' days off"}
     for status in (*notes, *sorted(set(by_status) - set(notes))):
         table.add_row(f"days {status}", str(by_status.get(status, 0)), notes.get(status, ""))
     table.add_row("  late arrivals", str(report.late_days), f"{planted['late arrival']} planted")
     table.add_row("  early exits", str(report.early_days),
                   f"{planted['early exit']} planted, + the half days")
+    table.add_row("  overtime", str(report.overtime_days),
+                  f"{report.overtime_minutes} min; {planted['long day']} long days planted")
     table.add_section()
     for kind in sorted({kind for kind, _ in report.outbox}):
         statuses = {s: c for (k, s), c in report.outbox.items() if k == kind}
@@ -158,6 +205,37 @@ def summary_table(report: Report, data: DemoData) -> Table:
     where = f"; {report.eml_files} .eml files in mail/" if report.eml_files is not None else ""
     table.add_row("emails sent", str(notify.get("sent", 0)), f"{notify.get('failed', 0)} failed{where}")
     return table
+
+
+def crews_table(report: Report, data: DemoData) -> Table:
+    """Each crew's roster as it was computed: one letter per day (the shift most of its rows had), its overtime."""
+    by_crew: dict[str, dict[dt.date, Counter[tuple[str, str]]]] = {crew: {} for crew in CREWS}
+    overtime: Counter[str] = Counter()
+    for row in report.crews:
+        by_crew[row.crew].setdefault(row.work_date, Counter())[(row.shift_code, row.status)] += row.rows
+        overtime[row.crew] += row.overtime_minutes
+    days = [data.first_day + dt.timedelta(days=i) for i in range((data.last_day - data.first_day).days + 1)]
+    legend = ", ".join(f"{code[0].upper()} {code} {SHIFTS[code]['start'][:2]}-{SHIFTS[code]['end'][:2]}"
+                       for code in ("early", "late", "night"))
+    table = Table("crew", _by_week([f"{d:%a}"[0] for d in days]), "overtime", box=box.SIMPLE_HEAD, pad_edge=False,
+                  title=f"the plant's crews from {data.first_day:%a %Y-%m-%d}", title_justify="left",
+                  caption=f"{legend}, · off; lowercase: a holiday", caption_justify="left")
+    for crew, rostered in by_crew.items():
+        letters = [_roster_letter(rostered.get(day)) for day in days]
+        table.add_row(crew, _by_week(letters), f"{overtime[crew]} min")
+    return table
+
+
+def _roster_letter(rows: Counter[tuple[str, str]] | None) -> str:
+    if not rows:
+        return " "
+    code, status = rows.most_common(1)[0][0]
+    letter = "·" if code == "off" else code[0].upper()
+    return letter.lower() if status == "holiday" else letter
+
+
+def _by_week(letters: list[str]) -> str:
+    return " ".join("".join(letters[i:i + 7]) for i in range(0, len(letters), 7))
 
 
 @dataclass
