@@ -28,7 +28,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import yaml
 from rich.console import Console
 
 from cli import demo_data, demo_report
@@ -111,7 +110,7 @@ def write_demo_data(setup: DemoSetup, today: dt.date) -> demo_data.DemoData:
     if setup.embedded["biostar"]:
         run_async(create_demo_biostar(get_settings().biostar_db_url(), data.logs))
     if "HRSYNC_SHIFTS_FILE" in setup.env:
-        Path(setup.env["HRSYNC_SHIFTS_FILE"]).write_text(yaml.safe_dump(data.shifts_document(), sort_keys=False))
+        Path(setup.env["HRSYNC_SHIFTS_FILE"]).write_text(data.shifts_yaml())
     return data
 
 

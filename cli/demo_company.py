@@ -10,8 +10,11 @@ differ from the example: they are chosen inside the demo's four weeks, so every 
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from typing import Any
+
+import yaml
 
 # (department, head count incl. its head); every office department works the default `day` shift.
 OFFICE = (("Engineering", 55), ("Sales", 35), ("Customer Care", 30), ("Finance", 16), ("People", 12),
@@ -80,3 +83,31 @@ def shifts_document(dates: CompanyDates, caretaker: str) -> dict[str, Any]:
         "calendars": {"departments": {BAVARIA_DEPARTMENT: "bavaria", **dict.fromkeys(crews, "saxony")},
                       "employees": {caretaker: "bavaria"}},
     }
+
+
+class _QuotingDumper(yaml.SafeDumper):
+    """Quotes what YAML would read as something else (a time as a number, a date, `off` as false)."""
+
+
+_AMBIGUOUS = re.compile(r"\d\d:\d\d|\d{4}-\d\d-\d\d|off")
+
+
+def _represent_text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = '"' if _AMBIGUOUS.fullmatch(value) else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+def _represent_list(dumper: yaml.SafeDumper, value: list[Any]) -> yaml.SequenceNode:
+    flat = not any(isinstance(item, list | dict) for item in value)  # a list of names or dates on one line
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flat)
+
+
+_QuotingDumper.add_representer(str, _represent_text)
+_QuotingDumper.add_representer(list, _represent_list)
+
+
+def shifts_yaml(document: dict[str, Any]) -> str:
+    """The shifts file as text, laid out like the example in docs/stages.md (times, dates and `off` quoted)."""
+    head = "# The demo's company: the example in docs/stages.md (## The shifts file), dated into the demo's range.\n"
+    return head + yaml.dump(document, Dumper=_QuotingDumper, sort_keys=False, default_flow_style=None, width=110,
+                            allow_unicode=True)

@@ -27,6 +27,7 @@ from cli.demo_company import (
     OFFICE_DEPARTMENTS,
     CompanyDates,
     shifts_document,
+    shifts_yaml,
 )
 from pipelines.attendance.biostar import IDENTIFY_SUCCESS, VERIFY_SUCCESS, BiostarLog
 from pipelines.attendance.rules import ShiftInstance, shift_instance
@@ -118,9 +119,9 @@ class DemoData:
     def managers(self) -> int:
         return len({e["manager_no"] for e in self.employees if e["manager_no"]})
 
-    def shifts_document(self) -> dict[str, Any]:
-        """The shifts file of this data (DESIGN §6 format)."""
-        return self.shifts
+    def shifts_yaml(self) -> str:
+        """The shifts file of this data (DESIGN §6 format), as YAML text."""
+        return shifts_yaml(self.shifts)
 
 
 def demo_days(today: dt.date, weeks: int = 4) -> tuple[dt.date, dt.date]:
