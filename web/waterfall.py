@@ -36,6 +36,7 @@ def waterfall(trace: Mapping[str, Any]) -> dict[str, Any]:
         bars.append(Bar(y=n * ROW, x=LABEL + b["offset_ms"] / total * span,
                         width=max(2.0, b["duration_ms"] / total * span), label=label[:40], status=b["status"],
                         seconds=b["duration_ms"] / 1000, mark=MARK.get(b["status"], ""), title=title))
-    ticks = [(LABEL + span * i / TICKS, f"{total * i / TICKS / 1000:.1f}s") for i in range(TICKS + 1)]
+    digits = 2 if total < 5_000 else 1 if total < 60_000 else 0  # ticks of a short trace stay distinct
+    ticks = [(LABEL + span * i / TICKS, f"{total * i / TICKS / 1000:.{digits}f}s") for i in range(TICKS + 1)]
     return {"bars": bars, "ticks": ticks, "width": WIDTH, "height": len(bars) * ROW + 24, "row": ROW,
             "bar": BAR, "label": LABEL}
