@@ -321,9 +321,10 @@ def trace_table(report: Report, width: int = 80) -> Table:
 def where_files_are(folder: Path, embedded: dict[str, bool]) -> Group:
     """The files of this run."""
     entries = [("app.db", "app database (SQLite)", embedded["app_db"]),
-               ("hris.db", "demo HRIS: table hris_people, view hrsync_employees", embedded["hris"]),
+               ("hris.db", "demo HRIS: views hrsync_employees, hrsync_absences", embedded["hris"]),
                ("biostar.db", "demo BioStar: monthly tables t_lgYYYYMM", embedded["biostar"]),
-               ("shifts.yaml", "the shifts file (HRSYNC_SHIFTS_FILE)", (folder / "shifts.yaml").exists()),
+               ("shifts.yaml", "the shifts file (HRSYNC_SHIFTS_FILE), the example company",
+                (folder / "shifts.yaml").exists()),
                ("mail/", "the .eml sink: one file per email sent", embedded["mail"]),
                ("broker/", "the embedded Celery transport (message files)", embedded["broker"]),
                ("results.db", "the Celery result backend (SQLite)", embedded["result_backend"]),
