@@ -38,10 +38,33 @@ def _logging_on_real_locks(**_: Any) -> None:
 @signals.worker_ready.connect
 def _send_without_result_subscriptions(**_: Any) -> None:
     # Nothing in a worker waits on a result it sent, but on the gevent pool Celery subscribes the Redis
-    # result channel of every task sent and keeps it (one channel per task, for good), and dropping those
-    # results from a greenlet being finalized at shutdown printed `AsyncResult.__del__` tracebacks.
-    # Saying that a join would block (what the prefork pool says) turns the subscription off.
+    # result channel of every task sent and keeps it (one channel per task, for good). Saying that a join
+    # would block (what the prefork pool says) turns the subscription off.
     _set_task_join_will_block(True)
+
+
+@signals.worker_init.connect
+def _quiet_result_drops(**_: Any) -> None:
+    """`AsyncResult.__del__` always asks the Redis result consumer to unsubscribe, which first reads a
+    gevent-local lock depth; for a result dropped while its greenlet is finalized (a warm shutdown) that read
+    raises, and the interpreter printed an "Exception ignored … greenlet is being finalized" traceback per
+    result. Such a result has nothing to unsubscribe (see above): that one error is dropped. The backend is
+    per thread (per greenlet here), so the consumer class is wrapped, once."""
+    from celery.backends.redis import ResultConsumer
+
+    cancel_for = ResultConsumer.cancel_for
+    if getattr(cancel_for, "quiet_when_finalizing", False):
+        return
+
+    def cancel_unless_finalizing(self: Any, task_id: str) -> None:
+        try:
+            cancel_for(self, task_id)
+        except RuntimeError as exc:
+            if "finalized" not in str(exc):
+                raise
+
+    cancel_unless_finalizing.quiet_when_finalizing = True  # type: ignore[attr-defined]
+    ResultConsumer.cancel_for = cancel_unless_finalizing
 
 
 @signals.worker_process_init.connect

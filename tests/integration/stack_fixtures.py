@@ -328,6 +328,8 @@ def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: st
             worker_code = worker.stop()
     assert bridge_code == 0, "".join(bridge.output)[-3000:]
     assert worker_code == 0, worker.text()[-3000:]
+    # A quiet warm shutdown: no "Exception ignored in: <AsyncResult.__del__ …> greenlet is being finalized".
+    assert "Exception ignored" not in worker.text(), worker.text()[-3000:]
 
 
 def count_rows(table: Any, *where: Any) -> int:
