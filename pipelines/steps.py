@@ -64,6 +64,7 @@ IMPORT_WINDOW_HOURS = 24.0
 MERGE_DAYS_PER_SHARD = 7
 NOTIFY_BATCH_SIZE = 50
 MAX_SHARDS = 2000  # the most one planner may fan out: far above real plans, far below what eats a worker
+DAY_SHARD_BUDGET = MAX_SHARDS // 2  # day shards grow longer past this; the rest is room for `leave:` shards
 
 
 async def _params(execution_id: str) -> dict[str, Any]:
@@ -196,12 +197,13 @@ async def plan_merge_days(execution_id: str) -> StageResult:
         marks: list[PendingRecompute] = []
         if "window" in merge:
             imports = [out for key, out in outputs.items() if key.startswith("punches:")]
-            shards = plan_merge_after_import(imports, MERGE_DAYS_PER_SHARD)
+            shards = plan_merge_after_import(imports, MERGE_DAYS_PER_SHARD, DAY_SHARD_BUDGET)
             leave: list[dict[str, Any]] = []
         else:
             days = (outputs.get(PLAN) or {}).get("days") or merge
             employee_nos = merge.get("employees")
-            shards = await plan_merge_shards_from_db(*_dates(days), MERGE_DAYS_PER_SHARD, employee_nos)
+            shards = await plan_merge_shards_from_db(*_dates(days), MERGE_DAYS_PER_SHARD, employee_nos,
+                                                     DAY_SHARD_BUDGET)
             today = dt.datetime.now(get_settings().zone).date()
             todo, marks = await pending_absence_recomputes(today, employee_nos)
             leave = [{"key": shard_name(f"leave:{s.key}"), "days": s.as_json(), "employees": employee_list}

@@ -139,17 +139,23 @@ class MergeShard:
 
 
 def plan_merge_shards(
-    date_from: date, date_to: date, departments: Iterable[str | None], days_per_shard: int
+    date_from: date, date_to: date, departments: Iterable[str | None], days_per_shard: int,
+    max_shards: int | None = None,
 ) -> list[MergeShard]:
     """Shards covering `date_from`..`date_to` in runs of `days_per_shard` days, for each department.
 
-    Departments are deduplicated and sorted (None first), so the same inputs give the same plan.
+    Departments are deduplicated and sorted (None first), so the same inputs give the same plan. With
+    `max_shards`, runs grow longer than `days_per_shard` where needed to stay within it (a long range over
+    many departments: bigger shards, never a refused plan).
     """
     if days_per_shard < 1:
         raise ValueError(f"days_per_shard must be at least 1, got {days_per_shard}")
     if date_to < date_from:
         raise ValueError(f"date_to {date_to} is before date_from {date_from}")
     ordered = sorted(set(departments), key=_department_order)
+    if max_shards is not None:
+        runs = max(1, max_shards // max(1, len(ordered)))
+        days_per_shard = max(days_per_shard, -(-((date_to - date_from).days + 1) // runs))
     shards: list[MergeShard] = []
     first = date_from
     while first <= date_to:
@@ -171,7 +177,8 @@ def plan_punch_windows(start: datetime, end: datetime, hours_per_window: float) 
     return windows
 
 
-def plan_merge_after_import(outputs: Iterable[Mapping[str, Any]], days_per_shard: int) -> list[MergeShard]:
+def plan_merge_after_import(outputs: Iterable[Mapping[str, Any]], days_per_shard: int,
+                            max_shards: int | None = None) -> list[MergeShard]:
     """The merge shards for what `import_punches` calls found: their dates' span, for their departments.
 
     `outputs` are the `StageResult.output` dicts of one or more import shards (a chord's results);
@@ -187,11 +194,12 @@ def plan_merge_after_import(outputs: Iterable[Mapping[str, Any]], days_per_shard
             departments.update(output.get("departments", ()))
     if not firsts:
         return []
-    return plan_merge_shards(min(firsts), max(lasts), departments, days_per_shard)
+    return plan_merge_shards(min(firsts), max(lasts), departments, days_per_shard, max_shards)
 
 
 async def plan_merge_shards_from_db(
-    date_from: date, date_to: date, days_per_shard: int, employee_nos: Sequence[str] | None = None
+    date_from: date, date_to: date, days_per_shard: int, employee_nos: Sequence[str] | None = None,
+    max_shards: int | None = None,
 ) -> list[MergeShard]:
     """`plan_merge_shards` over the departments in `employees` (only those of `employee_nos`, if given)."""
     query = select(employees.c.department).distinct()
@@ -200,7 +208,7 @@ async def plan_merge_shards_from_db(
     engine = await app_engine()
     async with engine.connect() as conn:
         departments = [row[0] for row in await conn.execute(query)]
-    return plan_merge_shards(date_from, date_to, departments, days_per_shard) if departments else []
+    return plan_merge_shards(date_from, date_to, departments, days_per_shard, max_shards) if departments else []
 
 
 async def plan_recompute_shards(

@@ -121,6 +121,29 @@ def test_plan_merge_shards(
 
 
 @pytest.mark.parametrize(
+    ("departments", "max_shards", "run_days", "count"),
+    [
+        # 400 days (2026-01-01..2027-02-04), 1 department, budget 1000: 7-day runs fit → ceil(400/7) = 58 shards
+        (1, 1000, 7, 58),
+        # 50 departments: 1000 // 50 = 20 runs allowed → runs of ceil(400/20) = 20 days → 20 x 50 = 1000 shards
+        (50, 1000, 20, 1000),
+        # 300 departments: 1000 // 300 = 3 runs → runs of ceil(400/3) = 134 days → 3 x 300 = 900 shards
+        (300, 1000, 134, 900),
+    ],
+)
+def test_plan_merge_shards_stays_within_a_budget(departments: int, max_shards: int, run_days: int,
+                                                  count: int) -> None:
+    """With a budget, runs grow longer instead of the plan growing past it; every day is still covered once."""
+    names = [f"D{i:03d}" for i in range(departments)]
+    shards = plan_merge_shards(D("2026-01-01"), D("2027-02-04"), names, 7, max_shards)
+    assert len(shards) == count
+    assert max((s.date_to - s.date_from).days + 1 for s in shards) == run_days
+    covered = sorted((s.department, s.date_from + timedelta(days=i)) for s in shards
+                     for i in range((s.date_to - s.date_from).days + 1))
+    assert covered == sorted((n, D("2026-01-01") + timedelta(days=i)) for n in names for i in range(400))
+
+
+@pytest.mark.parametrize(
     ("date_from", "date_to", "days", "message"),
     [
         ("2026-06-02", "2026-06-01", 7, "before date_from"),
