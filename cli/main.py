@@ -183,11 +183,17 @@ def _option_reason(reason: str) -> str:
 
 
 @app.command()
-def demo() -> None:
+def demo(web: Annotated[bool, typer.Option("--web", help="then serve the console on this run")] = False,
+         port: Annotated[int, typer.Option("--port", min=1, max=65535, help="the console's port (--web)")] = 8080,
+         ) -> None:
     """Run hrsync end to end on embedded defaults (no services needed) and show what it did."""
     from cli.demo import run_demo
 
     run_demo(out)
+    if web:  # on the run's own database: run_demo pointed HRSYNC_HOME at it
+        from cli.web import serve
+
+        serve("127.0.0.1", port, out, one_time_note="; Ctrl-C stops it (the demo's worker has stopped)")
 
 
 def main() -> None:
