@@ -16,7 +16,7 @@ from pipelines.hris_extract import (
     read_watermark,
 )
 from shared.runner import run_async
-from tests.integration.hris_fixtures import PgHris, employees_by_key, hris, pg_hris, person
+from tests.integration.hris_fixtures import PgHris, employees_by_key, hris, person, pg_hris
 
 pytestmark = pytest.mark.integration
 __all__ = ["hris", "pg_hris"]  # fixtures used by name
