@@ -66,7 +66,7 @@ def schedule_run(job_name: Annotated[str, typer.Argument(metavar="JOB", help="a 
     """Publish JOB's sync request now, with a manual id (`<job>:manual:<uuid>`)."""
     from cli.main import out
     from scheduler.jobs import jobs_from_settings
-    from shared.event_bus import EventPublisher
+    from shared.event_bus import publish_once
 
     settings = get_settings()
     jobs = jobs_from_settings(settings)
@@ -74,9 +74,5 @@ def schedule_run(job_name: Annotated[str, typer.Argument(metavar="JOB", help="a 
     if job is None:
         raise ConfigError(f"JOB: unknown schedule {job_name!r} (known: {', '.join(jobs) or 'none'})")
     event = job.manual_event(dt.datetime.now(dt.UTC), str(uuid.uuid4()))
-    publisher = EventPublisher(settings.events())
-    try:
-        publisher.publish(event)
-    finally:
-        publisher.close()
+    publish_once(settings.events(), event)
     out.print(f"published {event.type} id={event.id} (job {job.name}, scope {job.scope})")

@@ -15,7 +15,6 @@ error, with job, slot and event id) is the record. Nothing is dropped silently.
 from __future__ import annotations
 
 import datetime as dt
-import random
 import threading
 from collections.abc import Callable
 
@@ -23,13 +22,13 @@ import structlog
 
 from scheduler.jobs import ScheduledJob
 from scheduler.runs import FAILED, MISSED, PUBLISHED, SUPERSEDED, SlotOutcome, record_outcome, slot_status
-from shared.event_bus import EventPublisher, PublishError
+from shared.event_bus import PublishError, publish_once
 from shared.events import Event, sync_event_id
+from shared.retry import Backoff
 from shared.runner import run_async
 
 log = structlog.get_logger(__name__)
-FIRST_RETRY_DELAY = 0.5
-MAX_RETRY_DELAY = 30.0  # a broker that is back is noticed within this many seconds
+RETRY = Backoff(base=0.5, cap=30.0)  # cap: a broker that is back is noticed within this many seconds
 
 
 def _utcnow() -> dt.datetime:
@@ -60,7 +59,7 @@ class SlotPublisher:
         if self._status(sync_event_id(job.name, slot)) == PUBLISHED:
             log.info("schedule.already_published", job=job.name, event_id=sync_event_id(job.name, slot))
             return PUBLISHED
-        attempts, delay = 0, FIRST_RETRY_DELAY
+        attempts = 0
         while True:
             slot = self._newest_due(job, slot)
             attempts += 1
@@ -77,20 +76,15 @@ class SlotPublisher:
                 return self.record(job, slot, FAILED, attempts, f"scheduler stopped; last error: {error}")
             if remaining <= 0:
                 return self.record(job, slot, FAILED, attempts, f"grace of {job.grace} ran out; last error: {error}")
-            wait = min(remaining, random.uniform(delay / 2, delay))
+            wait = min(remaining, RETRY.delay(attempts - 1))
             log.warning("schedule.publish_retry", job=job.name, event_id=sync_event_id(job.name, slot),
                         attempt=attempts, retry_in=round(wait, 2), error=error)
-            delay = min(delay * 2, MAX_RETRY_DELAY)
             if self.stopping.wait(wait):
                 return self.record(job, slot, FAILED, attempts, f"scheduler stopped; last error: {error}")
 
     def publish(self, event: Event) -> None:
         """One publish on a fresh connection (a nightly job gains nothing from keeping one open)."""
-        publisher = EventPublisher(self.events_url, retry_seconds=0)  # the caller owns retries
-        try:
-            publisher.publish(event)
-        finally:
-            publisher.close()
+        publish_once(self.events_url, event, retry_seconds=0)  # `fire` owns the retries
 
     def _newest_due(self, job: ScheduledJob, slot: dt.datetime) -> dt.datetime:
         """`slot`, or the newest slot of `job` that became due since (the older one is superseded)."""

@@ -22,11 +22,12 @@ from typing import Any
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
-from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
+from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from shared.errors import HrsyncError
 from shared.events import CONTENT_TYPE, Event
 from shared.redaction import redact_url
+from shared.retry import Backoff, is_transient
 
 EVENTS_EXCHANGE = "hrsync.events"
 DEAD_LETTER_EXCHANGE = "hrsync.events.dlx"
@@ -36,9 +37,7 @@ DEAD_QUEUE = "hrsync.events.dead"
 REASON_HEADER = "x-hrsync-reason"
 BRIDGE_DELIVERY_LIMIT = 5
 AUDIT_MAX_LENGTH = 100_000
-
-
-RETRYABLE = (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed, pika.exceptions.ConnectionClosed)
+RECONNECT = Backoff(base=0.2, cap=3.0)  # between reconnect attempts of one publish
 
 
 class PublishError(HrsyncError):
@@ -123,11 +122,10 @@ class EventPublisher:
             message_id=message_id, headers=dict(headers or {}),
         )
         retrying = Retrying(
-            # A blocked connection (resource alarm) is not retried: the caller hears of it at once.
-            retry=retry_if_exception(lambda exc: isinstance(exc, RETRYABLE)
-                                     and not isinstance(exc, pika.exceptions.ConnectionBlockedTimeout)),
+            # A blocked connection (resource alarm) is not transient: the caller hears of it at once.
+            retry=retry_if_exception(is_transient),
             stop=stop_after_delay(self.retry_seconds),
-            wait=wait_random_exponential(multiplier=0.2, max=3.0),
+            wait=RECONNECT.tenacity_wait(),
             reraise=True,
         )
         try:
@@ -162,9 +160,10 @@ class EventPublisher:
                 connection.close()
 
 
-def publish_once(url: str, event: Event) -> None:
-    """Publish one event on a connection of its own (CLI use); `PublishError` when it is not taken."""
-    publisher = EventPublisher(url)
+def publish_once(url: str, event: Event, retry_seconds: float = 15.0) -> None:
+    """Publish one event on a connection of its own, closed afterwards; `PublishError` when it is not taken
+    (`retry_seconds` 0: no reconnect attempts, the caller owns the retries)."""
+    publisher = EventPublisher(url, retry_seconds=retry_seconds)
     try:
         publisher.publish(event)
     finally:

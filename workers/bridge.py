@@ -51,7 +51,7 @@ from shared.events import InvalidEvent, ParsedEvent
 from shared.inbox import admit_event, mark_launched
 from shared.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.redaction import redact_text
-from shared.retry import is_transient
+from shared.retry import Backoff, is_transient
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tracing import bound
@@ -59,6 +59,7 @@ from shared.tracing import bound
 log = structlog.get_logger(__name__)
 PREFETCH = 20
 HANDLE_ATTEMPTS = 8  # tries of one delivery before a non-transient error gives it back (~1 minute)
+RECONNECT = Backoff(base=0.5, cap=15.0)  # between reconnects to the broker
 Launcher = Callable[[str, Sequence[str]], None]
 
 
@@ -75,18 +76,19 @@ class Bridge:
 
     def run(self) -> None:
         """Consume until stopped, reconnecting (with backoff) whenever the broker goes away."""
-        delay = 0.5
+        retry = 0
         while not self._stopping.is_set():
             try:
                 self._consume()
-                delay = 0.5
+                retry = 0
             except (pika.exceptions.AMQPConnectionError, pika.exceptions.ChannelClosed,
                     pika.exceptions.ConnectionClosed) as exc:
                 if self._stopping.is_set():
                     break
-                log.warning("bridge.disconnected", error=f"{type(exc).__name__}: {exc}", retry_in=delay)
+                delay = RECONNECT.delay(retry)
+                log.warning("bridge.disconnected", error=f"{type(exc).__name__}: {exc}", retry_in=round(delay, 2))
                 self._stopping.wait(delay)
-                delay = min(delay * 2, 15.0)
+                retry += 1
         log.info("bridge.stopped", handled=self.handled)
 
     def _consume(self) -> None:
@@ -124,7 +126,8 @@ class Bridge:
         except InvalidEvent as invalid:
             self._dead_letter(channel, method, properties, body, invalid.reason)
             return
-        first_delay = delay = get_settings().bridge_retry_seconds
+        first_delay = get_settings().bridge_retry_seconds
+        backoff = Backoff(base=first_delay, cap=first_delay * 20)
         attempt = 0
         while True:
             attempt += 1
@@ -144,8 +147,7 @@ class Bridge:
                 if attempt >= HANDLE_ATTEMPTS and not is_transient(exc):
                     self._give_back(channel, method, properties, body, error)
                     return
-                channel.connection.sleep(delay)
-                delay = min(delay * 2, first_delay * 20)
+                channel.connection.sleep(backoff.delay(attempt - 1))
         channel.basic_ack(method.delivery_tag)
 
     @staticmethod

@@ -6,7 +6,6 @@ A task shell only decodes its arguments and calls `self.run_stage(...)` with the
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Coroutine
 from typing import Any
 
@@ -15,7 +14,7 @@ from celery import Task, signals
 from celery.exceptions import Ignore
 
 from shared.metrics import serve_metrics, stage_metrics
-from shared.retry import is_transient
+from shared.retry import Backoff, is_transient
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tracing import stage_span
@@ -30,11 +29,8 @@ from shared.tracking import (
 )
 
 log = structlog.get_logger(__name__)
-FAILURE_NOTICE_TASK = "hrsync.notify.failure"
-
-
-class RetryableStageError(Exception):
-    """Raised by a stage for a temporary condition outside the database."""
+FAILURE_NOTICE_TASK = "hrsync.notify.failure"  # the task that mails `sync_failed` (see `workers.tasks`)
+RETRY_BACKOFF_CAP = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
 
 
 class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
@@ -42,15 +38,18 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
 
     abstract = True
     stage = "stage"
-    max_retries = 5  # what Celery sees; `run_stage` uses HRSYNC_TASK_MAX_RETRIES
-    retry_backoff_max = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
-    retry_for: tuple[type[BaseException], ...] = (RetryableStageError,)
     runs_when: tuple[str, ...] = OPEN  # execution statuses in which a step runs; others stop it at its start
     opens_execution = True  # a step moves a pending execution to running (the canvas's `start` claims instead)
+    reports_failure = True  # a final failure fails the execution and sends the failure notice (not the notice)
+
+    @property
+    def max_retries(self) -> int:
+        """HRSYNC_TASK_MAX_RETRIES: the one source of the retry limit (Celery reads it in `retry`)."""
+        return get_settings().task_max_retries
 
     def retryable(self, exc: BaseException) -> bool:
-        """Whether `exc` earns another attempt: a transient DB error, or one of the task's `retry_for`."""
-        return isinstance(exc, self.retry_for) or is_transient(exc)
+        """Whether `exc` earns another attempt (`shared.retry.is_transient`)."""
+        return is_transient(exc)
 
     def run_stage(self, execution_id: str, shard: str, coro: Coroutine[Any, Any, StageResult], *,
                   control: bool = False) -> dict[str, Any]:
@@ -74,10 +73,10 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                 log.info("stage.stopped", reason=str(exc))
                 raise Ignore() from exc
             except Exception as exc:
-                if self.retryable(exc) and self.request.retries < self._max_retries():
+                if self.retryable(exc) and self.request.retries < self.max_retries:
                     span.status = "retrying"
-                    raise self.retry(exc=exc, countdown=self._backoff(), max_retries=self._max_retries()) from exc
-                if self.name != FAILURE_NOTICE_TASK:  # tell operations (sync_failed), once per failure
+                    raise self.retry(exc=exc, countdown=self._backoff(), max_retries=self.max_retries) from exc
+                if self.reports_failure:  # tell operations (sync_failed), once per failure
                     self.app.send_task(FAILURE_NOTICE_TASK, args=(execution_id,), queue="hrsync.notify")
                 raise
             span.rows_in, span.rows_out = result.rows_in, result.rows_out
@@ -112,33 +111,28 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             raise  # another launch claimed the execution: its row is that launch's
         except BaseException as exc:
             # `attempt` comes from the caller: on the runner's thread `self.request` is another (empty) request.
-            final = not (self.retryable(exc) and attempt - 1 < self._max_retries())
-            notice = self.name == FAILURE_NOTICE_TASK  # the notice must not hide the stage that failed
-            await record_stage_end(
+            final = not (self.retryable(exc) and attempt - 1 < self.max_retries)
+            await record_stage_end(  # the notice must not hide the stage that failed: it fails nothing
                 execution_id, self.stage, shard, attempt, status="failed" if final else "retrying",
                 duration_ms=span.duration_ms, error_type=type(exc).__name__, error_message=str(exc),
-                fails_execution=f"{self.stage}[{shard}]: {type(exc).__name__}: {exc}" if final and not notice
-                else None,
+                fails_execution=f"{self.stage}[{shard}]: {type(exc).__name__}: {exc}"
+                if final and self.reports_failure else None,
             )
             raise
         await record_stage_end(execution_id, self.stage, shard, attempt, status="succeeded",
                                duration_ms=span.duration_ms, result=result)
         return result, False
 
-    def _max_retries(self) -> int:
-        return get_settings().task_max_retries
-
     def _backoff(self) -> float:
         # Whole seconds, at least 1: Celery's native delayed delivery (quorum queues) truncates the
         # countdown to an int and rejects the retry ("countdown must be a positive number") below 1 s.
-        base = get_settings().retry_backoff_seconds
-        cap = min(self.retry_backoff_max, base * 2 ** int(self.request.retries))
-        return float(max(1, math.ceil(random.uniform(0, cap))))
+        backoff = Backoff(base=get_settings().retry_backoff_seconds, cap=RETRY_BACKOFF_CAP)
+        return float(max(1, math.ceil(backoff.delay(int(self.request.retries)))))
 
     def on_failure(self, exc: BaseException, task_id: str, args: Any, kwargs: Any, einfo: Any) -> None:
         """Failures that never reached `run_stage`'s recording (time limit, lost worker) still count."""
         execution_id = kwargs.get("execution_id") or (args[0] if args else None)
-        if not isinstance(execution_id, str) or self.name == FAILURE_NOTICE_TASK:
+        if not isinstance(execution_id, str) or not self.reports_failure:
             return
         try:
             run_async(record_task_lost(execution_id, task_id, self.stage, f"{self.stage}: {type(exc).__name__}: {exc}"))

@@ -12,11 +12,10 @@ from celery import Task, chord
 from celery.canvas import Signature
 
 from pipelines import steps
-from pipelines.notify import TemporaryMailError
 from pipelines.probe import probe_app_db
 from shared.tracking import CLAIMED_BY, FINISH, OPEN, START, StageResult, claim_step, finish_step
 from workers.app import app
-from workers.stage_task import RetryableStageError, StageTask
+from workers.stage_task import FAILURE_NOTICE_TASK, StageTask
 
 PLAN, DAYS_PLAN, DONE = steps.PLAN, steps.DAYS_PLAN, steps.DONE
 
@@ -121,11 +120,10 @@ def merge_done(self: StageTask, execution_id: str) -> Any:
 # -- notify --------------------------------------------------------------------------------------------
 
 class NotifyTask(StageTask):
-    """Mail tasks also retry a temporary mail failure (4xx, server away); a setup error fails at once."""
+    """Mail tasks: a temporary mail failure (4xx, server away) is transient; a setup error fails at once."""
 
     abstract = True
     stage = "notify"
-    retry_for = (RetryableStageError, TemporaryMailError)
 
 
 @app.task(base=NotifyTask, bind=True, name="hrsync.notify.plan", queue="hrsync.notify")
@@ -147,8 +145,8 @@ def notify_done(self: StageTask, execution_id: str) -> Any:
     return self.run_stage(execution_id, DONE, steps.finish_notify(execution_id), control=True)
 
 
-@app.task(base=NotifyTask, bind=True, name="hrsync.notify.failure", stage="notify_failure", queue="hrsync.notify",
-          runs_when=(*OPEN, "failed"))
+@app.task(base=NotifyTask, bind=True, name=FAILURE_NOTICE_TASK, stage="notify_failure", queue="hrsync.notify",
+          runs_when=(*OPEN, "failed"), reports_failure=False)
 def notify_failure(self: StageTask, execution_id: str) -> Any:
     """Queue and send the sync_failed notice of a failed execution."""
     return self.run_stage(execution_id, "@failure", steps.notify_failure(execution_id))

@@ -5,9 +5,10 @@ from __future__ import annotations
 from typing import Any
 
 from shared.errors import HrsyncError
+from shared.retry import TransientError
 
 
-class TemporaryMailError(HrsyncError):
+class TemporaryMailError(HrsyncError, TransientError):
     """The server answered 4xx or could not be reached, after retries within the call: retry the task later.
 
     The rows in `pending_ids` are still ``pending`` (their claims released); rows already sent or parked

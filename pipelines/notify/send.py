@@ -17,7 +17,6 @@ server accepts.
 from __future__ import annotations
 
 import asyncio
-import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -29,6 +28,7 @@ from pipelines.notify import outbox
 from pipelines.notify.errors import MailSetupError, TemporaryMailError
 from pipelines.notify.message import build_message, parse_mailbox
 from pipelines.notify.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
+from shared.retry import Backoff
 from shared.settings import get_settings
 from shared.tracking import StageResult, utcnow
 
@@ -46,8 +46,9 @@ class SendPolicy:
     max_delay: float = 10.0
 
     def delay(self, retry: int) -> float:
-        cap = min(self.max_delay, self.base_delay * 2.0 ** retry)
-        return cap / 2 + random.uniform(0, cap / 2)  # half fixed, half jitter: spread, never near zero
+        """The wait before retry `retry`: the shared backoff, at least half its ceiling (a server that just
+        answered 4xx gains nothing from an immediate retry)."""
+        return Backoff(self.base_delay, self.max_delay, floor=0.5).delay(retry)
 
 
 DEFAULT_POLICY = SendPolicy()
