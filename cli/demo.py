@@ -213,8 +213,9 @@ def admit_and_launch(data: demo_data.DemoData) -> str:
 
 def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, timeout: float) -> dict[str, Any]:
     """Poll the execution until it has finished, showing the stage it is in."""
+    from shared.records.queries import get_execution
+    from shared.records.status import TERMINAL
     from shared.runner import run_async
-    from shared.tracking import TERMINAL, get_execution
 
     deadline = time.monotonic() + timeout
     with out.status("starting the worker …") as status:
@@ -232,6 +233,7 @@ def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, time
 
 def run_demo(out: Console) -> None:
     """Run the demo and print what it did; raise `DemoFailed` (exit 1) when the chain failed."""
+    from shared.records.status import ExecutionStatus
     from shared.runner import shutdown
 
     started = time.monotonic()
@@ -260,6 +262,6 @@ def run_demo(out: Console) -> None:
             shutdown()
     out.print(f"execution {execution_id} [bold]{execution['status']}[/] in {time.monotonic() - started:.1f}s; "
               f"worker stopped (exit code {worker_code})")
-    if execution["status"] != "succeeded":
+    if execution["status"] != ExecutionStatus.SUCCEEDED:
         raise DemoFailed(f"the chain failed at {execution.get('failed_stage')}: {execution.get('error')}; "
                          f"worker log: {setup.worker_log}")

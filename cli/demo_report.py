@@ -21,11 +21,11 @@ from sqlalchemy import case, func, select
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
 from shared.db import app_engine
+from shared.records.queries import get_stages
 from shared.redaction import redact_text, redact_url
 from shared.runner import run_async
 from shared.settings import Settings
 from shared.tables import attendance_days, employees, execution_stages, notifications
-from shared.tracking import get_stages
 
 STAGE_ORDER = ("extract", "merge", "notify", "notify_failure")
 

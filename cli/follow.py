@@ -9,17 +9,19 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared.errors import HrsyncError
 from shared.inbox import inbox_entry
+from shared.records.queries import get_execution, get_stages
+from shared.records.status import TERMINAL, ExecutionStatus, StageStatus
 from shared.runner import run_async
-from shared.tracking import TERMINAL, get_execution, get_stages
 
 POLL_SECONDS = 0.5
+ENDED = (StageStatus.SUCCEEDED, StageStatus.FAILED)
 
 
 def _progress_counts(stages: list[dict[str, object]]) -> tuple[int, int]:
     """(finished, known) units of work: every shard row, plus the shards planners announced."""
     announced = sum(int(str(s["rows_out"] or 0)) for s in stages if str(s["shard"]).startswith("@plan"))
     finished = sum(1 for s in stages
-                   if s["status"] in ("succeeded", "failed") and not str(s["shard"]).startswith("@"))
+                   if s["status"] in ENDED and not str(s["shard"]).startswith("@"))
     return finished, max(announced, finished)
 
 
@@ -48,14 +50,14 @@ def _follow(event_id: str | None, execution_id: str | None, console: Console, ti
             execution = run_async(get_execution(execution_id))
             stages = run_async(get_stages(execution_id))
             finished, known = _progress_counts(stages)
-            status = execution["status"] if execution else "pending"
+            status = execution["status"] if execution else ExecutionStatus.PENDING
             current = stages[-1]["stage"] if stages else "-"
             progress.update(bar, description=f"{execution_id[:8]} {status} ({current})", completed=finished,
                             total=known or None)
             if status in TERMINAL:  # cancelled too: nothing of it runs any more
-                console.print(f"execution {execution_id} {status}"
-                              + (f" at {execution['failed_stage']}: {execution['error']}" if status == "failed"
-                                 and execution else ""))
+                where = (f" at {execution['failed_stage']}: {execution['error']}"
+                         if execution and status == ExecutionStatus.FAILED else "")
+                console.print(f"execution {execution_id} {status}{where}")
                 return str(status)
             time.sleep(POLL_SECONDS)
     raise HrsyncError(f"gave up after {timeout:.0f} s: execution {execution_id or '(not admitted yet)'} still open")

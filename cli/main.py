@@ -25,6 +25,7 @@ try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itsel
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment,no-redef,unused-ignore]
+from shared.records.status import ExecutionStatus
 from shared.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
@@ -170,7 +171,7 @@ def sync(
     out.print(f"published sync request {event.id} (scope {scope})")
     if wait:
         status = follow_event(event.id, out, timeout)
-        raise typer.Exit(0 if status == "succeeded" else 1)
+        raise typer.Exit(0 if status == ExecutionStatus.SUCCEEDED else 1)
 
 
 def _option_reason(reason: str) -> str:

@@ -21,9 +21,10 @@ from rich.table import Table
 from rich.text import Text
 
 from shared.errors import ConfigError, HrsyncError
-from shared.execution_views import jsonable as _jsonable
-from shared.execution_views import timeline
 from shared.operator_actions import cli_actor
+from shared.records.status import ExecutionStatus
+from shared.records.views import jsonable as _jsonable
+from shared.records.views import timeline
 from shared.redaction import redact_text
 from shared.runner import run_async
 from shared.settings import get_settings
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
 
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
-STATUSES = ("pending", "running", "succeeded", "failed", "cancelled")
+STATUSES = tuple(ExecutionStatus)
 TRIGGERS = ("schedule", "event", "replay", "manual")
 STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "blue", "retrying": "yellow", "pending": "dim",
                 "cancelled": "magenta"}
@@ -56,7 +57,7 @@ def _print_json(value: Any) -> None:
 
 
 def _age(option: str, text: str) -> dt.timedelta:
-    from shared.executions_query import parse_age
+    from shared.records.queries import parse_age
 
     try:
         return parse_age(text)
@@ -95,7 +96,7 @@ def _error(text: str | None, limit: int = 300) -> str | None:
 
 
 def _find(execution_id: str) -> dict[str, Any]:
-    from shared.executions_query import find_execution
+    from shared.records.queries import find_execution
 
     return run_async(find_execution(execution_id))
 
@@ -112,7 +113,7 @@ def executions(
     as_json: JsonOpt = False,
 ) -> None:
     """List executions, newest first."""
-    from shared.executions_query import list_executions
+    from shared.records.queries import list_executions
 
     rows = run_async(list_executions(
         status=_choice("--status", status, STATUSES), kind=kind, trigger=_choice("--trigger", trigger, TRIGGERS),
@@ -131,7 +132,7 @@ def executions(
 
 
 def _details(execution_id: str) -> dict[str, Any]:
-    from shared.executions_query import execution_lineage, replays_of, stage_rows
+    from shared.records.queries import execution_lineage, replays_of, stage_rows
 
     execution = _find(execution_id)
     lineage = run_async(execution_lineage(execution["id"]))
@@ -162,7 +163,7 @@ def show(
     _row(head, "status", Text.assemble(_status(e["status"]), f"  attempt {e['attempt']}"))
     _row(head, "created / started", f"{_when(e['created_at'])} / {_when(e['started_at'])}")
     _row(head, "finished", f"{_when(e['finished_at'])}  (took {_seconds(e['started_at'], e['finished_at'])})")
-    if e["status"] == "failed":
+    if e["status"] == ExecutionStatus.FAILED:
         _row(head, "failed at", f"{e['failed_stage'] or '?'}: {_error(e['error'])}")
     if details["lineage"]:
         _row(head, "replay of", " ← ".join(f"{x['id']} ({x['status']})" for x in details["lineage"]))
@@ -180,7 +181,7 @@ def show(
                       took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
                             f"{s['rows_out'] if s['rows_out'] is not None else '-'}", error)
     out.print(table)
-    if e["status"] == "failed" and not details["replayed_by"]:
+    if e["status"] == ExecutionStatus.FAILED and not details["replayed_by"]:
         out.print(f"next: hrsync replay {e['id']} --dry-run")
 
 
@@ -189,7 +190,7 @@ def trace(
     as_json: JsonOpt = False,
 ) -> None:
     """The execution's timeline: stages and shards as bars on a time axis, failures marked."""
-    from shared.executions_query import stage_rows
+    from shared.records.queries import stage_rows
 
     execution = _find(execution_id)
     line = timeline(execution, run_async(stage_rows([execution["id"]])))
@@ -295,7 +296,7 @@ def replay(
         from cli.follow import follow_execution
 
         status = follow_execution(outcome.execution_id, Console(stderr=True) if as_json else out, timeout)
-        raise typer.Exit(0 if status == "succeeded" else 1)
+        raise typer.Exit(0 if status == ExecutionStatus.SUCCEEDED else 1)
 
 
 def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
@@ -350,7 +351,7 @@ def prune(
 ) -> None:
     """Remove finished executions, their stage rows and inbox bodies older than --older-than, in batches;
     event ids stay in the inbox until --keep-ids (an id sent again within it is still recognised)."""
-    from shared.executions_query import prune_records
+    from shared.records.queries import prune_records
 
     age, ids_age = _age("--older-than", older_than), _age("--keep-ids", keep_ids)
     if age < MIN_PRUNE_AGE:

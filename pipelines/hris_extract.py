@@ -38,10 +38,10 @@ from pipelines.hris.watermark import (
     read_watermark,
 )
 from shared.db import app_engine, upsert
+from shared.records.executions import StageResult
 from shared.retry import transient_retrying
 from shared.settings import get_settings
 from shared.tables import employees
-from shared.tracking import StageResult
 
 __all__ = [
     "WATERMARK_OVERLAP", "ExtractParams", "HrisSource", "HrisSourceError", "KeyRange", "commit_watermark",

@@ -5,9 +5,9 @@ from __future__ import annotations
 from sqlalchemy import func, select, text
 
 from shared.db import app_engine
+from shared.records.executions import StageResult
 from shared.retry import retry_transient
 from shared.tables import executions
-from shared.tracking import StageResult
 
 
 @retry_transient

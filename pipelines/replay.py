@@ -3,7 +3,7 @@ it skips, and which effects (rows written, emails) already exist and will not be
 
 `hrsync replay --dry-run` prints this plan; `hrsync replay` creates the execution it describes and
 launches its stages. The planners in `pipelines.steps` make the same decisions at run time from the
-same rows (`shared.tracking.succeeded_outputs`), so the plan is what the replay then does:
+same rows (`shared.records.queries.succeeded_outputs`), so the plan is what the replay then does:
 
 - the stages before the failed one succeeded: not rerun, their `@done` outputs feed the next stage;
 - the failed stage and what follows run, minus the shards that already succeeded in the lineage;
@@ -19,7 +19,8 @@ from typing import Any
 
 from pipelines.steps import DAYS_PLAN, DONE, NOTIFY_BATCH_SIZE, PLAN, STAGES, notify_batch_shards
 from shared.errors import ConfigError, HrsyncError
-from shared.tracking import RERUN_STAGES, visible_lineage
+from shared.records.queries import RERUN_STAGES, visible_lineage
+from shared.records.status import OPEN, ExecutionStatus, StageStatus
 
 NEW = "(replay)"  # the replay's id in the lineage before it exists
 
@@ -69,7 +70,7 @@ def _done_rows(stage: str, chain: Sequence[tuple[str, Mapping[str, Any] | None]]
     done: dict[str, Mapping[str, Any]] = {}
     for execution_id in visible_lineage(chain, stage):
         for row in rows_by_execution.get(execution_id, ()):
-            if row["stage"] == stage and row["status"] == "succeeded" and row["shard"] not in done:
+            if row["stage"] == stage and row["status"] == StageStatus.SUCCEEDED and row["shard"] not in done:
                 done[row["shard"]] = row
     return done
 
@@ -93,16 +94,16 @@ def _start_stage(source: Mapping[str, Any], stages: Sequence[str],
 def check_replayable(source: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> None:
     """Refuse (`ReplayRefused`) an execution that is pending, running, succeeded or already replayed."""
     sid, status = source["id"], source["status"]
-    if status in ("pending", "running"):
+    if status in OPEN:
         raise ReplayRefused(f"execution {sid} is {status}: wait for it to finish (hrsync show {sid})")
-    if status == "succeeded":
+    if status == ExecutionStatus.SUCCEEDED:
         raise ReplayRefused(f"execution {sid} succeeded: there is nothing to replay")
-    if status != "failed":
+    if status != ExecutionStatus.FAILED:
         raise ReplayRefused(f"execution {sid} is {status}: only failed executions are replayed")
     if children:
         child = children[-1]
         raise ReplayRefused(f"execution {sid} was already replayed by {child['id']} ({child['status']})"
-                            + (": replay that one" if child["status"] == "failed" else ""))
+                            + (": replay that one" if child["status"] == ExecutionStatus.FAILED else ""))
 
 
 def plan_replay(

@@ -53,8 +53,11 @@ from pipelines.hris_extract import (
 )
 from pipelines.notify import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
 from shared.errors import HrsyncError
+from shared.records.executions import StageResult
+from shared.records.queries import get_execution, succeeded_outputs
+from shared.records.shards import shard_name
+from shared.records.status import ExecutionStatus
 from shared.settings import get_settings
-from shared.tracking import StageResult, get_execution, shard_name, succeeded_outputs
 
 STAGES = ("extract", "merge", "notify")
 PLAN, DAYS_PLAN, DONE = "@plan", "@plan-days", "@done"
@@ -278,7 +281,7 @@ async def notify_failure(execution_id: str) -> StageResult:
     If the mail cannot go out now, the row stays pending in the outbox and the next notify run sends it.
     """
     execution = await get_execution(execution_id)
-    if execution is None or execution["status"] != "failed":
+    if execution is None or execution["status"] != ExecutionStatus.FAILED:
         return StageResult(output={"queued": False})
     await queue_sync_failed(execution_id, execution["failed_stage"] or "?", execution["error"] or "")
     ids = [i for batch in await plan_notify_batches(execution_id) for i in batch]

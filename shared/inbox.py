@@ -14,10 +14,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
+from shared.clock import utcnow
 from shared.db import app_engine
+from shared.records.executions import insert_execution, new_execution_id
 from shared.retry import retry_transient
-from shared.tables import event_inbox, executions
-from shared.tracking import new_execution_id, utcnow
+from shared.tables import event_inbox
 
 
 @dataclass(frozen=True)
@@ -43,10 +44,8 @@ async def admit_event(event_id: str, event_type: str, source: str | None, body: 
                 event_id=event_id, type=event_type, source=source, status="received",
                 execution_id=execution_id, received_at=now, body=body.decode("utf-8"),
             ))
-            await conn.execute(executions.insert().values(
-                id=execution_id, kind=kind, trigger=trigger, event_id=event_id, attempt=1,
-                status="pending", params=params, created_at=now,
-            ))
+            await insert_execution(conn, execution_id, kind=kind, trigger=trigger, params=params,
+                                   event_id=event_id, created_at=now)
     except IntegrityError:
         return await _existing(event_id)
     return Admission(event_id, execution_id, launched=False, duplicate=False)

@@ -23,6 +23,7 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.records.status import OPEN
 from shared.tracing import StageSpan
 
 log = structlog.get_logger(__name__)
@@ -68,7 +69,7 @@ class InFlightCollector(Collector):
     """`hrsync_executions_in_flight{status}` from the app database, at scrape time."""
 
     def collect(self) -> Iterator[Any]:
-        from shared.executions_query import count_in_flight
+        from shared.records.queries import count_in_flight
         from shared.runner import run_async
 
         try:
@@ -78,7 +79,7 @@ class InFlightCollector(Collector):
             return
         family = GaugeMetricFamily("hrsync_executions_in_flight", "Executions pending or running",
                                    labels=["status"])
-        for status in ("pending", "running"):
+        for status in OPEN:
             family.add_metric([status], counts.get(status, 0))
         yield family
 

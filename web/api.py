@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from shared.execution_views import jsonable
+from shared.records.views import jsonable
 from web import actions, data
 from web.auth import operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters

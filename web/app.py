@@ -20,7 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 
 from shared.errors import ConfigError, HrsyncError
-from shared.executions_query import UnknownExecution
+from shared.records.queries import UnknownExecution
 from shared.settings import get_settings
 from web import api, pages
 from web.auth import Console, LoginRequired, console_of, csrf_guard, session_of

@@ -2,7 +2,7 @@
 
 Sync functions for Starlette's thread pool: each database read is a `run_async` hop onto the runner's
 loop, which owns the engines (no engine on uvicorn's loop). Values are JSON-able after
-`shared.execution_views.jsonable`.
+`shared.records.views.jsonable`.
 """
 
 from __future__ import annotations
@@ -13,10 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.dead_letters import list_dead_letters
-from shared.execution_views import jsonable, timeline
-from shared.execution_views import shown_error as shared_shown_error
-from shared.executions_query import execution_lineage, find_execution, replays_of, stage_rows
 from shared.operator_actions import list_operator_actions
+from shared.records.queries import execution_lineage, find_execution, replays_of, stage_rows
+from shared.records.views import jsonable, timeline
+from shared.records.views import shown_error as shared_shown_error
 from shared.runner import run_async
 from shared.settings import get_settings
 from web import queries

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query
 
-from shared.executions_query import parse_age
+from shared.records.queries import parse_age
 from web import queries
 
 STATUS = "^(|pending|running|succeeded|failed|cancelled)$"  # empty: a form's "any"

@@ -20,8 +20,9 @@ from pipelines.replay import ReplayPlan, ReplayRefused
 from pipelines.replay import plan_replay as plan_from_rows
 from shared.dead_letters import replay_dead_letters as republish_dead_letters
 from shared.errors import HrsyncError
-from shared.executions_query import (
-    create_replay,
+from shared.operator_actions import record_operator_action
+from shared.records.executions import cancel_execution, create_replay
+from shared.records.queries import (
     execution_lineage,
     failed_without_replay,
     find_execution,
@@ -29,10 +30,9 @@ from shared.executions_query import (
     replays_of,
     stage_rows,
 )
-from shared.operator_actions import record_operator_action
+from shared.records.status import OPEN, ExecutionStatus
 from shared.runner import run_async
 from shared.settings import get_settings
-from shared.tracking import cancel_execution
 
 REPLAY, CANCEL, DLQ_REPLAY = "replay", "cancel", "dlq_replay"  # `operator_actions.action` values
 
@@ -71,7 +71,7 @@ class CancelOutcome:
     previous_status: str
     running_steps: int
     reason: str | None
-    status: str = "cancelled"
+    status: str = ExecutionStatus.CANCELLED
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -130,7 +130,7 @@ def _launch_new(plan: ReplayPlan, source: Mapping[str, Any]) -> str:
 
 def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None) -> ReplayOutcome | None:
     """A replay created but never started (its launch failed): launch it again (its `start` runs it once)."""
-    pending = [c for c in _direct_replays(source["id"]) if c["status"] == "pending"]
+    pending = [c for c in _direct_replays(source["id"]) if c["status"] == ExecutionStatus.PENDING]
     if not pending:
         return None
     child = pending[-1]
@@ -141,7 +141,7 @@ def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None) -> Repl
 
 
 def _replay_source(source: Mapping[str, Any], from_stage: str | None, actor: str, via: str) -> ReplayOutcome:
-    outcome = _relaunch_pending(source, from_stage) if source["status"] == "failed" else None
+    outcome = _relaunch_pending(source, from_stage) if source["status"] == ExecutionStatus.FAILED else None
     if outcome is None:
         plan = _plan(source, from_stage)
         outcome = ReplayOutcome(replay_of=str(source["id"]), execution_id=_launch_new(plan, source),
@@ -193,7 +193,7 @@ def cancel(execution_id: str, reason: str | None = None, *, actor: str, via: str
     queued tasks stop at their start, and it is never set to failed or succeeded afterwards."""
     found = run_async(find_execution(execution_id))
     previous, running = run_async(cancel_execution(found["id"], reason))
-    if previous not in ("pending", "running"):
+    if previous not in OPEN:
         raise CancelRefused(f"execution {found['id']} is {previous}: only a pending or running execution "
                             "can be cancelled")
     run_async(record_operator_action(CANCEL, found["id"], {"reason": reason, "previous_status": previous},

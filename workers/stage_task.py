@@ -14,12 +14,7 @@ from celery import Task, signals
 from celery.exceptions import Ignore
 
 from shared.metrics import serve_metrics, stage_metrics
-from shared.retry import Backoff, is_transient
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tracing import stage_span
-from shared.tracking import (
-    OPEN,
+from shared.records.executions import (
     ExecutionClosed,
     StageResult,
     record_stage_end,
@@ -27,6 +22,11 @@ from shared.tracking import (
     record_task_lost,
     succeeded_result,
 )
+from shared.records.status import OPEN, StageStatus
+from shared.retry import Backoff, is_transient
+from shared.runner import run_async
+from shared.settings import get_settings
+from shared.tracing import stage_span
 
 log = structlog.get_logger(__name__)
 FAILURE_NOTICE_TASK = "hrsync.notify.failure"  # the task that mails `sync_failed` (see `workers.tasks`)
@@ -74,7 +74,7 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                 raise Ignore() from exc
             except Exception as exc:
                 if self.retryable(exc) and self.request.retries < self.max_retries:
-                    span.status = "retrying"
+                    span.status = StageStatus.RETRYING
                     raise self.retry(exc=exc, countdown=self._backoff(), max_retries=self.max_retries) from exc
                 if self.reports_failure:  # tell operations (sync_failed), once per failure
                     self.app.send_task(FAILURE_NOTICE_TASK, args=(execution_id,), queue="hrsync.notify")
@@ -113,13 +113,13 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             # `attempt` comes from the caller: on the runner's thread `self.request` is another (empty) request.
             final = not (self.retryable(exc) and attempt - 1 < self.max_retries)
             await record_stage_end(  # the notice must not hide the stage that failed: it fails nothing
-                execution_id, self.stage, shard, attempt, status="failed" if final else "retrying",
+                execution_id, self.stage, shard, attempt, status=StageStatus.FAILED if final else StageStatus.RETRYING,
                 duration_ms=span.duration_ms, error_type=type(exc).__name__, error_message=str(exc),
                 fails_execution=f"{self.stage}[{shard}]: {type(exc).__name__}: {exc}"
                 if final and self.reports_failure else None,
             )
             raise
-        await record_stage_end(execution_id, self.stage, shard, attempt, status="succeeded",
+        await record_stage_end(execution_id, self.stage, shard, attempt, status=StageStatus.SUCCEEDED,
                                duration_ms=span.duration_ms, result=result)
         return result, False
 

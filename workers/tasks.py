@@ -13,7 +13,9 @@ from celery.canvas import Signature
 
 from pipelines import steps
 from pipelines.probe import probe_app_db
-from shared.tracking import CLAIMED_BY, FINISH, OPEN, START, StageResult, claim_step, finish_step
+from shared.records.executions import CLAIMED_BY, StageResult, claim_step, finish_step
+from shared.records.shards import ShardKind
+from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
 from workers.stage_task import FAILURE_NOTICE_TASK, StageTask
 
@@ -46,13 +48,13 @@ class WorkflowTask(StageTask):
 def start(self: StageTask, execution_id: str) -> dict[str, Any]:
     """Claim the execution (pending → running). Another launch of the same execution stops here; a
     redelivered `start` of the canvas that claimed it goes on."""
-    return self.run_stage(execution_id, START, claim_step(execution_id, self.request.id), control=True)
+    return self.run_stage(execution_id, ShardKind.START, claim_step(execution_id, self.request.id), control=True)
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")
 def finish(self: StageTask, execution_id: str, stages: list[str]) -> dict[str, Any]:
     """Mark the execution succeeded with its summary (a cancelled execution stays cancelled)."""
-    return self.run_stage(execution_id, FINISH, finish_step(execution_id, stages), control=True)
+    return self.run_stage(execution_id, ShardKind.FINISH, finish_step(execution_id, stages), control=True)
 
 
 @app.task(base=StageTask, bind=True, name="hrsync.probe", stage="probe", queue="hrsync.workflow")
@@ -146,7 +148,7 @@ def notify_done(self: StageTask, execution_id: str) -> Any:
 
 
 @app.task(base=NotifyTask, bind=True, name=FAILURE_NOTICE_TASK, stage="notify_failure", queue="hrsync.notify",
-          runs_when=(*OPEN, "failed"), reports_failure=False)
+          runs_when=(*OPEN, ExecutionStatus.FAILED), reports_failure=False)
 def notify_failure(self: StageTask, execution_id: str) -> Any:
     """Queue and send the sync_failed notice of a failed execution."""
     return self.run_stage(execution_id, "@failure", steps.notify_failure(execution_id))

@@ -26,10 +26,10 @@ from pipelines.hris.rows import ABSENCE_COLUMNS, date_value, instant_value, text
 from pipelines.hris.source import HrisSource, HrisSourceError, hris_source
 from pipelines.hris.watermark import extract_since
 from shared.db import app_engine, upsert
+from shared.records.executions import StageResult
 from shared.retry import retry_transient, transient_retrying
 from shared.settings import get_settings
 from shared.tables import absences, attendance_days
-from shared.tracking import StageResult
 
 log = structlog.get_logger(__name__)
 

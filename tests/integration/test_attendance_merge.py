@@ -17,8 +17,8 @@ from pipelines.attendance.merge import (
     plan_merge_after_import,
     plan_merge_shards_from_db,
 )
+from shared.records.executions import StageResult
 from shared.runner import run_async
-from shared.tracking import StageResult
 from tests.integration.biostar_fixtures import SetEnv, Staff, biostar_db, hrsync_env, staff
 
 pytestmark = pytest.mark.integration

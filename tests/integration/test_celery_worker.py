@@ -7,10 +7,12 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery, group
 
-from shared import runner, tracking
+from shared import runner
+from shared.records.queries import get_execution, get_stages
 from shared.runner import run_async
 from shared.settings import load_settings
 from tests.conftest import RABBITMQ_URL, REDIS_URL, mariadb_admin, mariadb_connections, require_service
+from tests.integration.records_fixtures import create_execution
 from tests.integration.worker_process import WorkerProcess
 from workers.app import create_app
 
@@ -59,7 +61,7 @@ def test_500_overlapping_stage_tasks_succeed_and_connections_close(broker_env: d
                                                                    tmp_path: object) -> None:
     """500 overlapping DB tasks all succeed, overlap in time, and the worker closes its connections."""
     client = client_app(broker_env)
-    execution_id = run_async(tracking.create_execution("probe", "manual", {"tasks": 500}))
+    execution_id = run_async(create_execution("probe", "manual", {"tasks": 500}))
     runner.shutdown()  # from here on, every connection to the test database is the worker's
     aborted_before = aborted_clients()
     worker = WorkerProcess(broker_env, ["hrsync.workflow"], via_cli=True).start()  # `hrsync worker`: gevent
@@ -78,12 +80,12 @@ def test_500_overlapping_stage_tasks_succeed_and_connections_close(broker_env: d
     assert mariadb_connections(app_db) == 0
     assert aborted_clients() == aborted_before, "connections were dropped, not closed on their loop"
 
-    stages = run_async(tracking.get_stages(execution_id))
+    stages = run_async(get_stages(execution_id))
     assert len(stages) == 500
     assert {s["status"] for s in stages} == {"succeeded"}
     assert {s["attempt"] for s in stages} == {1}
     assert all(s["task_id"] and s["duration_ms"] is not None for s in stages)
     assert max_overlap(stages) >= 10, "stage rows show no real parallelism on the gevent pool"
-    execution = run_async(tracking.get_execution(execution_id))
+    execution = run_async(get_execution(execution_id))
     assert execution is not None
     assert execution["status"] == "running"

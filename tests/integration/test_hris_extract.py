@@ -34,8 +34,8 @@ from pipelines.hris_extract import (
 )
 from shared.db import app_engine
 from shared.errors import ConfigError
+from shared.records.executions import StageResult
 from shared.runner import run_async
-from shared.tracking import StageResult
 from tests.conftest import set_env
 from tests.integration.hris_fixtures import (
     T0,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from shared.db import app_engine
-from shared.executions_query import prune_records
+from shared.records.queries import prune_records
 from shared.runner import run_async
 from shared.tables import event_inbox, execution_stages, executions
 from tests.integration.stack_fixtures import app_rows, count_rows

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
-from shared import tracking
+from shared.records.queries import get_stages
 from shared.runner import run_async
 from shared.settings import load_settings
 from tests.conftest import RABBITMQ_URL, REDIS_URL, mariadb_admin, require_service
+from tests.integration.records_fixtures import create_execution
 from tests.integration.worker_process import WorkerProcess
 from workers.app import create_app
 
@@ -55,7 +56,7 @@ def client(env: dict[str, str]) -> Celery:
 def test_a_pickle_message_is_refused_and_json_still_flows(worker_env: dict[str, str]) -> None:
     """A task message in pickle is refused unexecuted; the worker keeps running JSON tasks."""
     app = client(worker_env)
-    execution_id = run_async(tracking.create_execution("probe", "manual", {}))
+    execution_id = run_async(create_execution("probe", "manual", {}))
     worker = WorkerProcess(worker_env, ["hrsync.workflow"]).start()
     try:
         app.send_task("hrsync.probe", args=(execution_id, "pickled"), serializer="pickle",
@@ -67,7 +68,7 @@ def test_a_pickle_message_is_refused_and_json_still_flows(worker_env: dict[str, 
             time.sleep(0.2)
     finally:
         assert worker.stop() == 0
-    shards = {s["shard"] for s in run_async(tracking.get_stages(execution_id))}
+    shards = {s["shard"] for s in run_async(get_stages(execution_id))}
     assert shards == {"json"}  # the pickled task never ran
     assert "Refusing to deserialize untrusted content of type pickle" in worker.text()
 
@@ -75,7 +76,7 @@ def test_a_pickle_message_is_refused_and_json_still_flows(worker_env: dict[str, 
 def test_secrets_stay_out_of_worker_output_and_records(worker_env: dict[str, str]) -> None:
     """With a password in HRSYNC_DATABASE_URL, nothing the worker prints or records contains it."""
     app = client(worker_env)
-    execution_id = run_async(tracking.create_execution("probe", "manual", {"url": worker_env["HRSYNC_DATABASE_URL"]
+    execution_id = run_async(create_execution("probe", "manual", {"url": worker_env["HRSYNC_DATABASE_URL"]
                                                                            .replace(PASSWORD, "***")}))
     worker = WorkerProcess(worker_env, ["hrsync.workflow"]).start()
     try:
@@ -87,5 +88,5 @@ def test_secrets_stay_out_of_worker_output_and_records(worker_env: dict[str, str
     output = worker.text()
     assert "worker.ready" in output
     assert PASSWORD not in output
-    records = json.dumps(run_async(tracking.get_stages(execution_id)), default=str)
+    records = json.dumps(run_async(get_stages(execution_id)), default=str)
     assert PASSWORD not in records

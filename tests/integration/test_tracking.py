@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import pytest
 
-from shared.runner import run_async
-from shared.tracking import (
-    START,
+from shared.records.executions import (
     WORKFLOW,
     ExecutionClosed,
     cancel_execution,
     claim_execution,
-    create_execution,
-    get_execution,
-    get_stages,
     record_stage_end,
     record_stage_start,
     record_task_lost,
 )
+from shared.records.queries import get_execution, get_stages
+from shared.records.shards import ShardKind
+from shared.runner import run_async
+from tests.integration.records_fixtures import create_execution
 
 pytestmark = pytest.mark.integration
 
@@ -49,11 +48,11 @@ def stage_statuses(execution_id: str) -> dict[tuple[str, str, int], str]:
 def test_the_claim_goes_on_for_its_own_canvas_and_stops_another(app_db: str) -> None:
     """The start task that claimed an execution continues when it runs again; another launch's start stops."""
     execution_id = run_async(create_execution("hris", "event", {"stages": ["extract"]}))
-    run_async(record_stage_start(execution_id, WORKFLOW, START, 1, "canvas-1", opens=False))
+    run_async(record_stage_start(execution_id, WORKFLOW, ShardKind.START, 1, "canvas-1", opens=False))
     assert run_async(get_execution(execution_id))["status"] == "pending"  # `start` claims, not its row
     assert run_async(claim_execution(execution_id, "canvas-1")) == "claimed"
     assert run_async(claim_execution(execution_id, "canvas-1")) == "continued"  # redelivered: same task id
-    run_async(record_stage_start(execution_id, WORKFLOW, START, 1, "canvas-2", opens=False))
+    run_async(record_stage_start(execution_id, WORKFLOW, ShardKind.START, 1, "canvas-2", opens=False))
     with pytest.raises(ExecutionClosed, match="claimed by another launch"):
         run_async(claim_execution(execution_id, "canvas-2"))
 

@@ -24,9 +24,9 @@ import pytest
 
 from shared.event_bus import BRIDGE_DELIVERY_LIMIT, REASON_HEADER, event_channel
 from shared.inbox import inbox_entry
+from shared.records.queries import get_execution, get_stages
 from shared.runner import run_async
 from shared.tables import employees
-from shared.tracking import get_execution, get_stages
 from tests.conftest import MARIADB
 from tests.integration import services
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures

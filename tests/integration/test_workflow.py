@@ -18,10 +18,10 @@ from pipelines.plans import request_for
 from shared.event_bus import REASON_HEADER
 from shared.events import parse_event
 from shared.inbox import admit_event
+from shared.records.queries import get_stages
 from shared.runner import run_async
 from shared.settings import get_settings
 from shared.tables import employees, execution_stages
-from shared.tracking import get_stages
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures

@@ -10,8 +10,7 @@ import pytest
 
 from pipelines.replay import ReplayRefused, plan_replay
 from shared.errors import ConfigError
-from shared.executions_query import parse_age
-from shared.tracking import visible_lineage
+from shared.records.queries import parse_age, visible_lineage
 
 NIGHTLY = ["extract", "merge", "notify"]
 

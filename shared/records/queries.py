@@ -1,32 +1,33 @@
-"""What operators ask of the execution records (`hrsync executions / show / trace / replay / prune`).
+"""Reads of the execution records (every query once), and pruning.
 
-Reads, plus the two writes of the operator's tools: a replay's execution row (`create_replay`) and
-pruning (`prune_records`). `parse_age` is the pure parser of `--since 24h` / `--older-than 90d`.
+One execution (`get_execution`, `find_execution` by id or prefix), its stage rows (`stage_rows`), its
+lineage (`execution_lineage`: the `replay_of` walk), what its lineage already did (`succeeded_outputs`,
+as the planners and the replay planner see it), listings for operators, and `prune_records`.
+`parse_age` is the pure parser of `--since 24h` / `--older-than 90d`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
-from sqlalchemy.exc import IntegrityError
 
+from shared.clock import utcnow
 from shared.db import app_engine
 from shared.errors import ConfigError
+from shared.records.status import OPEN, TERMINAL, ExecutionStatus, StageStatus
 from shared.retry import retry_transient
 from shared.tables import event_inbox, execution_stages, executions, notifications
-from shared.tracking import TERMINAL, utcnow
 
 AGE = re.compile(r"(\d{1,6})([mhd])")
 AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days"}
 MIN_PREFIX = 4  # characters of an id an operator may type instead of the whole id
-REPLAY_NAMESPACE = uuid.UUID("5d7b3c1e-9a4f-4c8e-8a57-2f0e6c1d9b3a")
 PRUNE_BATCH = 500
+RERUN_STAGES = "rerun_stages"  # params key of a replay that reruns these stages whole (`replay --from-stage`)
 
 
 class UnknownExecution(ConfigError):
@@ -65,18 +66,30 @@ async def find_execution(id_or_prefix: str) -> dict[str, Any]:
     async with engine.connect() as conn:
         row = (await conn.execute(select(executions).where(executions.c.id == wanted))).first()
         if row is None and len(wanted) >= MIN_PREFIX:
-            found = (await conn.execute(
-                select(executions).where(executions.c.id.startswith(wanted, autoescape=True)).limit(2))).all()
+            prefixed = executions.c.id.startswith(wanted, autoescape=True)
+            found = (await conn.execute(select(executions).where(prefixed).limit(2))).all()
             if len(found) > 1:
-                raise UnknownExecution(f"execution id {wanted!r} is ambiguous: give more characters")
+                matches = int((await conn.execute(
+                    select(func.count()).select_from(executions).where(prefixed))).scalar_one())
+                raise UnknownExecution(f"execution id {wanted!r} is ambiguous: {matches} executions start with "
+                                       "it; give more characters")
             row = found[0] if found else None
     if row is None:
         raise UnknownExecution(f"no execution {wanted!r}")
     return dict(row._mapping)
 
 
+async def get_execution(execution_id: str) -> dict[str, Any] | None:
+    """The execution row as a dict, or None."""
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(executions).where(executions.c.id == execution_id))).first()
+    return dict(row._mapping) if row else None
+
+
 async def execution_lineage(execution_id: str) -> list[dict[str, Any]]:
-    """The execution and the ones it replays (`replay_of`), newest first, as full rows."""
+    """The execution and the ones it replays (`replay_of`), newest first, as full rows (the walk stops at
+    a pruned one)."""
     chain: list[dict[str, Any]] = []
     current: str | None = execution_id
     engine = await app_engine()
@@ -117,6 +130,63 @@ async def stage_rows(execution_ids: Sequence[str]) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in rows]
 
 
+async def get_stages(execution_id: str) -> list[dict[str, Any]]:
+    """One execution's stage rows, in start order (`stage_rows` of one)."""
+    return await stage_rows([execution_id])
+
+
+def visible_lineage(chain: Sequence[tuple[str, Mapping[str, Any] | None]], stage: str) -> list[str]:
+    """Of a lineage (newest first, each with its params), the executions whose rows count for `stage`.
+
+    An execution whose params list `stage` under `rerun_stages` reruns it on purpose: the rows of the
+    executions it replays are hidden for that stage, so none of their shards is skipped.
+    """
+    ids: list[str] = []
+    for execution_id, params in chain:
+        ids.append(execution_id)
+        if stage in (params or {}).get(RERUN_STAGES, ()):
+            break
+    return ids
+
+
+async def succeeded_outputs(execution_id: str, stage: str) -> dict[str, dict[str, Any]]:
+    """Shard → output of the stage's succeeded rows across the execution's lineage (newest wins).
+
+    A replay reads what its predecessors already did here: their succeeded shards are not rerun —
+    unless it reruns `stage` on purpose (`visible_lineage`).
+    """
+    chain = [(str(e["id"]), e["params"]) for e in await execution_lineage(execution_id)]
+    ids = visible_lineage(chain or [(execution_id, None)], stage)
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(
+            select(s.execution_id, s.shard, s.result)
+            .where(s.execution_id.in_(ids), s.stage == stage, s.status == StageStatus.SUCCEEDED)
+        )).all()
+    rank = {eid: i for i, eid in enumerate(ids)}
+    best: dict[str, tuple[int, dict[str, Any]]] = {}
+    for row in rows:
+        order = rank[row.execution_id]
+        if row.shard not in best or order < best[row.shard][0]:
+            best[row.shard] = (order, row.result or {})
+    return {shard: output for shard, (_, output) in best.items()}
+
+
+async def succeeded_row(execution_id: str, stage: str, shard: str) -> dict[str, Any] | None:
+    """The row (`rows_in`, `rows_out`, `result`) of a shard that already succeeded in this execution, or None."""
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        row = (await conn.execute(
+            select(s.rows_in, s.rows_out, s.result)
+            .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard,
+                   s.status == StageStatus.SUCCEEDED)
+            .limit(1)
+        )).first()
+    return dict(row._mapping) if row else None
+
+
 @dataclass(frozen=True)
 class OutboxState:
     """The outbox as a replay sees it: rows the lineage built, by status, and the pending backlog."""
@@ -141,7 +211,7 @@ async def failed_without_replay(since: dt.timedelta) -> list[dict[str, Any]]:
     """Failed executions created within `since` that no execution replays yet, oldest first."""
     child = executions.alias("child")
     query = (select(executions)
-             .where(executions.c.status == "failed", executions.c.created_at >= utcnow() - since,
+             .where(executions.c.status == ExecutionStatus.FAILED, executions.c.created_at >= utcnow() - since,
                     ~exists().where(child.c.replay_of == executions.c.id))
              .order_by(executions.c.created_at))
     engine = await app_engine()
@@ -149,33 +219,12 @@ async def failed_without_replay(since: dt.timedelta) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in await conn.execute(query)]
 
 
-def replay_id(source_id: str) -> str:
-    """The id of the (one) replay of `source_id`: two operators replaying at once create one execution."""
-    return str(uuid.uuid5(REPLAY_NAMESPACE, f"replay:{source_id}"))
-
-
-@retry_transient
-async def create_replay(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[str, bool]:
-    """Insert the pending replay execution of `source`; (its id, False) if it already existed."""
-    new_id = replay_id(str(source["id"]))
-    engine = await app_engine()
-    try:
-        async with engine.begin() as conn:
-            await conn.execute(executions.insert().values(
-                id=new_id, kind=source["kind"], trigger="replay", event_id=None, replay_of=source["id"],
-                attempt=int(source["attempt"] or 1) + 1, status="pending", params=dict(params),
-                created_at=utcnow()))
-    except IntegrityError:
-        return new_id, False
-    return new_id, True
-
-
 async def count_in_flight() -> dict[str, int]:
     """How many executions are pending and running."""
     e = executions.c
     engine = await app_engine()
     async with engine.connect() as conn:
-        rows = await conn.execute(select(e.status, func.count()).where(e.status.in_(("pending", "running")))
+        rows = await conn.execute(select(e.status, func.count()).where(e.status.in_(OPEN))
                                   .group_by(e.status))
         return {status: int(count) for status, count in rows}
 

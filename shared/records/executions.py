@@ -1,0 +1,315 @@
+"""Writes of a workflow's execution records: the `executions` row and one `execution_stages` row per
+stage, shard and attempt. Every write is idempotent (keyed on natural keys), so redelivered tasks and
+replays update the same rows instead of adding new ones.
+
+Executions are inserted in one place (`insert_execution`: the bridge's admission, a replay), and moved
+from pending to running in one place (`_start_running`: the canvas's claim, or a step run outside one).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from shared.clock import utcnow
+from shared.db import app_engine, upsert
+from shared.records.queries import get_execution, succeeded_outputs, succeeded_row
+from shared.records.shards import ShardKind
+from shared.records.status import OPEN, ExecutionStatus, StageStatus
+from shared.retry import retry_transient
+from shared.tables import execution_stages, executions
+
+WORKFLOW = "workflow"  # the stage of the claim and the finish
+# Steps that are not the execution's own work: the claim and the finish (never beside shards of the same
+# canvas) and the failure notice (it is about a failure, a replay may run beside it).
+NOT_WORK = (WORKFLOW, "notify_failure")
+CLAIMED_BY = "claimed_by"
+REPLAY_NAMESPACE = uuid.UUID("5d7b3c1e-9a4f-4c8e-8a57-2f0e6c1d9b3a")
+
+
+@dataclass
+class StageResult:
+    """What a stage function returns: counts for the record and a small JSON-able `output`."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    output: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "output": self.output}
+
+
+class ExecutionClosed(Exception):
+    """The execution is cancelled or finished (or another canvas claimed it): the task stops at its start."""
+
+    def __init__(self, execution_id: str, status: str) -> None:
+        super().__init__(f"execution {execution_id} is {status}")
+        self.status = status
+
+
+async def succeeded_result(execution_id: str, stage: str, shard: str) -> StageResult | None:
+    """The recorded result of a shard that already succeeded in this execution, or None."""
+    row = await succeeded_row(execution_id, stage, shard)
+    if row is None:
+        return None
+    return StageResult(row["rows_in"] or 0, row["rows_out"] or 0, dict(row["result"] or {}))
+
+
+def new_execution_id() -> str:
+    """A fresh execution id (a random UUID)."""
+    return str(uuid.uuid4())
+
+
+def replay_id(source_id: str) -> str:
+    """The id of the (one) replay of `source_id`: two operators replaying at once create one execution."""
+    return str(uuid.uuid5(REPLAY_NAMESPACE, f"replay:{source_id}"))
+
+
+async def insert_execution(conn: AsyncConnection, execution_id: str, *, kind: str, trigger: str,
+                           params: dict[str, Any], event_id: str | None = None, replay_of: str | None = None,
+                           attempt: int = 1, created_at: dt.datetime | None = None) -> None:
+    """Insert a `pending` execution in the caller's transaction (`IntegrityError` if the id exists)."""
+    await conn.execute(executions.insert().values(
+        id=execution_id, kind=kind, trigger=trigger, event_id=event_id, replay_of=replay_of, attempt=attempt,
+        status=ExecutionStatus.PENDING, params=params, created_at=created_at or utcnow()))
+
+
+@retry_transient
+async def create_replay(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[str, bool]:
+    """Insert the pending replay execution of `source`; (its id, False) if it already existed."""
+    new_id = replay_id(str(source["id"]))
+    engine = await app_engine()
+    try:
+        async with engine.begin() as conn:
+            await insert_execution(conn, new_id, kind=source["kind"], trigger="replay", params=dict(params),
+                                   replay_of=source["id"], attempt=int(source["attempt"] or 1) + 1)
+    except IntegrityError:
+        return new_id, False
+    return new_id, True
+
+
+async def _start_running(conn: AsyncConnection, execution_id: str) -> bool:
+    """pending → running (with `started_at`), the one place it is written; whether this call moved it."""
+    moved = await conn.execute(update(executions)
+                               .where(executions.c.id == execution_id,
+                                      executions.c.status == ExecutionStatus.PENDING)
+                               .values(status=ExecutionStatus.RUNNING, started_at=utcnow()))
+    return bool(moved.rowcount)
+
+
+async def _lock_execution(conn: AsyncConnection, execution_id: str) -> Any:
+    """The execution's row, locked for this transaction: every stage start and end of one execution goes
+    through it in turn, so "is anything still running?" is answered on committed rows only."""
+    return (await conn.execute(
+        select(executions.c.status, executions.c.failed_stage).where(executions.c.id == execution_id)
+        .with_for_update())).first()
+
+
+@retry_transient
+async def record_stage_start(
+    execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None, *,
+    runs_when: tuple[str, ...] = OPEN, opens: bool = True,
+) -> str | None:
+    """Upsert the stage row as `running` (a redelivered attempt restarts the same row) and return the
+    execution's status; when that status is not in `runs_when`, nothing is written (the step must stop).
+
+    Earlier attempts of the shard still `running` never got their end recorded (the database went away
+    as they failed): they are closed as `retrying`, since this attempt is their retry. With `opens`, a
+    pending execution becomes running (a step run outside a canvas; the canvas's `start` claims instead).
+    """
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        status = execution.status if execution is not None else None
+        if status is not None and status not in runs_when:
+            return str(status)
+        await conn.execute(
+            upsert(conn, execution_stages, ["task_id", "status", "started_at", "finished_at",
+                                            "error_type", "error_message"]),
+            [{"execution_id": execution_id, "stage": stage, "shard": shard, "attempt": attempt,
+              "task_id": task_id, "status": StageStatus.RUNNING, "started_at": utcnow(), "finished_at": None,
+              "error_type": None, "error_message": None}],
+        )
+        await conn.execute(
+            update(execution_stages)
+            .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard, s.attempt < attempt,
+                   s.status == StageStatus.RUNNING)
+            .values(status=StageStatus.RETRYING, finished_at=utcnow(), error_type="AttemptLost",
+                    error_message=f"its end was never recorded; attempt {attempt} took over")
+        )
+        if opens and status == ExecutionStatus.PENDING and await _start_running(conn, execution_id):
+            status = ExecutionStatus.RUNNING
+    return None if status is None else str(status)
+
+
+@retry_transient
+async def record_stage_end(
+    execution_id: str,
+    stage: str,
+    shard: str,
+    attempt: int,
+    *,
+    status: str,
+    duration_ms: int,
+    result: StageResult | None = None,
+    error_type: str | None = None,
+    error_message: str | None = None,
+    fails_execution: str | None = None,
+) -> None:
+    """Finish the stage row with its status, timings, counts, output or error.
+
+    `fails_execution` (a final failure, as the execution's error): the execution is failed — at once when
+    nothing else of it still runs, else by the last of its steps to end (so a replay never runs beside
+    them). Any step's end completes such a pending failure.
+    """
+    values: dict[str, Any] = {
+        "status": status, "finished_at": utcnow(), "duration_ms": duration_ms,
+        "error_type": error_type, "error_message": (error_message or "")[:4000] or None,
+    }
+    if result is not None:
+        values.update(rows_in=result.rows_in, rows_out=result.rows_out, result=result.output)
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        await conn.execute(
+            update(execution_stages)
+            .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard, s.attempt == attempt)
+            .values(**values)
+        )
+        await _settle(conn, execution_id, execution, stage, fails_execution)
+
+
+@retry_transient
+async def record_task_lost(execution_id: str, task_id: str | None, stage: str, error: str) -> None:
+    """A task failed where `run_stage` could not record it (time limit, lost worker): its running rows are
+    closed as failed and the execution fails as `record_stage_end` would."""
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        if task_id is not None:
+            await conn.execute(
+                update(execution_stages)
+                .where(s.execution_id == execution_id, s.task_id == task_id, s.status == StageStatus.RUNNING)
+                .values(status=StageStatus.FAILED, finished_at=utcnow(), error_type="TaskLost",
+                        error_message=error[:4000]))
+        await _settle(conn, execution_id, execution, stage, error)
+
+
+async def _settle(conn: AsyncConnection, execution_id: str, execution: Any, stage: str,
+                  failure: str | None) -> None:
+    """Record a final failure on the open execution and fail it once none of its work still runs."""
+    if execution is None or execution.status not in OPEN:
+        return  # finished or cancelled: stays as it is
+    e = executions.c
+    if failure is not None and execution.failed_stage is None:
+        await conn.execute(update(executions).where(e.id == execution_id)
+                           .values(failed_stage=stage, error=failure[:4000]))
+    elif failure is None and execution.failed_stage is None:
+        return  # nothing failed: the chain goes on
+    if not await _work_running(conn, execution_id):
+        await conn.execute(update(executions).where(e.id == execution_id, e.status.in_(OPEN))
+                           .values(status=ExecutionStatus.FAILED, finished_at=utcnow()))
+
+
+async def _work_running(conn: AsyncConnection, execution_id: str) -> bool:
+    """Whether a shard of the execution is running or will be retried (its latest attempt's status)."""
+    s = execution_stages.c
+    rows = await conn.execute(select(s.stage, s.shard, s.attempt, s.status)
+                              .where(s.execution_id == execution_id, s.stage.not_in(NOT_WORK)))
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    for row in rows:
+        key = (row.stage, row.shard)
+        if key not in latest or row.attempt > latest[key][0]:
+            latest[key] = (row.attempt, row.status)
+    return any(status in (StageStatus.RUNNING, StageStatus.RETRYING) for _, status in latest.values())
+
+
+@retry_transient
+async def cancel_execution(execution_id: str, reason: str | None = None) -> tuple[str, int]:
+    """Cancel a pending or running execution: (the status it had, its steps still running).
+
+    A finished execution is left as it is (the status returned says so). The running steps end their
+    current step; every later task of the execution stops at its start.
+    """
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        execution = await _lock_execution(conn, execution_id)
+        if execution is None:
+            return "missing", 0
+        if execution.status not in OPEN:
+            return str(execution.status), 0
+        running = int((await conn.execute(
+            select(func.count()).select_from(execution_stages)
+            .where(execution_stages.c.execution_id == execution_id,
+                   execution_stages.c.status == StageStatus.RUNNING))).scalar_one())
+        await conn.execute(update(executions).where(executions.c.id == execution_id)
+                           .values(status=ExecutionStatus.CANCELLED, finished_at=utcnow(),
+                                   error=f"cancelled: {reason}" if reason else "cancelled"))
+    return str(execution.status), running
+
+
+@retry_transient
+async def claim_execution(execution_id: str, task_id: str) -> str:
+    """pending → running, once, by the canvas whose `start` task is `task_id`.
+
+    Returns `claimed` (this call moved it) or `continued` (this task claimed it before: a redelivered
+    `start` of the same canvas goes on); raises `ExecutionClosed` when another canvas claimed it or the
+    execution is finished or cancelled. The claimer is stored in the `workflow/@start` stage row in the
+    same transaction as the claim, so a crash between the two cannot happen.
+    """
+    s = execution_stages.c
+    start = (s.execution_id == execution_id, s.stage == WORKFLOW, s.shard == ShardKind.START)
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        if await _start_running(conn, execution_id):
+            await conn.execute(update(execution_stages).where(*start, s.task_id == task_id)
+                               .values(result={CLAIMED_BY: task_id}))
+            return "claimed"
+        execution = await _lock_execution(conn, execution_id)
+        claims = (await conn.execute(select(s.result).where(*start))).scalars()
+        running = execution is not None and execution.status == ExecutionStatus.RUNNING
+        if running and any((r or {}).get(CLAIMED_BY) == task_id for r in claims):
+            return "continued"
+    raise ExecutionClosed(execution_id, "claimed by another launch" if running
+                          else str(getattr(execution, "status", "missing")))
+
+
+async def claim_step(execution_id: str, task_id: str) -> StageResult:
+    """The `start` step: claim the execution (see `claim_execution`)."""
+    outcome = await claim_execution(execution_id, task_id)
+    return StageResult(output={CLAIMED_BY: task_id, "claim": outcome})
+
+
+@retry_transient
+async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, Any]:
+    """Mark a running execution succeeded; its summary is each stage's `@done` output (across replays).
+
+    A replay runs only some stages; its summary still covers every stage of its params. A cancelled
+    execution stays cancelled.
+    """
+    execution = await get_execution(execution_id)
+    stages = list(((execution or {}).get("params") or {}).get("stages") or stages)
+    summary = {stage: (await succeeded_outputs(execution_id, stage)).get(ShardKind.DONE) for stage in stages}
+    e = executions.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(executions).where(e.id == execution_id, e.status == ExecutionStatus.RUNNING,
+                                     e.failed_stage.is_(None))
+            .values(status=ExecutionStatus.SUCCEEDED, finished_at=utcnow(), summary=summary))
+    return summary
+
+
+async def finish_step(execution_id: str, stages: list[str]) -> StageResult:
+    """The `finish` step: the execution succeeds with its summary (see `finish_execution`)."""
+    return StageResult(output=await finish_execution(execution_id, stages))
