@@ -196,7 +196,6 @@ def fan_out(calls: list[Any]) -> list[Any]:
 
 def hrsync_stage(stage: str) -> dict[str, Any]:
     """Run one stage as the workflow would (planner, then its shards in parallel); returns timings."""
-    from pipelines import steps
     from pipelines.attendance.merge import (
         current_shift_config,
         import_punches,
@@ -207,6 +206,7 @@ def hrsync_stage(stage: str) -> dict[str, Any]:
     from pipelines.attendance.rules import punch_range_needed
     from pipelines.hris_extract import ExtractParams, extract_employees, plan_extract_shards
     from pipelines.notify import build_notifications, plan_notify_batches, send_notifications
+    from pipelines.stages import extract, merge, notify
     from shared.runner import run_async
     from shared.settings import get_settings
 
@@ -215,16 +215,16 @@ def hrsync_stage(stage: str) -> dict[str, Any]:
     counts: dict[str, int] = {}
     if stage == "extract":
         params = ExtractParams(full=True)
-        ranges = run_async(plan_extract_shards(params, steps.EXTRACT_MAX_SHARDS, steps.EXTRACT_SHARD_SIZE))
+        ranges = run_async(plan_extract_shards(params, extract.EXTRACT_MAX_SHARDS, extract.EXTRACT_SHARD_SIZE))
         parts["plan"] = time.perf_counter() - started
         results = fan_out([lambda r=r: run_async(extract_employees(params, r, EXECUTION_ID)) for r in ranges])
         counts = {"shards": len(ranges), "rows_out": sum(r.rows_out for r in results)}
     elif stage == "merge":
         start, end = punch_range_needed(DATE_FROM, DATE_TO, current_shift_config(), get_settings().zone)
-        windows = plan_punch_windows(start, end, steps.IMPORT_WINDOW_HOURS)
+        windows = plan_punch_windows(start, end, merge.IMPORT_WINDOW_HOURS)
         imports = fan_out([lambda w=w: run_async(import_punches(w, EXECUTION_ID)) for w in windows])
         parts["import"] = time.perf_counter() - started
-        shards = run_async(plan_merge_shards_from_db(DATE_FROM, DATE_TO, steps.MERGE_DAYS_PER_SHARD))
+        shards = run_async(plan_merge_shards_from_db(DATE_FROM, DATE_TO, merge.MERGE_DAYS_PER_SHARD))
         days = fan_out([lambda s=s: run_async(merge_attendance(s, EXECUTION_ID)) for s in shards])
         parts["days"] = time.perf_counter() - started - parts["import"]
         counts = {"windows": len(windows), "punches": sum(r.output["punches_new"] for r in imports),
@@ -232,7 +232,7 @@ def hrsync_stage(stage: str) -> dict[str, Any]:
                   "shards": len(shards), "days": sum(r.rows_out for r in days)}
     else:
         built = run_async(build_notifications(DATE_FROM, DATE_TO, EXECUTION_ID))
-        batches = run_async(plan_notify_batches(None, steps.NOTIFY_BATCH_SIZE))
+        batches = run_async(plan_notify_batches(None, notify.NOTIFY_BATCH_SIZE))
         parts["build"] = time.perf_counter() - started
         sent = fan_out([lambda b=b: run_async(send_notifications(b, EXECUTION_ID)) for b in batches])
         parts["send"] = time.perf_counter() - started - parts["build"]

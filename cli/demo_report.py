@@ -20,8 +20,10 @@ from sqlalchemy import case, func, select
 
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
+from pipelines.stages import BY_NAME
 from shared.db import app_engine
 from shared.records.queries import get_stages
+from shared.records.shards import is_control
 from shared.redaction import redact_text, redact_url
 from shared.runner import run_async
 from shared.settings import Settings
@@ -276,11 +278,10 @@ def _at(value: Any) -> dt.datetime:
 
 
 def _step_name(stage: str, shard: str) -> str:
-    if shard.startswith("@"):
-        return shard
-    if stage == "merge":
-        return "imports" if shard.startswith("punches:") else "days"
-    return {"extract": "ranges", "notify": "batches"}.get(stage, "shards")
+    declared = BY_NAME.get(stage)
+    if declared is None:  # the workflow's steps, the failure notice
+        return shard if is_control(shard) else "shards"
+    return declared.group_of(shard)
 
 
 def trace_steps(stages: list[dict[str, Any]]) -> list[TraceStep]:

@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared.errors import HrsyncError
 from shared.inbox import inbox_entry
 from shared.records.queries import get_execution, get_stages
+from shared.records.shards import PLANS, is_control
 from shared.records.status import TERMINAL, ExecutionStatus, StageStatus
 from shared.runner import run_async
 
@@ -19,9 +20,8 @@ ENDED = (StageStatus.SUCCEEDED, StageStatus.FAILED)
 
 def _progress_counts(stages: list[dict[str, object]]) -> tuple[int, int]:
     """(finished, known) units of work: every shard row, plus the shards planners announced."""
-    announced = sum(int(str(s["rows_out"] or 0)) for s in stages if str(s["shard"]).startswith("@plan"))
-    finished = sum(1 for s in stages
-                   if s["status"] in ENDED and not str(s["shard"]).startswith("@"))
+    announced = sum(int(str(s["rows_out"] or 0)) for s in stages if s["shard"] in PLANS)
+    finished = sum(1 for s in stages if s["status"] in ENDED and not is_control(str(s["shard"])))
     return finished, max(announced, finished)
 
 

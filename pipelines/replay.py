@@ -2,8 +2,9 @@
 it skips, and which effects (rows written, emails) already exist and will not be repeated.
 
 `hrsync replay --dry-run` prints this plan; `hrsync replay` creates the execution it describes and
-launches its stages. The planners in `pipelines.steps` make the same decisions at run time from the
-same rows (`shared.records.queries.succeeded_outputs`), so the plan is what the replay then does:
+launches its stages. It does not repeat the planners' decisions: it reads the plans they recorded
+(each stage's planners, from its declaration in `pipelines.stages`) with the lineage rule the planners
+use at run time (`shared.records.queries.visible_lineage`), so the plan is what the replay then does:
 
 - the stages before the failed one succeeded: not rerun, their `@done` outputs feed the next stage;
 - the failed stage and what follows run, minus the shards that already succeeded in the lineage;
@@ -17,9 +18,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.steps import DAYS_PLAN, DONE, NOTIFY_BATCH_SIZE, PLAN, STAGES, notify_batch_shards
+from pipelines.stage import Stage
+from pipelines.stages import BY_NAME, STAGE_NAMES
 from shared.errors import ConfigError, HrsyncError
 from shared.records.queries import RERUN_STAGES, visible_lineage
+from shared.records.shards import ShardKind, is_control
 from shared.records.status import OPEN, ExecutionStatus, StageStatus
 
 NEW = "(replay)"  # the replay's id in the lineage before it exists
@@ -86,7 +89,7 @@ def _planned(done: Mapping[str, Mapping[str, Any]], plan_shard: str) -> list[str
 def _start_stage(source: Mapping[str, Any], stages: Sequence[str],
                  done_of: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> str | None:
     """The first stage to rerun: the recorded failed stage, or an earlier one that never finished."""
-    first_open = next((s for s in stages if DONE not in done_of[s]), None)
+    first_open = next((s for s in stages if ShardKind.DONE not in done_of[s]), None)
     candidates = [s for s in (source.get("failed_stage"), first_open) if s in stages]
     return min(candidates, key=stages.index) if candidates else None
 
@@ -125,7 +128,7 @@ def plan_replay(
     source = lineage[0]
     check_replayable(source, children)
     params = dict(source.get("params") or {})
-    stages = [s for s in STAGES if s in (params.get("stages") or ())]
+    stages = [s for s in STAGE_NAMES if s in (params.get("stages") or ())]
     chain = [(str(e["id"]), e.get("params")) for e in lineage]
     rows_by_execution: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -145,7 +148,7 @@ def plan_replay(
     if from_stage is not None:
         params[RERUN_STAGES] = run_stages
     new_chain = [(NEW, params), *chain]
-    plan = [_stage_plan(s, s in run_stages, _done_rows(s, new_chain, rows_by_execution), pending_outbox_ids)
+    plan = [_stage_plan(BY_NAME[s], s in run_stages, _done_rows(s, new_chain, rows_by_execution), pending_outbox_ids)
             for s in stages]
     by_status = dict(outbox_by_status or {})
     emails = {"sent": by_status.get("sent", 0), "parked": by_status.get("failed", 0),
@@ -155,24 +158,21 @@ def plan_replay(
                       emails=emails)
 
 
-def _stage_plan(stage: str, runs: bool, done: Mapping[str, Mapping[str, Any]],
+def _stage_plan(stage: Stage, runs: bool, done: Mapping[str, Mapping[str, Any]],
                 pending_outbox_ids: Sequence[int]) -> StagePlan:
-    shards = sorted(k for k in done if not k.startswith("@"))
+    shards = sorted(k for k in done if not is_control(k))
     kept = sum(int(done[k].get("rows_out") or 0) for k in shards)
     if not runs:
-        done_row = done.get(DONE)
-        return StagePlan(stage, "skip", skipped=shards, rows_kept=kept,
+        done_row = done.get(ShardKind.DONE)
+        return StagePlan(stage.name, "skip", skipped=shards, rows_kept=kept,
                          done_in=str(done_row["execution_id"]) if done_row else None)
-    if stage == "notify":  # planned afresh from the pending outbox; sent rows are never pending again
-        batches = [list(pending_outbox_ids[i:i + NOTIFY_BATCH_SIZE])
-                   for i in range(0, len(pending_outbox_ids), NOTIFY_BATCH_SIZE)]
-        return StagePlan(stage, "run", run=[s["key"] for s in notify_batch_shards(batches)],
-                         later=["messages the build adds for the merged days"])
-    plan_shards = (PLAN, DAYS_PLAN) if stage == "merge" else (PLAN,)
+    if stage.replans is not None:  # planned afresh when it runs (notify: from the pending outbox)
+        predicted, planned_later = stage.replans(pending_outbox_ids)
+        return StagePlan(stage.name, "run", run=predicted, later=planned_later)
     run: list[str] = []
     later: list[str] = []
     skipped: list[str] = []
-    for plan_shard in plan_shards:
+    for plan_shard in stage.plan_shards:
         planned = _planned(done, plan_shard)
         if planned is None:
             later.append(plan_shard)
@@ -180,4 +180,4 @@ def _stage_plan(stage: str, runs: bool, done: Mapping[str, Mapping[str, Any]],
         run += [k for k in planned if k not in done]
         skipped += [k for k in planned if k in done]
     skipped += [k for k in shards if k not in skipped]
-    return StagePlan(stage, "run", run=run, skipped=skipped, later=later, rows_kept=kept)
+    return StagePlan(stage.name, "run", run=run, skipped=skipped, later=later, rows_kept=kept)

@@ -6,8 +6,8 @@
                  → finish )
 
 (⇒: the planner replaces itself with the chord; the rest of the chain follows the chord's body.)
-Only the stages in the execution's params run. `start` claims the execution, so launching the same
-execution twice runs it once.
+The stages and their order come from `pipelines.stages.STAGES`; only those in the execution's params
+run. `start` claims the execution, so launching the same execution twice runs it once.
 """
 
 from __future__ import annotations
@@ -19,18 +19,16 @@ from celery.canvas import Signature
 
 from workers import tasks
 
-STAGE_PLANNERS = {"extract": tasks.extract_plan, "merge": tasks.merge_plan, "notify": tasks.notify_plan}
-
 
 def workflow(execution_id: str, stages: Sequence[str]) -> Signature:
     """The canvas running `stages` (in the order of the pipeline) for `execution_id`."""
-    unknown = set(stages) - set(STAGE_PLANNERS)
+    unknown = set(stages) - set(tasks.STAGE_TASKS)
     if unknown:
         raise ValueError(f"unknown stages: {sorted(unknown)}")
-    ordered = [s for s in STAGE_PLANNERS if s in stages]
+    ordered = [s for s in tasks.STAGE_TASKS if s in stages]
     return chain(
         tasks.start.si(execution_id),
-        *(STAGE_PLANNERS[s].si(execution_id) for s in ordered),
+        *(tasks.STAGE_TASKS[s].first.si(execution_id) for s in ordered),
         tasks.finish.si(execution_id, ordered),
     )
 

@@ -1,25 +1,29 @@
-"""Task shells: decode arguments → `run_stage(step coroutine)` → small JSON result.
+"""Task shells, derived from the stage declarations (`pipelines.stages.STAGES`): decode arguments →
+`run_stage(step coroutine)` → small JSON result.
 
-Each stage is a planner that replaces itself with a chord of shards and a final step, so the
-fan-out is planned at run time from the data; see `workers/canvas.py` for how they are chained.
+For each stage and each of its phases: a planner task (`hrsync.<stage>.<planner>`) that replaces itself
+with a chord of the phase's shard task (`hrsync.<stage>.<worker>`) and what follows (the next phase's
+planner, or the final step `hrsync.<stage>.done`). The names are stable: queued messages use them. See
+`workers/canvas.py` for how the stages are chained, and `workers.tasks.STAGE_TASKS` for the tasks.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from celery import Task, chord
 from celery.canvas import Signature
 
-from pipelines import steps
 from pipelines.probe import probe_app_db
-from shared.records.executions import CLAIMED_BY, StageResult, claim_step, finish_step
+from pipelines.stage import Phase, Stage
+from pipelines.stages import STAGES
+from pipelines.stages.notify import notify_failure as notify_failure_step
+from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, StageResult, claim_step, finish_step
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
 from workers.stage_task import FAILURE_NOTICE_TASK, StageTask
-
-PLAN, DAYS_PLAN, DONE = steps.PLAN, steps.DAYS_PLAN, steps.DONE
 
 
 def fan_out(task: Task, shards: list[Signature], then: Signature) -> Any:
@@ -34,7 +38,7 @@ class WorkflowTask(StageTask):
     error there never leaves an execution pending or running for good."""
 
     abstract = True
-    stage = "workflow"
+    stage = WORKFLOW
     opens_execution = False  # `start` claims: pending → running once, by one canvas
 
     def resumes(self, done: StageResult) -> bool:
@@ -63,92 +67,67 @@ def probe(self: StageTask, execution_id: str, shard: str = "-", sleep_seconds: f
     return self.run_stage(execution_id, shard, probe_app_db(sleep_seconds))
 
 
-# -- extract -------------------------------------------------------------------------------------------
-
-@app.task(base=StageTask, bind=True, name="hrsync.extract.plan", stage="extract", queue="hrsync.extract")
-def extract_plan(self: StageTask, execution_id: str) -> Any:
-    """Plan the HRIS key-range shards, then fan out."""
-    plan = self.run_stage(execution_id, PLAN, steps.plan_extract(execution_id), control=True)["output"]
-    return fan_out(self, [extract_shard.si(execution_id, s, plan["params"]) for s in plan["todo"]],
-                   extract_done.si(execution_id))
-
-
-@app.task(base=StageTask, bind=True, name="hrsync.extract.shard", stage="extract", queue="hrsync.extract")
-def extract_shard(self: StageTask, execution_id: str, shard: dict[str, Any], params: dict[str, Any]) -> Any:
-    """Extract one key range of employees."""
-    return self.run_stage(execution_id, shard["key"], steps.extract_shard(execution_id, shard, params))
-
-
-@app.task(base=StageTask, bind=True, name="hrsync.extract.done", stage="extract", queue="hrsync.extract")
-def extract_done(self: StageTask, execution_id: str) -> Any:
-    """Commit the watermark and sum up the extract."""
-    return self.run_stage(execution_id, DONE, steps.finish_extract(execution_id), control=True)
-
-
-# -- merge ---------------------------------------------------------------------------------------------
-
-@app.task(base=StageTask, bind=True, name="hrsync.merge.plan", stage="merge", queue="hrsync.merge")
-def merge_plan(self: StageTask, execution_id: str) -> Any:
-    """Plan the BioStar import windows, then fan out."""
-    plan = self.run_stage(execution_id, PLAN, steps.plan_merge(execution_id), control=True)["output"]
-    return fan_out(self, [merge_import.si(execution_id, s) for s in plan["todo"]], merge_days.si(execution_id))
-
-
-@app.task(base=StageTask, bind=True, name="hrsync.merge.import", stage="merge", queue="hrsync.merge")
-def merge_import(self: StageTask, execution_id: str, shard: dict[str, Any]) -> Any:
-    """Import one window of BioStar logs into punches."""
-    return self.run_stage(execution_id, shard["key"], steps.import_window(execution_id, shard))
-
-
-@app.task(base=StageTask, bind=True, name="hrsync.merge.days", stage="merge", queue="hrsync.merge")
-def merge_days(self: StageTask, execution_id: str) -> Any:
-    """Plan the (days x department) shards to recompute, then fan out."""
-    plan = self.run_stage(execution_id, DAYS_PLAN, steps.plan_merge_days(execution_id), control=True)["output"]
-    return fan_out(self, [merge_shard.si(execution_id, s) for s in plan["todo"]], merge_done.si(execution_id))
-
-
-@app.task(base=StageTask, bind=True, name="hrsync.merge.shard", stage="merge", queue="hrsync.merge")
-def merge_shard(self: StageTask, execution_id: str, shard: dict[str, Any]) -> Any:
-    """Recompute the attendance days of one shard."""
-    return self.run_stage(execution_id, shard["key"], steps.merge_shard(execution_id, shard))
-
-
-@app.task(base=StageTask, bind=True, name="hrsync.merge.done", stage="merge", queue="hrsync.merge")
-def merge_done(self: StageTask, execution_id: str) -> Any:
-    """Sum up the merge."""
-    return self.run_stage(execution_id, DONE, steps.finish_merge(execution_id), control=True)
-
-
-# -- notify --------------------------------------------------------------------------------------------
-
-class NotifyTask(StageTask):
-    """Mail tasks: a temporary mail failure (4xx, server away) is transient; a setup error fails at once."""
-
-    abstract = True
-    stage = "notify"
-
-
-@app.task(base=NotifyTask, bind=True, name="hrsync.notify.plan", queue="hrsync.notify")
-def notify_plan(self: StageTask, execution_id: str) -> Any:
-    """Build the outbox, then fan out the send batches."""
-    plan = self.run_stage(execution_id, PLAN, steps.plan_notify(execution_id), control=True)["output"]
-    return fan_out(self, [notify_send.si(execution_id, s) for s in plan["todo"]], notify_done.si(execution_id))
-
-
-@app.task(base=NotifyTask, bind=True, name="hrsync.notify.send", queue="hrsync.notify")
-def notify_send(self: StageTask, execution_id: str, shard: dict[str, Any]) -> Any:
-    """Send one batch of outbox messages."""
-    return self.run_stage(execution_id, shard["key"], steps.send_batch(execution_id, shard))
-
-
-@app.task(base=NotifyTask, bind=True, name="hrsync.notify.done", queue="hrsync.notify")
-def notify_done(self: StageTask, execution_id: str) -> Any:
-    """Sum up the notify stage."""
-    return self.run_stage(execution_id, DONE, steps.finish_notify(execution_id), control=True)
-
-
-@app.task(base=NotifyTask, bind=True, name=FAILURE_NOTICE_TASK, stage="notify_failure", queue="hrsync.notify",
+@app.task(base=StageTask, bind=True, name=FAILURE_NOTICE_TASK, stage=FAILURE_STAGE, queue="hrsync.notify",
           runs_when=(*OPEN, ExecutionStatus.FAILED), reports_failure=False)
 def notify_failure(self: StageTask, execution_id: str) -> Any:
     """Queue and send the sync_failed notice of a failed execution."""
-    return self.run_stage(execution_id, "@failure", steps.notify_failure(execution_id))
+    return self.run_stage(execution_id, ShardKind.FAILURE, notify_failure_step(execution_id))
+
+
+# -- the stages, from their declarations -----------------------------------------------------------------
+
+@dataclass(frozen=True)
+class StageTasks:
+    """The Celery tasks of one stage: its planners (the first starts the stage) and its final step."""
+
+    planners: tuple[Task, ...]
+    workers: tuple[Task, ...]
+    done: Task
+
+    @property
+    def first(self) -> Task:
+        return self.planners[0]
+
+
+def _done_task(stage: Stage) -> Task:
+    @app.task(base=StageTask, bind=True, name=stage.task_name("done"), stage=stage.name, queue=stage.queue)
+    def done(self: StageTask, execution_id: str) -> Any:
+        """The stage's final step (`Stage.finish`): fold the shards' outputs."""
+        return self.run_stage(execution_id, ShardKind.DONE, stage.finish(execution_id), control=True)
+
+    return done
+
+
+def _worker_task(stage: Stage, phase: Phase) -> Task:
+    @app.task(base=StageTask, bind=True, name=stage.task_name(phase.worker), stage=stage.name, queue=stage.queue)
+    def work(self: StageTask, execution_id: str, shard: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
+        """One shard of the phase (`Phase.work`), as planned."""
+        # `params`: only in messages queued by a release whose extract shards did not carry their inputs.
+        planned = shard if params is None or "params" in shard or "range" not in shard else {**shard, "params": params}
+        return self.run_stage(execution_id, str(shard["key"]), phase.work(execution_id, planned))
+
+    return work
+
+
+def _planner_task(stage: Stage, phase: Phase, worker: Task, then: Task) -> Task:
+    @app.task(base=StageTask, bind=True, name=stage.task_name(phase.planner), stage=stage.name, queue=stage.queue)
+    def plan(self: StageTask, execution_id: str) -> Any:
+        """Plan the phase's shards (`Phase.plan`), then fan out to them and what follows."""
+        output = self.run_stage(execution_id, phase.plan_shard, phase.plan(execution_id), control=True)["output"]
+        return fan_out(self, [worker.si(execution_id, s) for s in output["todo"]], then.si(execution_id))
+
+    return plan
+
+
+def _stage_tasks(stage: Stage) -> StageTasks:
+    done = _done_task(stage)
+    workers = tuple(_worker_task(stage, phase) for phase in stage.phases)
+    planners: list[Task] = []
+    then = done
+    for phase, worker in reversed(list(zip(stage.phases, workers, strict=True))):
+        then = _planner_task(stage, phase, worker, then)
+        planners.insert(0, then)
+    return StageTasks(tuple(planners), workers, done)
+
+
+STAGE_TASKS = {stage.name: _stage_tasks(stage) for stage in STAGES}

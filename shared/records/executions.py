@@ -27,9 +27,10 @@ from shared.retry import retry_transient
 from shared.tables import execution_stages, executions
 
 WORKFLOW = "workflow"  # the stage of the claim and the finish
+FAILURE_STAGE = "notify_failure"  # the stage of the failure notice
 # Steps that are not the execution's own work: the claim and the finish (never beside shards of the same
 # canvas) and the failure notice (it is about a failure, a replay may run beside it).
-NOT_WORK = (WORKFLOW, "notify_failure")
+NOT_WORK = (WORKFLOW, FAILURE_STAGE)
 CLAIMED_BY = "claimed_by"
 REPLAY_NAMESPACE = uuid.UUID("5d7b3c1e-9a4f-4c8e-8a57-2f0e6c1d9b3a")
 

@@ -13,7 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from pipelines.plans import request_for
-from pipelines.steps import MAX_SHARDS, PlanTooLarge, _plan_result
+from pipelines.stage import MAX_SHARDS, PlanTooLarge, plan_of
 from shared.event_binding import is_binary, parse_message
 from shared.events import MAX_EVENT_BYTES, InvalidEvent, parse_event
 from shared.settings import get_settings
@@ -173,9 +173,9 @@ def test_open_ranges_are_bounded_once_resolved(data: dict[str, Any], reason: str
 
 def test_a_plan_above_the_shard_ceiling_is_refused() -> None:
     """A planner's output with more than MAX_SHARDS shards fails the stage instead of fanning out."""
-    assert _plan_result({}, {}, [{"key": str(i)} for i in range(MAX_SHARDS)]).rows_in == MAX_SHARDS
+    assert plan_of([{"key": str(i)} for i in range(MAX_SHARDS)], {}).rows_in == MAX_SHARDS
     with pytest.raises(PlanTooLarge, match=f"{MAX_SHARDS + 1} shards"):
-        _plan_result({}, {}, [{"key": str(i)} for i in range(MAX_SHARDS + 1)])
+        plan_of([{"key": str(i)} for i in range(MAX_SHARDS + 1)], {})
 
 
 # -- the property ------------------------------------------------------------------------------------

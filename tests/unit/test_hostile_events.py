@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 from pika.spec import BasicProperties
 
 from pipelines.attendance.merge import plan_merge_shards, plan_punch_windows
-from pipelines.steps import DAY_SHARD_BUDGET, IMPORT_WINDOW_HOURS, MAX_SHARDS, MERGE_DAYS_PER_SHARD
+from pipelines.stage import MAX_SHARDS
+from pipelines.stages.merge import DAY_SHARD_BUDGET, IMPORT_WINDOW_HOURS, MERGE_DAYS_PER_SHARD
 from shared.events import InvalidEvent
 from workers.bridge import Bridge
 

@@ -1,0 +1,143 @@
+"""How a stage is declared, once: its name, queue, planners, shard steps, final step and kinds of shards.
+
+    Stage(name, queue, phases=(Phase(planner, plan, worker, work), …), finish, shard_kinds, groups)
+
+A stage runs its phases in turn: each phase's planner (a control step, shard `@plan` or `@plan-days`)
+returns a `Plan` of shards, the phase's shard step runs once per shard, then the next phase's planner or
+the stage's final step (`@done`). The Celery task shells (`workers/tasks.py`, task names
+`hrsync.<stage>.<step>`), the canvas, the replay planner and the trace's grouping are derived from the
+declarations registered in `pipelines.stages.STAGES`; nothing here imports Celery.
+
+Every shard step gets its inputs the same way: the execution's inputs snapshot (`stage_params`) and the
+shard as planned (a typed value, `Shard.from_json` of what the message carries).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from shared.errors import HrsyncError
+from shared.records.executions import StageResult
+from shared.records.queries import get_execution, succeeded_outputs
+from shared.records.shards import ShardKind, kind_of
+
+MAX_SHARDS = 2000  # the most one planner may fan out: far above real plans, far below what eats a worker
+
+
+class PlanTooLarge(HrsyncError):
+    """A planner produced more shards than `MAX_SHARDS`: a bug or an input past the bounds, never fanned out."""
+
+
+class Shard(Protocol):
+    """A planned shard: its name (`key`, the `execution_stages.shard`) and JSON for the task message."""
+
+    @property
+    def key(self) -> str: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+@dataclass
+class Plan:
+    """A planner's output: every shard it planned, those still to run (`todo`: no succeeded row in the
+    lineage), and what the later steps read (`extra`, e.g. the pinned window, the marks to clear)."""
+
+    shards: list[dict[str, Any]]
+    todo: list[dict[str, Any]]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The recorded output (`execution_stages.result` of the planner's row)."""
+        return {**self.extra, "shards": self.shards, "todo": self.todo, "skipped": len(self.shards) - len(self.todo)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Plan:
+        extra = {k: v for k, v in data.items() if k not in ("shards", "todo", "skipped")}
+        return cls(list(data.get("shards", [])), list(data.get("todo", [])), extra)
+
+    def result(self) -> StageResult:
+        """The planner's stage result (rows in: shards planned, rows out: shards to run)."""
+        return StageResult(rows_in=len(self.shards), rows_out=len(self.todo), output=self.to_json())
+
+
+def plan_of(shards: Sequence[Shard | Mapping[str, Any]], done: Mapping[str, Any], **extra: Any) -> StageResult:
+    """The planner's result: `shards` (typed or as JSON), minus those already done (`done`: shard → output,
+    as `succeeded_outputs` returns it). Refuses (`PlanTooLarge`) more than `MAX_SHARDS` shards."""
+    if len(shards) > MAX_SHARDS:
+        raise PlanTooLarge(f"the plan has {len(shards)} shards, more than the ceiling of {MAX_SHARDS}")
+    planned = [dict(s) if isinstance(s, Mapping) else s.to_json() for s in shards]
+    return Plan(planned, [s for s in planned if s["key"] not in done], extra).result()
+
+
+async def stage_params(execution_id: str, stage: str) -> dict[str, Any]:
+    """The execution's inputs snapshot for `stage` (`executions.params[stage]`; {} when it has none)."""
+    execution = await get_execution(execution_id)
+    if execution is None:
+        raise LookupError(f"execution {execution_id} does not exist")
+    return dict((execution["params"] or {}).get(stage) or {})
+
+
+async def recorded_plan(execution_id: str, stage: str, plan_shard: str) -> dict[str, Any] | None:
+    """The planner's recorded output in the execution's lineage (a replay reuses its predecessor's plan)."""
+    return (await succeeded_outputs(execution_id, stage)).get(plan_shard)
+
+
+def sum_outputs(outputs: Any, keys: Sequence[str]) -> dict[str, int]:
+    """Per key, the sum over the shards' outputs (a missing count is 0)."""
+    return {key: sum(int(out.get(key) or 0) for out in outputs) for key in keys}
+
+
+StepFn = Callable[[str], Coroutine[Any, Any, StageResult]]
+ShardFn = Callable[[str, dict[str, Any]], Coroutine[Any, Any, StageResult]]
+
+
+@dataclass(frozen=True)
+class Phase:
+    """A planner (task `hrsync.<stage>.<planner>`, shard `plan_shard`) and the shard step it fans out to
+    (task `hrsync.<stage>.<worker>`; `work(execution_id, shard as JSON)`)."""
+
+    planner: str
+    plan_shard: ShardKind
+    plan: StepFn
+    worker: str
+    work: ShardFn
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage, declared once. `shard_kinds`: the kinds of its work shards (the first is the kind of a name
+    without a prefix); `groups`: the trace's label of each kind; `replans`: for a stage planned afresh when a
+    replay runs it (not from recorded plans), the shards the replay's dry run predicts from the pending
+    outbox ids, and what it can only plan later."""
+
+    name: str
+    queue: str
+    phases: tuple[Phase, ...]
+    finish: StepFn
+    shard_kinds: tuple[ShardKind, ...]
+    groups: Mapping[ShardKind, str]
+    replans: Callable[[Sequence[int]], tuple[list[str], list[str]]] | None = None
+
+    def task_name(self, step: str) -> str:
+        """The Celery task name of a step (stable: queued messages and deployed workers use it)."""
+        return f"hrsync.{self.name}.{step}"
+
+    @property
+    def plan_shards(self) -> tuple[ShardKind, ...]:
+        """The planners' shard names, in order."""
+        return tuple(p.plan_shard for p in self.phases)
+
+    def kind_of(self, shard: str) -> ShardKind:
+        """The kind of one of this stage's recorded shard names."""
+        return kind_of(shard, self.shard_kinds[0])
+
+    def group_of(self, shard: str) -> str:
+        """The trace's group of a shard: a control step by its name, a work shard by its kind's label."""
+        kind = self.kind_of(shard)
+        return kind.value if kind.control else self.groups.get(kind, "shards")
+
+    def outputs_of(self, outputs: Mapping[str, Any], *kinds: ShardKind) -> list[Any]:
+        """Of `succeeded_outputs` of this stage, the outputs of the shards of `kinds`."""
+        return [out for key, out in outputs.items() if self.kind_of(key) in kinds]

@@ -1,0 +1,101 @@
+"""The notify stage: the outbox built for the merged days, sent in batches; and the failure notice.
+
+    plan (@plan, builds the outbox) -> send x K (batch:<ids>) -> done (@done)
+
+The failure notice (`notify_failure`, shard `@failure`) is not part of the chain: the base task sends it
+when a step fails for good.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pipelines.notify import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
+from pipelines.stage import Phase, Stage, plan_of, stage_params, sum_outputs
+from shared.records.executions import StageResult
+from shared.records.queries import get_execution, succeeded_outputs
+from shared.records.shards import ShardKind
+from shared.records.status import ExecutionStatus
+
+NAME = "notify"
+NOTIFY_BATCH_SIZE = 50
+
+
+@dataclass(frozen=True)
+class BatchShard:
+    """A batch of outbox ids to send."""
+
+    key: str
+    ids: list[int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "ids": self.ids}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> BatchShard:
+        return cls(str(data["key"]), [int(i) for i in data["ids"]])
+
+
+def notify_batch_shards(batches: Sequence[Sequence[int]]) -> list[BatchShard]:
+    """The send shards of batches of outbox ids (also what a replay's dry run predicts)."""
+    return [BatchShard(ShardKind.BATCH.of(f"{ids[0]}-{ids[-1]}:{len(ids)}"), list(ids)) for ids in batches if ids]
+
+
+def replay_batches(pending_outbox_ids: Sequence[int]) -> tuple[list[str], list[str]]:
+    """What a replay's notify will send (sent rows are never pending again), and what it plans later."""
+    batches = [list(pending_outbox_ids[i:i + NOTIFY_BATCH_SIZE])
+               for i in range(0, len(pending_outbox_ids), NOTIFY_BATCH_SIZE)]
+    return [s.key for s in notify_batch_shards(batches)], ["messages the build adds for the merged days"]
+
+
+async def plan_notify(execution_id: str) -> StageResult:
+    """Build the outbox for the merged dates, then batch the pending messages."""
+    from pipelines.stages.merge import NAME as MERGE
+    from pipelines.stages.merge import _dates
+
+    merged = (await succeeded_outputs(execution_id, MERGE)).get(ShardKind.DONE, {}).get("dates")
+    span = merged or await stage_params(execution_id, MERGE)
+    built: dict[str, Any] = {}
+    if span and span.get("from"):
+        built = (await build_notifications(*_dates(span), execution_id)).output
+    shards = notify_batch_shards(await plan_notify_batches(None, NOTIFY_BATCH_SIZE))
+    return plan_of(shards, {}, built=built)
+
+
+async def send_batch(execution_id: str, shard: dict[str, Any]) -> StageResult:
+    """Send one batch of outbox messages (rows already sent are skipped by their claim)."""
+    return await send_notifications(BatchShard.from_json(shard).ids, execution_id)
+
+
+async def finish_notify(execution_id: str) -> StageResult:
+    """Sum up what was sent, parked and left pending."""
+    outputs = await succeeded_outputs(execution_id, NAME)
+    totals = sum_outputs(STAGE.outputs_of(outputs, ShardKind.BATCH),
+                         ("sent", "failed", "deferred", "skipped_done", "skipped_claimed"))
+    return StageResult(rows_in=sum(totals.values()), rows_out=totals["sent"], output=totals)
+
+
+async def notify_failure(execution_id: str) -> StageResult:
+    """Queue and send the `sync_failed` notice of a failed execution to operations.
+
+    If the mail cannot go out now, the row stays pending in the outbox and the next notify run sends it.
+    """
+    execution = await get_execution(execution_id)
+    if execution is None or execution["status"] != ExecutionStatus.FAILED:
+        return StageResult(output={"queued": False})
+    await queue_sync_failed(execution_id, execution["failed_stage"] or "?", execution["error"] or "")
+    ids = [i for batch in await plan_notify_batches(execution_id) for i in batch]
+    sent = await send_notifications(ids, execution_id)
+    return StageResult(rows_in=len(ids), rows_out=sent.rows_out, output={"queued": True, **sent.output})
+
+
+STAGE = Stage(
+    NAME, queue="hrsync.notify",
+    phases=(Phase("plan", ShardKind.PLAN, plan_notify, "send", send_batch),),
+    finish=finish_notify,
+    shard_kinds=(ShardKind.BATCH,),
+    groups={ShardKind.BATCH: "batches"},
+    replans=replay_batches,
+)
