@@ -11,14 +11,15 @@ import sys
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.checks import refuse_on_failed_checks
 from cli.operations import register as register_operations
+from cli.output import JsonOpt, out, print_json
 from cli.punches import punches_app
 from cli.schedule import run_scheduler_command, schedule_app
 from cli.web import web_app
-from shared.errors import CheckFailed, ConfigError, HrsyncError
+from shared.errors import ConfigError, HrsyncError
 from shared.events import CLI_SOURCE
 
 try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itself
@@ -38,19 +39,12 @@ app.command("scheduler")(run_scheduler_command)
 app.add_typer(web_app, name="web")  # the operator console
 app.add_typer(punches_app, name="punches")
 
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 
 
 @app.callback()
 def _validate_settings() -> None:
     """Read the settings before any command, so a bad HRSYNC_* variable fails first (exit 2)."""
     get_settings()
-
-
-def print_json(value: Any) -> None:
-    """Print `value` as JSON on stdout (dates as ISO strings)."""
-    sys.stdout.write(json.dumps(value, default=str, indent=2) + "\n")
 
 
 @app.command()
@@ -111,17 +105,8 @@ def bridge() -> None:
     from workers.bridge import run_bridge
 
     ensure_logging()
-    _refuse_on_failed_checks()
+    refuse_on_failed_checks()
     run_bridge()
-
-
-def _refuse_on_failed_checks() -> None:
-    from shared.check import run_checks
-    from workers.app import app as celery_app
-
-    failed = [r for r in run_checks(get_settings(), celery_app.conf) if not r.ok]
-    if failed:
-        raise CheckFailed("; ".join(f"{r.name}: {r.detail}" for r in failed))
 
 
 @app.command()

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import sys
-from collections.abc import Sequence
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -20,24 +18,32 @@ from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
+from cli.output import (
+    STATUS_STYLE,
+    JsonOpt,
+    add_row,
+    age,
+    choice,
+    out,
+    print_json,
+    seconds,
+    short_when,
+    status_text,
+    when,
+)
 from shared.errors import ConfigError, HrsyncError
 from shared.operator_actions import cli_actor
 from shared.records.status import ExecutionStatus
-from shared.records.views import jsonable as _jsonable
-from shared.records.views import timeline
-from shared.redaction import redact_text
+from shared.records.views import jsonable, shown_details, shown_error, timeline
 from shared.runner import run_async
 from shared.settings import get_settings
 
 if TYPE_CHECKING:
     from pipelines.replay import ReplayPlan
 
-out = Console()
-JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]
 STATUSES = tuple(ExecutionStatus)
 TRIGGERS = ("schedule", "event", "replay", "manual")
-STATUS_STYLE = {"succeeded": "green", "failed": "red", "running": "blue", "retrying": "yellow", "pending": "dim",
-                "cancelled": "magenta"}
+SHORT_ID = 8  # characters of an id in the narrow listing (`show`/`trace`/`replay`/`cancel` take a prefix)
 MIN_PRUNE_AGE = dt.timedelta(days=1)
 
 dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (queue hrsync.events.dead).")
@@ -48,51 +54,6 @@ def register(app: typer.Typer) -> None:
     for command in (executions, show, trace, replay, cancel, prune, audit):
         app.command()(command)
     app.add_typer(dlq_app, name="dlq")
-
-
-# -- helpers -------------------------------------------------------------------------------------------
-
-def _print_json(value: Any) -> None:
-    sys.stdout.write(json.dumps(_jsonable(value), indent=2) + "\n")
-
-
-def _age(option: str, text: str) -> dt.timedelta:
-    from shared.records.queries import parse_age
-
-    try:
-        return parse_age(text)
-    except ValueError as exc:
-        raise ConfigError(f"{option}: {exc}") from None
-
-
-def _choice(option: str, value: str | None, allowed: Sequence[str]) -> str | None:
-    if value is not None and value not in allowed:
-        raise ConfigError(f"{option}: {value!r} is not one of {', '.join(allowed)}")
-    return value
-
-
-def _when(value: dt.datetime | None) -> str:
-    return value.astimezone(get_settings().zone).strftime("%Y-%m-%d %H:%M:%S") if value else "-"
-
-
-def _seconds(start: dt.datetime | None, end: dt.datetime | None) -> str:
-    if start is None:
-        return "-"
-    seconds = ((end or dt.datetime.now(dt.UTC)) - start).total_seconds()
-    return f"{seconds:.1f}s" if seconds < 120 else f"{seconds / 60:.1f}m"
-
-
-def _status(status: str | None) -> Text:
-    return Text(status or "-", style=STATUS_STYLE.get(status or "", ""))
-
-
-def _row(table: Table, *cells: str | Text) -> None:
-    """Add a row of data: strings are shown as they are (an error's `[x]` is not Rich markup)."""
-    table.add_row(*(cell if isinstance(cell, Text) else Text(cell) for cell in cells))
-
-
-def _error(text: str | None, limit: int = 300) -> str | None:
-    return redact_text(text)[:limit] if text else None
 
 
 def _find(execution_id: str) -> dict[str, Any]:
@@ -110,36 +71,50 @@ def executions(
     trigger: Annotated[str | None, typer.Option("--trigger", help="schedule, event, replay or manual")] = None,
     since: Annotated[str | None, typer.Option("--since", help="created within, e.g. 30m, 24h, 7d")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="at most this many")] = 50,
+    wide: Annotated[bool, typer.Option("--wide", help="every column and whole ids")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """List executions, newest first."""
+    """List executions, newest first (ids shortened: `show`, `trace`, `replay` and `cancel` take a prefix)."""
     from shared.records.queries import list_executions
 
     rows = run_async(list_executions(
-        status=_choice("--status", status, STATUSES), kind=kind, trigger=_choice("--trigger", trigger, TRIGGERS),
-        since=_age("--since", since) if since else None, limit=limit))
+        status=choice("--status", status, STATUSES), kind=kind, trigger=choice("--trigger", trigger, TRIGGERS),
+        since=age("--since", since) if since else None, limit=limit))
     if as_json:
-        _print_json([{**r, "error": _error(r["error"], 4000)} for r in rows])
+        print_json([{**r, "error": shown_error(r["error"], 4000)} for r in rows])
         return
-    table = Table("kind", "trigger", "status", "try", "created", "took", "failed at", "replay of")
-    table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
-    for r in rows:
-        _row(table, r["kind"], r["trigger"], _status(r["status"]), str(r["attempt"]),
-                      _when(r["created_at"]), _seconds(r["started_at"], r["finished_at"]),
-                      r["failed_stage"] or "", (r["replay_of"] or "")[:8], r["id"])
+    if wide:
+        table = Table("kind", "trigger", "status", "try", "created", "took", "failed at", "replay of")
+        table.add_column("id", no_wrap=True, min_width=36)  # whole, so it can be copied
+        for r in rows:
+            add_row(table, r["kind"], r["trigger"], status_text(r["status"]), str(r["attempt"]),
+                    when(r["created_at"]), seconds(r["started_at"], r["finished_at"]),
+                    r["failed_stage"] or "", (r["replay_of"] or "")[:SHORT_ID], r["id"])
+    else:  # fits 80 columns: what tells executions apart, the rest with --wide or `hrsync show`
+        # On a terminal an id is cut to a prefix the other commands accept; piped output keeps it whole.
+        width = short_id_width([r["id"] for r in rows]) if out.is_terminal else None
+        table = Table("id", "kind", "status", "try", "created", "took", "failed at", box=None, pad_edge=False)
+        table.columns[0].no_wrap = True
+        for r in rows:
+            add_row(table, r["id"][:width] if width else r["id"], r["kind"], status_text(r["status"]),
+                    str(r["attempt"]),
+                    short_when(r["created_at"]), seconds(r["started_at"], r["finished_at"]), r["failed_stage"] or "")
     out.print(table)
     out.print(f"{len(rows)} execution(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
 
 
-def _details(execution_id: str) -> dict[str, Any]:
-    from shared.records.queries import execution_lineage, replays_of, stage_rows
+def short_id_width(ids: list[str]) -> int:
+    """The shortest prefix length, at least `SHORT_ID`, that tells the listed ids apart (like git's)."""
+    width = SHORT_ID
+    while width < max((len(i) for i in ids), default=0) and len({i[:width] for i in ids}) < len(set(ids)):
+        width += 2
+    return width
 
-    execution = _find(execution_id)
-    lineage = run_async(execution_lineage(execution["id"]))
-    return {"execution": execution, "stages": run_async(stage_rows([execution["id"]])),
-            "lineage": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]} for e in lineage[1:]],
-            "replayed_by": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]}
-                            for e in run_async(replays_of(execution["id"]))]}
+
+def _details(execution_id: str) -> dict[str, Any]:
+    from shared.records.queries import execution_details
+
+    return run_async(execution_details(execution_id))
 
 
 def show(
@@ -150,34 +125,32 @@ def show(
     details = _details(execution_id)
     e, stages = details["execution"], details["stages"]
     if as_json:
-        e = {**e, "error": _error(e["error"], 4000)}
-        rows = [{**s, "error_message": _error(s["error_message"], 4000)} for s in stages]
-        _print_json({**details, "execution": e, "stages": rows})
+        print_json(shown_details(details))
         return
     head = Table.grid(padding=(0, 2))
     head.add_column(style="bold", no_wrap=True)
     head.add_column(overflow="fold")
-    _row(head, "execution", e["id"])
+    add_row(head, "execution", e["id"])
     event = f" (event {e['event_id']})" if e["event_id"] else ""
-    _row(head, "kind / trigger", f"{e['kind']} / {e['trigger']}{event}")
-    _row(head, "status", Text.assemble(_status(e["status"]), f"  attempt {e['attempt']}"))
-    _row(head, "created / started", f"{_when(e['created_at'])} / {_when(e['started_at'])}")
-    _row(head, "finished", f"{_when(e['finished_at'])}  (took {_seconds(e['started_at'], e['finished_at'])})")
+    add_row(head, "kind / trigger", f"{e['kind']} / {e['trigger']}{event}")
+    add_row(head, "status", Text.assemble(status_text(e["status"]), f"  attempt {e['attempt']}"))
+    add_row(head, "created / started", f"{when(e['created_at'])} / {when(e['started_at'])}")
+    add_row(head, "finished", f"{when(e['finished_at'])}  (took {seconds(e['started_at'], e['finished_at'])})")
     if e["status"] == ExecutionStatus.FAILED:
-        _row(head, "failed at", f"{e['failed_stage'] or '?'}: {_error(e['error'])}")
+        add_row(head, "failed at", f"{e['failed_stage'] or '?'}: {shown_error(e['error'], 300)}")
     if details["lineage"]:
-        _row(head, "replay of", " ← ".join(f"{x['id']} ({x['status']})" for x in details["lineage"]))
+        add_row(head, "replay of", " ← ".join(f"{x['id']} ({x['status']})" for x in details["lineage"]))
     if details["replayed_by"]:
-        _row(head, "replayed by", ", ".join(f"{x['id']} ({x['status']})" for x in details["replayed_by"]))
-    _row(head, "inputs", json.dumps(_jsonable(e["params"]), sort_keys=True))
+        add_row(head, "replayed by", ", ".join(f"{x['id']} ({x['status']})" for x in details["replayed_by"]))
+    add_row(head, "inputs", json.dumps(jsonable(e["params"]), sort_keys=True))
     if e["summary"]:
-        _row(head, "summary", json.dumps(_jsonable(e["summary"]), sort_keys=True))
+        add_row(head, "summary", json.dumps(jsonable(e["summary"]), sort_keys=True))
     out.print(head)
     table = Table("stage", "shard", "try", "status", "started", "took", "rows in/out", "error", title="stages")
     for s in stages:
-        took = f"{s['duration_ms'] / 1000:.2f}s" if s["duration_ms"] is not None else _seconds(s["started_at"], None)
-        error = f"{s['error_type']}: {_error(s['error_message'], 200)}" if s["error_type"] else ""
-        _row(table, s["stage"], s["shard"], str(s["attempt"]), _status(s["status"]), _when(s["started_at"]),
+        took = f"{s['duration_ms'] / 1000:.2f}s" if s["duration_ms"] is not None else seconds(s["started_at"], None)
+        error = f"{s['error_type']}: {shown_error(s['error_message'], 200)}" if s["error_type"] else ""
+        add_row(table, s["stage"], s["shard"], str(s["attempt"]), status_text(s["status"]), when(s["started_at"]),
                       took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
                             f"{s['rows_out'] if s['rows_out'] is not None else '-'}", error)
     out.print(table)
@@ -195,14 +168,14 @@ def trace(
     execution = _find(execution_id)
     line = timeline(execution, run_async(stage_rows([execution["id"]])))
     if as_json:
-        _print_json(line)
+        print_json(line)
         return
     label_width = 34
     width = max(20, min(100, out.width - label_width - 12))
     scale = line["total_ms"] / width
     axis = Text(" " * label_width)
     axis.append(f"0s{' ' * (width - 12)}{line['total_ms'] / 1000:>9.2f}s", style="dim")
-    out.print(Text(f"execution {line['execution_id']} ", style="bold") + _status(line["status"]))
+    out.print(Text(f"execution {line['execution_id']} ", style="bold") + status_text(line["status"]))
     out.print(axis)
     for bar in line["bars"]:
         label = f"{bar['stage']} {bar['shard']}" + (f" #{bar['attempt']}" if bar["attempt"] > 1 else "")
@@ -270,13 +243,13 @@ def replay(
     if not failed and since:
         raise ConfigError("--since: only with --failed")
     if failed:
-        _replay_failed(_age("--since", since or "24h"), dry_run, as_json)
+        _replay_failed(age("--since", since or "24h"), dry_run, as_json)
         return
     assert execution_id is not None
     if dry_run:
         plan = operations.plan_replay(execution_id, from_stage)
         if as_json:
-            _print_json({"dry_run": True, **plan.as_json()})
+            print_json({"dry_run": True, **plan.as_json()})
         else:
             _print_plan(plan)
             out.print("nothing was created (--dry-run)")
@@ -284,7 +257,7 @@ def replay(
     outcome = operations.replay(execution_id, from_stage, actor=cli_actor(), via="cli")
     assert outcome.execution_id is not None
     if as_json:
-        _print_json(outcome.as_json())
+        print_json(outcome.as_json())
     elif outcome.relaunched:
         out.print(f"replay {outcome.execution_id} of {outcome.replay_of} was never started: launched it again")
     else:
@@ -305,7 +278,7 @@ def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
     outcomes = operations.plan_failed(since) if dry_run \
         else operations.replay_failed(since, actor=cli_actor(), via="cli")
     if as_json:
-        _print_json([o.as_json() for o in outcomes])
+        print_json([o.as_json() for o in outcomes])
     for o in [] if as_json else outcomes:
         if o.skipped:
             out.print(Text(f"{o.replay_of}: skipped: {o.skipped}"))
@@ -332,7 +305,7 @@ def cancel(
 
     outcome = operations.cancel(execution_id, reason, actor=cli_actor(), via="cli")
     if as_json:
-        _print_json(outcome.as_json())
+        print_json(outcome.as_json())
         return
     out.print(Text(f"cancelled {outcome.execution_id} (was {outcome.previous_status})"
                    + (f"; {outcome.running_steps} running step(s) end their current step"
@@ -353,21 +326,21 @@ def prune(
     event ids stay in the inbox until --keep-ids (an id sent again within it is still recognised)."""
     from shared.records.queries import prune_records
 
-    age, ids_age = _age("--older-than", older_than), _age("--keep-ids", keep_ids)
-    if age < MIN_PRUNE_AGE:
+    records_age, ids_age = age("--older-than", older_than), age("--keep-ids", keep_ids)
+    if records_age < MIN_PRUNE_AGE:
         raise ConfigError("--older-than: at least 1d (younger records may belong to running chains)")
-    if ids_age < age:
+    if ids_age < records_age:
         raise ConfigError("--keep-ids: at least --older-than (ids are kept longer than everything else)")
     now = dt.datetime.now(dt.UTC)
-    cutoff, ids_cutoff = now - age, now - ids_age
+    cutoff, ids_cutoff = now - records_age, now - ids_age
     counts = run_async(prune_records(cutoff, dry_run=dry_run, ids_cutoff=ids_cutoff))
     if as_json:
-        _print_json({"dry_run": dry_run, "before": cutoff, "ids_before": ids_cutoff, **counts.__dict__})
+        print_json({"dry_run": dry_run, "before": cutoff, "ids_before": ids_cutoff, **counts.__dict__})
         return
     verb = "would remove" if dry_run else "removed"
     out.print(f"{verb} {counts.executions} execution(s), {counts.stages} stage row(s) and {counts.inbox} inbox "
-              f"body(ies) from before {_when(cutoff)}, and {counts.inbox_ids} event id(s) from before "
-              f"{_when(ids_cutoff)}")
+              f"body(ies) from before {when(cutoff)}, and {counts.inbox_ids} event id(s) from before "
+              f"{when(ids_cutoff)}")
     if counts.open_kept:
         out.print(f"kept {counts.open_kept} older execution(s) that never finished (pending/running): look at them "
                   "with `hrsync executions --status running`")
@@ -384,14 +357,14 @@ def audit(
     from the CLI or the web console."""
     from shared.operator_actions import list_operator_actions
 
-    rows = run_async(list_operator_actions(dt.datetime.now(dt.UTC) - _age("--since", since), limit))
+    rows = run_async(list_operator_actions(dt.datetime.now(dt.UTC) - age("--since", since), limit))
     if as_json:
-        _print_json(rows)
+        print_json(rows)
         return
     table = Table("when", "who", "via", "action", "target", "details")
     for r in rows:
-        _row(table, _when(dt.datetime.fromisoformat(r["at"])), r["actor"], r["via"], r["action"], r["target"],
-             json.dumps(_jsonable(r["details"]), sort_keys=True))
+        add_row(table, when(dt.datetime.fromisoformat(r["at"])), r["actor"], r["via"], r["action"], r["target"],
+             json.dumps(jsonable(r["details"]), sort_keys=True))
     out.print(table)
     out.print(f"{len(rows)} action(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
 
@@ -405,12 +378,12 @@ def dlq_list(as_json: JsonOpt = False) -> None:
 
     letters = list_dead_letters(get_settings().events())
     if as_json:
-        _print_json([letter.as_json() for letter in letters])
+        print_json([letter.as_json() for letter in letters])
         return
     table = Table("type", "reason", "first seen", "replays")
     table.add_column("id", no_wrap=True)
     for letter in letters:
-        _row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id)
+        add_row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id)
     out.print(table)
     out.print(f"{len(letters)} dead-lettered event(s)")
 
@@ -426,7 +399,7 @@ def dlq_replay(
 
     outcome = operations.replay_dead_letters(ids or None, actor=cli_actor(), via="cli")
     if as_json:
-        _print_json(outcome.as_json())
+        print_json(outcome.as_json())
     else:
         for letter in outcome.replayed:
             out.print(Text(f"replayed {letter['id']} ({letter['type']}; was: {letter['reason']})"))

@@ -7,18 +7,16 @@ affected day(s) through the event plane (`pipelines.attendance.corrections`).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from cli.output import JsonOpt, out, print_json
 from shared.errors import ConfigError
 from shared.settings import get_settings
 
 punches_app = typer.Typer(no_args_is_help=True, help="Manual punch corrections: list, add, void.")
-out = Console()
 
 
 def _date(value: str | None, option: str, default: dt.date) -> dt.date:
@@ -56,7 +54,7 @@ def punches_list(
     employee_no: Annotated[str, typer.Argument(metavar="EMP", help="employee number")],
     date_from: Annotated[str | None, typer.Option("--from", help="first local day (default: 7 days ago)")] = None,
     date_to: Annotated[str | None, typer.Option("--to", help="last local day (default: today)")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """An employee's punches, device and manual, void ones included."""
     from pipelines.attendance.corrections import list_punches
@@ -67,7 +65,7 @@ def punches_list(
     first = _date(date_from, "--from", last - dt.timedelta(days=6))
     rows = run_async(list_punches(employee_no, first, last))
     if as_json:
-        print(json.dumps(rows, indent=2))
+        print_json(rows)
         return
     table = Table("id", "local time", "source", "device", "state", "reason")
     for r in rows:
@@ -83,7 +81,7 @@ def punches_add(
     employee_no: Annotated[str, typer.Argument(metavar="EMP", help="employee number")],
     time: Annotated[str, typer.Argument(metavar="TIME", help="YYYY-MM-DDTHH:MM (in HRSYNC_TIMEZONE unless an offset)")],
     reason: Annotated[str, typer.Option("--reason", help="why (kept with the punch and in the audit log)")],
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Add a manual punch; its day is recomputed through the normal event path."""
     from pipelines.attendance.corrections import add_punch
@@ -93,7 +91,7 @@ def punches_add(
     at = parse_local_time(time, get_settings().zone)
     result = run_async(add_punch(employee_no, at, reason, actor=cli_actor(), via="cli"))
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     out.print(f"added {_show(result)}; {_recompute_line(result)}")
 
@@ -102,7 +100,7 @@ def punches_add(
 def punches_void(
     punch_id: Annotated[int, typer.Argument(metavar="ID", help="punch id (see `hrsync punches list`)")],
     reason: Annotated[str, typer.Option("--reason", help="why (kept with the punch and in the audit log)")],
-    as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Void a punch (device or manual): kept, ignored by the rules; its day is recomputed."""
     from pipelines.attendance.corrections import void_punch
@@ -111,6 +109,6 @@ def punches_void(
 
     result = run_async(void_punch(punch_id, reason, actor=cli_actor(), via="cli"))
     if as_json:
-        print(json.dumps(result, indent=2))
+        print_json(result)
         return
     out.print(f"voided {_show(result)}; {_recompute_line(result)}")

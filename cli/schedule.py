@@ -17,14 +17,14 @@ schedule_app = typer.Typer(no_args_is_help=True, help="The scheduled syncs (nigh
 
 def run_scheduler_command() -> None:
     """APScheduler process publishing scheduled sync events (stops cleanly on SIGTERM)."""
-    from cli.main import _refuse_on_failed_checks
+    from cli.checks import refuse_on_failed_checks
     from scheduler.process import run_scheduler
     from shared.tracing import ensure_logging
 
     settings = get_settings()
     settings.events()  # no event plane configured: exit 2 before anything starts
     ensure_logging()
-    _refuse_on_failed_checks()
+    refuse_on_failed_checks()
     run_scheduler(settings)
 
 
@@ -48,7 +48,7 @@ def _job_rows(now: dt.datetime) -> list[dict[str, Any]]:
 @schedule_app.command("list")
 def schedule_list(as_json: Annotated[bool, typer.Option("--json", help="machine-readable output")] = False) -> None:
     """The scheduled jobs with their next fire times."""
-    from cli.main import out, print_json
+    from cli.output import out, print_json
 
     rows = _job_rows(dt.datetime.now(dt.UTC))
     if as_json:
@@ -64,7 +64,7 @@ def schedule_list(as_json: Annotated[bool, typer.Option("--json", help="machine-
 @schedule_app.command("run")
 def schedule_run(job_name: Annotated[str, typer.Argument(metavar="JOB", help="a job of `schedule list`")]) -> None:
     """Publish JOB's sync request now, with a manual id (`<job>:manual:<uuid>`)."""
-    from cli.main import out
+    from cli.output import out
     from scheduler.jobs import jobs_from_settings
     from shared.event_bus import publish_once
 

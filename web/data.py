@@ -14,14 +14,12 @@ from typing import Any
 
 from shared.dead_letters import list_dead_letters
 from shared.operator_actions import list_operator_actions
-from shared.records.queries import execution_lineage, find_execution, replays_of, stage_rows
-from shared.records.views import jsonable, timeline
+from shared.records.queries import execution_details as recorded_details
+from shared.records.views import ERROR_LIMIT, jsonable, shown_details, timeline
 from shared.records.views import shown_error as shared_shown_error
 from shared.runner import run_async
 from shared.settings import get_settings
 from web import queries
-
-ERROR_LIMIT = 4000  # characters of an error shown, as `hrsync show --json`
 
 
 def shown_error(text: str | None) -> str | None:
@@ -41,14 +39,7 @@ def executions_page(*, status: str | None, kind: str | None, trigger: str | None
 
 def execution_details(execution_id: str) -> dict[str, Any]:
     """`hrsync show ID --json`: the execution, its stage rows, lineage and replays."""
-    execution = run_async(find_execution(execution_id))
-    lineage = run_async(execution_lineage(execution["id"]))
-    stages = run_async(stage_rows([execution["id"]]))
-    return {"execution": {**execution, "error": shown_error(execution["error"])},
-            "stages": [{**s, "error_message": shown_error(s["error_message"])} for s in stages],
-            "lineage": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]} for e in lineage[1:]],
-            "replayed_by": [{"id": e["id"], "status": e["status"], "attempt": e["attempt"]}
-                            for e in run_async(replays_of(execution["id"]))]}
+    return shown_details(run_async(recorded_details(execution_id)))
 
 
 def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:

@@ -187,6 +187,19 @@ async def succeeded_row(execution_id: str, stage: str, shard: str) -> dict[str, 
     return dict(row._mapping) if row else None
 
 
+def _brief(execution: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": execution["id"], "status": execution["status"], "attempt": execution["attempt"]}
+
+
+async def execution_details(id_or_prefix: str) -> dict[str, Any]:
+    """`hrsync show`: the execution (by id or unique prefix), its stage rows, its lineage and its replays."""
+    execution = await find_execution(id_or_prefix)
+    lineage = await execution_lineage(execution["id"])
+    return {"execution": execution, "stages": await stage_rows([execution["id"]]),
+            "lineage": [_brief(e) for e in lineage[1:]],
+            "replayed_by": [_brief(e) for e in await replays_of(execution["id"])]}
+
+
 @dataclass(frozen=True)
 class OutboxState:
     """The outbox as a replay sees it: rows the lineage built, by status, and the pending backlog."""

@@ -13,6 +13,7 @@ from typing import Any
 from shared.redaction import redact_text
 
 TRACE_ERROR_LIMIT = 200  # characters of a stage's error on a trace bar
+ERROR_LIMIT = 4000  # characters of an error in `--json` and `/api/`
 
 
 def jsonable(value: Any) -> Any:
@@ -31,6 +32,14 @@ def jsonable(value: Any) -> Any:
 def shown_error(text: str | None, limit: int) -> str | None:
     """An error message as operators see it: credentials masked, cut at `limit` characters."""
     return redact_text(text)[:limit] if text else None
+
+
+def shown_details(details: Mapping[str, Any]) -> dict[str, Any]:
+    """`hrsync show --json` (and `/api/`) of `execution_details`: errors masked and cut at `ERROR_LIMIT`."""
+    execution = details["execution"]
+    return {**details, "execution": {**execution, "error": shown_error(execution["error"], ERROR_LIMIT)},
+            "stages": [{**s, "error_message": shown_error(s["error_message"], ERROR_LIMIT)}
+                       for s in details["stages"]]}
 
 
 def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
