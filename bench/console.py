@@ -131,7 +131,7 @@ def signed_in_client() -> Any:
 
 def measure(database: str, requests: int) -> list[dict[str, Any]]:
     """p50/p95 of page, API and bare SELECT for each case; rows for the table."""
-    from shared.runner import run_async
+    from shared.runtime.runner import run_async
     from web.queries import decode_cursor, execution_page
 
     client = signed_in_client()
@@ -184,7 +184,8 @@ def main() -> None:
     os.environ.update(HRSYNC_DATABASE_URL=f"mysql+aiomysql://root@127.0.0.1:3306/{database}",
                       HRSYNC_LOG_LEVEL="WARNING", HRSYNC_HOME=tempfile.mkdtemp(prefix=database))
     try:
-        from shared import migrations, runner
+        from shared.database import migrations
+        from shared.runtime import runner
 
         runner.run_async(migrations.upgrade())
         seconds = fill(database, options.executions, options.stages)

@@ -89,7 +89,7 @@ class VirtualHost:
         import pika
         import pika.exceptions
 
-        from shared.event_bus import connection_parameters, declare_topology
+        from shared.events.bus import connection_parameters, declare_topology
 
         connection = pika.BlockingConnection(connection_parameters(self.url))
         try:
@@ -180,7 +180,7 @@ class Publisher:
     def __init__(self, url: str) -> None:
         import pika
 
-        from shared.event_bus import connection_parameters
+        from shared.events.bus import connection_parameters
 
         self.pika = pika
         self.connection = pika.BlockingConnection(connection_parameters(url))
@@ -250,7 +250,7 @@ def bare_consume(url: str, count: int) -> dict[str, Any]:
     """The bare floor, in its own process: consume `count` messages of the bench queue, ack each."""
     import pika
 
-    from shared.event_bus import connection_parameters
+    from shared.events.bus import connection_parameters
 
     connection = pika.BlockingConnection(connection_parameters(url))
     channel = connection.channel()
@@ -276,7 +276,7 @@ def bare_consume(url: str, count: int) -> dict[str, Any]:
 def throughput(url: str, app_url: str, count: int, folder: Path, profile: bool = False) -> dict[str, Any]:
     import pika
 
-    from shared.event_bus import connection_parameters, declare_topology
+    from shared.events.bus import connection_parameters, declare_topology
 
     connection = pika.BlockingConnection(connection_parameters(url))
     channel = connection.channel()
@@ -323,9 +323,9 @@ def throughput(url: str, app_url: str, count: int, folder: Path, profile: bool =
 
 PROFILED_STEPS = {  # what the bridge does per event (workers/bridge.py), and where to find it in the profile
     "handle (all of it)": ("workers/bridge.py", "handle"),
-    "parse_event": ("shared/events.py", "parse_event"),
+    "parse_event": ("shared/events/models.py", "parse_event"),
     "request_for": ("pipelines/plans.py", "request_for"),
-    "run_async (admit + mark_launched)": ("shared/runner.py", "run_async"),
+    "run_async (admit + mark_launched)": ("shared/runtime/runner.py", "run_async"),
     "launch (canvas apply_async)": ("workers/canvas.py", "launch"),
     "basic_ack": ("blocking_connection.py", "basic_ack"),
 }

@@ -22,7 +22,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from shared.events import MAX_EVENT_BYTES, InvalidEvent, parse_event
+from shared.events.models import MAX_EVENT_BYTES, InvalidEvent, parse_event
 
 VALID = [
     {"specversion": "1.0", "id": "e1", "source": "s", "type": "hrsync.sync.requested",

@@ -9,7 +9,7 @@ in this process (it counts messages, stores nothing) over plain SMTP.
 
 Each (stage, side) case runs in a fresh subprocess; per stage the floor runs first, then hrsync:
 
-- hrsync: the stage functions through `shared.runner.run_async`, shards fanned out over gevent greenlets
+- hrsync: the stage functions through `shared.runtime.runner.run_async`, shards fanned out over gevent greenlets
   (as on a `-P gevent -c 50` worker, without Celery): extract = plan + every key-range shard; merge =
   every BioStar import window + every (days x department) shard; notify = build the outbox + send every
   batch. No `execution_stages` bookkeeping (bench/nightly.py measures the whole chain).
@@ -167,10 +167,10 @@ def create_biostar(name: str, employees: int, punches: int, missing_rate: float)
 
 
 def create_app_db(name: str) -> None:
-    """A fresh MariaDB app database migrated with `shared.migrations.upgrade` (in a subprocess)."""
+    """A fresh MariaDB app database migrated with `shared.database.migrations.upgrade` (in a subprocess)."""
     with closing(mariadb_admin()) as conn, conn.cursor() as cur:
         cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
-    code = ("from shared import migrations; from shared.runner import run_async, shutdown; "
+    code = ("from shared.database import migrations; from shared.runtime.runner import run_async, shutdown; "
             "run_async(migrations.upgrade()); shutdown()")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT,
                    env={**os.environ, "PYTHONPATH": str(ROOT), "HRSYNC_DATABASE_URL": MARIADB + name,
@@ -207,8 +207,8 @@ def hrsync_stage(stage: str) -> dict[str, Any]:
     from pipelines.hris_extract import ExtractParams, extract_employees, plan_extract_shards
     from pipelines.notify import build_notifications, plan_notify_batches, send_notifications
     from pipelines.stages import extract, merge, notify
-    from shared.runner import run_async
-    from shared.settings import get_settings
+    from shared.config.settings import get_settings
+    from shared.runtime.runner import run_async
 
     started = time.perf_counter()
     parts: dict[str, float] = {}
@@ -246,8 +246,8 @@ def run_hrsync_case(stage: str, profile_stage: str | None) -> dict[str, Any]:
     from gevent import monkey
 
     monkey.patch_all()
-    from shared.runner import run_async, shutdown
-    from shared.tracing import configure_logging
+    from shared.observability.tracing import configure_logging
+    from shared.runtime.runner import run_async, shutdown
 
     configure_logging("json", "WARNING", sys.stderr)
     if profile_stage is None:

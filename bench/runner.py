@@ -97,8 +97,8 @@ def runner_caller(url: str) -> Any:
     os.environ["HRSYNC_DB_MAX_OVERFLOW"] = "0"
     from sqlalchemy import text
 
-    from shared.db import engine_for
-    from shared.runner import run_async
+    from shared.database.db import engine_for
+    from shared.runtime.runner import run_async
 
     async def select_one() -> int:
         engine = await engine_for(url)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from shared.errors import CheckFailed
-from shared.settings import get_settings
+from shared.config.errors import CheckFailed
+from shared.config.settings import get_settings
 
 
 def refuse_on_failed_checks() -> None:
     """Run the self-check (DESIGN §9); `CheckFailed` (one line, every failed check) if any fails."""
-    from shared.check import run_checks
+    from shared.config.check import run_checks
     from workers.app import app as celery_app
 
     failed = [r for r in run_checks(get_settings(), celery_app.conf) if not r.ok]

@@ -31,8 +31,8 @@ from typing import Any
 from rich.console import Console
 
 from cli import demo_data, demo_report
-from shared.errors import HrsyncError
-from shared.settings import get_settings
+from shared.config.errors import HrsyncError
+from shared.config.settings import get_settings
 
 DEMO_ZONE = "Europe/Berlin"
 KEEP_RUNS = 5
@@ -97,8 +97,8 @@ def write_demo_data(setup: DemoSetup, today: dt.date) -> demo_data.DemoData:
     """Generate the data and write it into the embedded sources only (and the shifts file)."""
     from pipelines.attendance.biostar import create_demo_biostar
     from pipelines.hris.source import create_demo_hris, demo_hris_path
-    from shared import migrations
-    from shared.runner import run_async
+    from shared.database import migrations
+    from shared.runtime.runner import run_async
 
     first, last = demo_data.demo_days(today)
     data = demo_data.generate(first, last, get_settings().zone)
@@ -194,9 +194,9 @@ def _stop_on_termination() -> Iterator[None]:
 def admit_and_launch(data: demo_data.DemoData) -> str:
     """Create the execution the way the bridge does (event → request → inbox + execution), then launch."""
     from pipelines.plans import request_for
-    from shared.events import CLI_SOURCE, build_event, parse_event
-    from shared.inbox import admit_event, mark_launched
-    from shared.runner import run_async
+    from shared.events.inbox import admit_event, mark_launched
+    from shared.events.models import CLI_SOURCE, build_event, parse_event
+    from shared.runtime.runner import run_async
     from workers.canvas import launch
 
     event = build_event("hrsync.sync.requested", {"scope": "nightly", "from": data.first_day.isoformat(),
@@ -215,7 +215,7 @@ def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, time
     """Poll the execution until it has finished, showing the stage it is in."""
     from shared.records.queries import get_execution
     from shared.records.status import TERMINAL
-    from shared.runner import run_async
+    from shared.runtime.runner import run_async
 
     deadline = time.monotonic() + timeout
     with out.status("starting the worker …") as status:
@@ -234,7 +234,7 @@ def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, time
 def run_demo(out: Console) -> None:
     """Run the demo and print what it did; raise `DemoFailed` (exit 1) when the chain failed."""
     from shared.records.status import ExecutionStatus
-    from shared.runner import shutdown
+    from shared.runtime.runner import shutdown
 
     started = time.monotonic()
     now = dt.datetime.now(dt.UTC)

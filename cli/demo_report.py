@@ -21,13 +21,13 @@ from sqlalchemy import case, func, select
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
 from pipelines.stages import BY_NAME
-from shared.db import app_engine
+from shared.config.settings import Settings
+from shared.database.db import app_engine
+from shared.database.tables import attendance_days, employees, execution_stages, notifications
+from shared.observability.redaction import redact_text, redact_url
 from shared.records.queries import get_stages
 from shared.records.shards import is_control
-from shared.redaction import redact_text, redact_url
-from shared.runner import run_async
-from shared.settings import Settings
-from shared.tables import attendance_days, employees, execution_stages, notifications
+from shared.runtime.runner import run_async
 
 STAGE_ORDER = ("extract", "merge", "notify", "notify_failure")
 

@@ -7,12 +7,12 @@ import time
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared.errors import HrsyncError
-from shared.inbox import inbox_entry
+from shared.config.errors import HrsyncError
+from shared.events.inbox import inbox_entry
 from shared.records.queries import get_execution, get_stages
 from shared.records.shards import PLANS, is_control
 from shared.records.status import TERMINAL, ExecutionStatus, StageStatus
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 
 POLL_SECONDS = 0.5
 ENDED = (StageStatus.SUCCEEDED, StageStatus.FAILED)

@@ -19,15 +19,15 @@ from cli.output import JsonOpt, out, print_json
 from cli.punches import punches_app
 from cli.schedule import run_scheduler_command, schedule_app
 from cli.web import web_app
-from shared.errors import ConfigError, HrsyncError
-from shared.events import CLI_SOURCE
+from shared.config.errors import ConfigError, HrsyncError
+from shared.events.models import CLI_SOURCE
 
 try:  # Typer ≥ 0.20 vendors Click; older releases use the click package itself
     from typer._click.exceptions import NoArgsIsHelpError, UsageError
 except ImportError:  # pragma: no cover - depends on the installed Typer
     from click.exceptions import NoArgsIsHelpError, UsageError  # type: ignore[assignment,no-redef,unused-ignore]
+from shared.config.settings import get_settings
 from shared.records.status import ExecutionStatus
-from shared.settings import get_settings
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False,
                   help="hrsync: HRIS extract → attendance merge → email notify, on Celery + RabbitMQ.")
@@ -51,7 +51,7 @@ def _validate_settings() -> None:
 def check(as_json: JsonOpt = False, offline: Annotated[bool, typer.Option(
         "--offline", help="static checks only, no connections")] = False) -> None:
     """The start-up self-check (also run by worker, bridge and scheduler at start)."""
-    from shared.check import run_checks
+    from shared.config.check import run_checks
     from workers.app import app as celery_app
 
     results = run_checks(get_settings(), celery_app.conf, connectivity=not offline)
@@ -81,8 +81,8 @@ def worker(ctx: typer.Context) -> None:
 @db_app.command("upgrade")
 def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] = "head") -> None:
     """Migrate the app database up (to the newest revision by default)."""
-    from shared import migrations
-    from shared.runner import run_async
+    from shared.database import migrations
+    from shared.runtime.runner import run_async
 
     run_async(migrations.upgrade(revision))
     out.print(f"app database at revision {run_async(migrations.current_revision())}")
@@ -91,8 +91,8 @@ def db_upgrade(revision: Annotated[str, typer.Argument(help="target revision")] 
 @db_app.command("downgrade")
 def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")]) -> None:
     """Migrate the app database down to REVISION (`base` removes every table)."""
-    from shared import migrations
-    from shared.runner import run_async
+    from shared.database import migrations
+    from shared.runtime.runner import run_async
 
     run_async(migrations.downgrade(revision))
     out.print(f"app database at revision {run_async(migrations.current_revision())}")
@@ -101,7 +101,7 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")
 @app.command()
 def bridge() -> None:
     """Consume `hrsync.bridge` and launch a workflow for each event (stops cleanly on SIGTERM)."""
-    from shared.tracing import ensure_logging
+    from shared.observability.tracing import ensure_logging
     from workers.bridge import run_bridge
 
     ensure_logging()
@@ -116,8 +116,8 @@ def publish(
     event_id: Annotated[str | None, typer.Option("--id", help="event id (idempotency key)")] = None,
 ) -> None:
     """Publish one event to `hrsync.events`, as another system would (confirmed by the broker)."""
-    from shared.event_bus import publish_once
-    from shared.events import InvalidEvent, build_event
+    from shared.events.bus import publish_once
+    from shared.events.models import InvalidEvent, build_event
 
     try:
         payload = json.loads(data)
@@ -143,8 +143,8 @@ def sync(
 ) -> None:
     """Publish a sync request now; with --wait, follow it to the end (exit 0 succeeded, 1 failed)."""
     from cli.follow import follow_event
-    from shared.event_bus import publish_once
-    from shared.events import InvalidEvent, build_event
+    from shared.events.bus import publish_once
+    from shared.events.models import InvalidEvent, build_event
 
     data: dict[str, Any] = {"scope": scope}
     data.update({k: v for k, v in (("from", date_from), ("to", date_to)) if v is not None})

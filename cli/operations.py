@@ -31,12 +31,12 @@ from cli.output import (
     status_text,
     when,
 )
-from shared.errors import ConfigError, HrsyncError
-from shared.operator_actions import cli_actor
+from shared.config.errors import ConfigError, HrsyncError
+from shared.config.settings import get_settings
+from shared.records.operator_actions import cli_actor
 from shared.records.status import ExecutionStatus
 from shared.records.views import jsonable, shown_details, shown_error, timeline
-from shared.runner import run_async
-from shared.settings import get_settings
+from shared.runtime.runner import run_async
 
 if TYPE_CHECKING:
     from pipelines.replay import ReplayPlan
@@ -355,7 +355,7 @@ def audit(
 ) -> None:
     """Operator actions (replay, cancel, dead-letter replay, corrections), newest first: who, when, what,
     from the CLI or the web console."""
-    from shared.operator_actions import list_operator_actions
+    from shared.records.operator_actions import list_operator_actions
 
     rows = run_async(list_operator_actions(dt.datetime.now(dt.UTC) - age("--since", since), limit))
     if as_json:
@@ -374,7 +374,7 @@ def audit(
 @dlq_app.command("list")
 def dlq_list(as_json: JsonOpt = False) -> None:
     """The dead-lettered events: reason, type, id, first seen (the queue keeps them all)."""
-    from shared.dead_letters import list_dead_letters
+    from shared.events.dead_letters import list_dead_letters
 
     letters = list_dead_letters(get_settings().events())
     if as_json:

@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
+from shared.config.settings import get_settings
 from shared.records.views import jsonable
-from shared.settings import get_settings
 
 out = Console()
 JsonOpt = Annotated[bool, typer.Option("--json", help="machine-readable output")]

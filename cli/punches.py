@@ -13,8 +13,8 @@ import typer
 from rich.table import Table
 
 from cli.output import JsonOpt, out, print_json
-from shared.errors import ConfigError
-from shared.settings import get_settings
+from shared.config.errors import ConfigError
+from shared.config.settings import get_settings
 
 punches_app = typer.Typer(no_args_is_help=True, help="Manual punch corrections: list, add, void.")
 
@@ -58,7 +58,7 @@ def punches_list(
 ) -> None:
     """An employee's punches, device and manual, void ones included."""
     from pipelines.attendance.corrections import list_punches
-    from shared.runner import run_async
+    from shared.runtime.runner import run_async
 
     today = dt.datetime.now(get_settings().zone).date()
     last = _date(date_to, "--to", today)
@@ -85,8 +85,8 @@ def punches_add(
 ) -> None:
     """Add a manual punch; its day is recomputed through the normal event path."""
     from pipelines.attendance.corrections import add_punch
-    from shared.operator_actions import cli_actor
-    from shared.runner import run_async
+    from shared.records.operator_actions import cli_actor
+    from shared.runtime.runner import run_async
 
     at = parse_local_time(time, get_settings().zone)
     result = run_async(add_punch(employee_no, at, reason, actor=cli_actor(), via="cli"))
@@ -104,8 +104,8 @@ def punches_void(
 ) -> None:
     """Void a punch (device or manual): kept, ignored by the rules; its day is recomputed."""
     from pipelines.attendance.corrections import void_punch
-    from shared.operator_actions import cli_actor
-    from shared.runner import run_async
+    from shared.records.operator_actions import cli_actor
+    from shared.runtime.runner import run_async
 
     result = run_async(void_punch(punch_id, reason, actor=cli_actor(), via="cli"))
     if as_json:

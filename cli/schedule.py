@@ -9,8 +9,8 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from shared.errors import ConfigError
-from shared.settings import get_settings
+from shared.config.errors import ConfigError
+from shared.config.settings import get_settings
 
 schedule_app = typer.Typer(no_args_is_help=True, help="The scheduled syncs (nightly and HRSYNC_SCHEDULES).")
 
@@ -19,7 +19,7 @@ def run_scheduler_command() -> None:
     """APScheduler process publishing scheduled sync events (stops cleanly on SIGTERM)."""
     from cli.checks import refuse_on_failed_checks
     from scheduler.process import run_scheduler
-    from shared.tracing import ensure_logging
+    from shared.observability.tracing import ensure_logging
 
     settings = get_settings()
     settings.events()  # no event plane configured: exit 2 before anything starts
@@ -66,7 +66,7 @@ def schedule_run(job_name: Annotated[str, typer.Argument(metavar="JOB", help="a 
     """Publish JOB's sync request now, with a manual id (`<job>:manual:<uuid>`)."""
     from cli.output import out
     from scheduler.jobs import jobs_from_settings
-    from shared.event_bus import publish_once
+    from shared.events.bus import publish_once
 
     settings = get_settings()
     jobs = jobs_from_settings(settings)

@@ -14,8 +14,8 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from shared.errors import ConfigError
-from shared.settings import get_settings
+from shared.config.errors import ConfigError
+from shared.config.settings import get_settings
 
 web_app = typer.Typer(help="The operator console (a web app).")
 ONE_TIME_USER = "operator"

@@ -37,11 +37,11 @@ from pipelines.hris.watermark import (
     pin_extract_window,
     read_watermark,
 )
-from shared.db import app_engine, upsert
+from shared.config.retry import transient_retrying
+from shared.config.settings import get_settings
+from shared.database.db import app_engine, upsert
+from shared.database.tables import employees
 from shared.records.executions import StageResult
-from shared.retry import transient_retrying
-from shared.settings import get_settings
-from shared.tables import employees
 
 __all__ = [
     "WATERMARK_OVERLAP", "ExtractParams", "HrisSource", "HrisSourceError", "KeyRange", "commit_watermark",

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from shared.events import (
+from shared.events.models import (
     CLI_SOURCE,
     SCHEDULER_SOURCE,
     EmployeeChanged,

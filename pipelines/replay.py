@@ -20,7 +20,7 @@ from typing import Any
 
 from pipelines.stage import Stage
 from pipelines.stages import BY_NAME, STAGE_NAMES
-from shared.errors import ConfigError, HrsyncError
+from shared.config.errors import ConfigError, HrsyncError
 from shared.records.queries import RERUN_STAGES, visible_lineage
 from shared.records.shards import ShardKind, is_control
 from shared.records.status import OPEN, ExecutionStatus, StageStatus

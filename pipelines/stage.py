@@ -18,7 +18,7 @@ from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from shared.errors import HrsyncError
+from shared.config.errors import HrsyncError
 from shared.records.executions import StageResult
 from shared.records.queries import get_execution, succeeded_outputs
 from shared.records.shards import ShardKind, kind_of

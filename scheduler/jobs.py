@@ -1,7 +1,7 @@
 """The scheduled jobs, from settings, and the event each slot publishes (pure: no I/O).
 
 A *slot* is one scheduled fire time of a job. Its event is `hrsync.sync.requested` with the
-deterministic id `<job>:<slot in UTC>` (`shared.events.sync_event_id`), source `SCHEDULER_SOURCE` and
+deterministic id `<job>:<slot in UTC>` (`shared.events.models.sync_event_id`), source `SCHEDULER_SOURCE` and
 `time` = the slot, so every scheduler process builds the same event for the same slot, byte for byte.
 """
 
@@ -14,8 +14,8 @@ from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
 
-from shared.events import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED, Event, build_event, sync_event_id
-from shared.settings import Settings, cron_fields
+from shared.config.settings import Settings, cron_fields
+from shared.events.models import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED, Event, build_event, sync_event_id
 
 NIGHTLY = "nightly"
 # A slot may still be published this long after its time (a 2-hour outage at 02:00 still syncs the night).

@@ -31,9 +31,9 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from scheduler.jobs import ScheduledJob, jobs_from_settings
 from scheduler.publishing import SlotPublisher
 from scheduler.runs import MISSED, PUBLISHED, last_recorded_slot, slot_status
-from shared.events import sync_event_id
-from shared.runner import run_async
-from shared.settings import Settings, get_settings
+from shared.config.settings import Settings, get_settings
+from shared.events.models import sync_event_id
+from shared.runtime.runner import run_async
 
 log = structlog.get_logger(__name__)
 

@@ -22,10 +22,10 @@ import structlog
 
 from scheduler.jobs import ScheduledJob
 from scheduler.runs import FAILED, MISSED, PUBLISHED, SUPERSEDED, SlotOutcome, record_outcome, slot_status
-from shared.event_bus import PublishError, publish_once
-from shared.events import Event, sync_event_id
-from shared.retry import Backoff
-from shared.runner import run_async
+from shared.config.retry import Backoff
+from shared.events.bus import PublishError, publish_once
+from shared.events.models import Event, sync_event_id
+from shared.runtime.runner import run_async
 
 log = structlog.get_logger(__name__)
 RETRY = Backoff(base=0.5, cap=30.0)  # cap: a broker that is back is noticed within this many seconds

@@ -1,6 +1,6 @@
 """The `schedule_runs` table: what became of each slot (published, failed, missed, superseded).
 
-Used through `shared.runner.run_async`. A slot's row is keyed by its event id, so two schedulers
+Used through `shared.runtime.runner.run_async`. A slot's row is keyed by its event id, so two schedulers
 recording the same slot share one row, and `published` is never overwritten by a lesser outcome.
 """
 
@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.db import app_engine
-from shared.retry import retry_transient
-from shared.tables import schedule_runs
+from shared.config.retry import retry_transient
+from shared.database.db import app_engine
+from shared.database.tables import schedule_runs
 
 PUBLISHED = "published"
 FAILED = "failed"  # the grace ran out (or the scheduler stopped) before the broker took the event

@@ -12,8 +12,8 @@ from pathlib import Path
 import pymysql
 import pytest
 
-from shared import runner
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.runtime import runner
 
 IN_CI = os.environ.get("CI") == "true"
 MARIADB = ("127.0.0.1", 3306)
@@ -96,7 +96,7 @@ def mariadb_connections(database: str) -> int:
 @pytest.fixture(scope="session")
 def app_db(mariadb: None, isolated_home: Path) -> Iterator[str]:
     """A fresh, migrated MariaDB app database for the session; its name is yielded."""
-    from shared import migrations
+    from shared.database import migrations
 
     name = create_mariadb_database("hrsync_test")
     with pytest.MonkeyPatch.context() as mp:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from web.users import User
 from workers import operations
 

@@ -19,9 +19,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 
-from shared.errors import ConfigError, HrsyncError
+from shared.config.errors import ConfigError, HrsyncError
+from shared.config.settings import get_settings
 from shared.records.queries import UnknownExecution
-from shared.settings import get_settings
 from web import api, pages
 from web.auth import Console, LoginRequired, console_of, csrf_guard, session_of
 from web.security import COOKIE, SESSION_SECONDS, Session, SessionCodec

@@ -12,13 +12,13 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from shared.dead_letters import list_dead_letters
-from shared.operator_actions import list_operator_actions
+from shared.config.settings import get_settings
+from shared.events.dead_letters import list_dead_letters
+from shared.records.operator_actions import list_operator_actions
 from shared.records.queries import execution_details as recorded_details
 from shared.records.views import ERROR_LIMIT, jsonable, shown_details, timeline
 from shared.records.views import shown_error as shared_shown_error
-from shared.runner import run_async
-from shared.settings import get_settings
+from shared.runtime.runner import run_async
 from web import queries
 
 

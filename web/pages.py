@@ -12,8 +12,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from shared.errors import HrsyncError
-from shared.settings import get_settings
+from shared.config.errors import HrsyncError
+from shared.config.settings import get_settings
 from web import actions, data
 from web.auth import console_of, operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters

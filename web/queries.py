@@ -11,9 +11,9 @@ from typing import Any
 
 from sqlalchemy import and_, or_, select
 
-from shared.clock import utcnow
-from shared.db import app_engine
-from shared.tables import attendance_days, employees, executions
+from shared.database.db import app_engine
+from shared.database.tables import attendance_days, employees, executions
+from shared.runtime.clock import utcnow
 
 BOARD_LIMIT = 2000  # people on one department's board
 DAYS_LIMIT = 400  # days of one employee at once

@@ -12,7 +12,7 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from shared.settings import Settings, get_settings
+from shared.config.settings import Settings, get_settings
 
 TASK_EXCHANGE = "hrsync.tasks"
 STAGE_QUEUES = ("hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.workflow")

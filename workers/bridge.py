@@ -4,7 +4,7 @@ A plain (not gevent) pika consumer with a prefetch limit. For each message:
 
     validate → inbox row + execution row (one transaction) → launch the canvas → mark launched → ack
 
-- structured and binary CloudEvents messages are accepted alike (`shared.event_binding`);
+- structured and binary CloudEvents messages are accepted alike (`shared.events.binding`);
 - an invalid message (not JSON, unknown type, bad field, out of bounds, too large — or any error while
   turning it into an execution request) is copied as it came (properties, headers, body) to the dead-letter
   exchange with its reason in header `x-hrsync-reason`, then acked: nothing is lost, nothing requeued;
@@ -37,9 +37,10 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from pipelines.plans import ExecutionRequest, request_for
-from shared.dead_letters import dead_letter_properties
-from shared.event_binding import parse_message
-from shared.event_bus import (
+from shared.config.retry import Backoff, is_transient
+from shared.config.settings import get_settings
+from shared.events.binding import parse_message
+from shared.events.bus import (
     BRIDGE_DELIVERY_LIMIT,
     BRIDGE_QUEUE,
     DEAD_LETTER_EXCHANGE,
@@ -47,14 +48,13 @@ from shared.event_bus import (
     connection_parameters,
     declare_topology,
 )
-from shared.events import InvalidEvent, ParsedEvent
-from shared.inbox import admit_event, mark_launched
-from shared.metrics import event_consumed, event_dead_lettered, serve_metrics
-from shared.redaction import redact_text
-from shared.retry import Backoff, is_transient
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tracing import bound
+from shared.events.dead_letters import dead_letter_properties
+from shared.events.inbox import admit_event, mark_launched
+from shared.events.models import InvalidEvent, ParsedEvent
+from shared.observability.metrics import event_consumed, event_dead_lettered, serve_metrics
+from shared.observability.redaction import redact_text
+from shared.observability.tracing import bound
+from shared.runtime.runner import run_async
 
 log = structlog.get_logger(__name__)
 PREFETCH = 20

@@ -8,11 +8,11 @@ import structlog
 from celery import signals
 from celery._state import _set_task_join_will_block
 
-from shared import runner
-from shared.check import run_checks
-from shared.errors import CheckFailed
-from shared.settings import get_settings
-from shared.tracing import ensure_logging, real_locks_for_logging
+from shared.config.check import run_checks
+from shared.config.errors import CheckFailed
+from shared.config.settings import get_settings
+from shared.observability.tracing import ensure_logging, real_locks_for_logging
+from shared.runtime import runner
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +32,7 @@ def _check_and_start(sender: Any = None, **_: Any) -> None:
 @signals.after_setup_task_logger.connect
 @signals.worker_ready.connect
 def _logging_on_real_locks(**_: Any) -> None:
-    real_locks_for_logging()  # the runner's thread logs too; see shared.tracing.LineWriter
+    real_locks_for_logging()  # the runner's thread logs too; see shared.observability.tracing.LineWriter
 
 
 @signals.worker_ready.connect

@@ -4,7 +4,7 @@ Plain synchronous functions (they hop to the runner with `run_async`); each retu
 whose `as_json()` is what `hrsync … --json` prints and what the console's `/api/` returns. Every
 action (not the dry run) writes an `operator_actions` row with `actor` and `via` (DESIGN §7).
 
-Errors are `shared.errors` classes with the CLI's exit codes: `UnknownExecution` (bad input, 2),
+Errors are `shared.config.errors` classes with the CLI's exit codes: `UnknownExecution` (bad input, 2),
 `ReplayRefused` / `CancelRefused` / `HrsyncError` (refused or failed operation, 1), `ConfigError` (a
 bad `from_stage`, 2).
 """
@@ -18,10 +18,11 @@ from typing import Any
 
 from pipelines.replay import ReplayPlan, ReplayRefused
 from pipelines.replay import plan_replay as plan_from_rows
-from shared.dead_letters import replay_dead_letters as republish_dead_letters
-from shared.errors import HrsyncError
-from shared.operator_actions import record_operator_action
+from shared.config.errors import HrsyncError
+from shared.config.settings import get_settings
+from shared.events.dead_letters import replay_dead_letters as republish_dead_letters
 from shared.records.executions import cancel_execution, create_replay
+from shared.records.operator_actions import record_operator_action
 from shared.records.queries import (
     execution_lineage,
     failed_without_replay,
@@ -31,8 +32,7 @@ from shared.records.queries import (
     stage_rows,
 )
 from shared.records.status import OPEN, ExecutionStatus
-from shared.runner import run_async
-from shared.settings import get_settings
+from shared.runtime.runner import run_async
 
 REPLAY, CANCEL, DLQ_REPLAY = "replay", "cancel", "dlq_replay"  # `operator_actions.action` values
 

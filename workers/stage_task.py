@@ -13,7 +13,10 @@ import structlog
 from celery import Task, signals
 from celery.exceptions import Ignore
 
-from shared.metrics import serve_metrics, stage_metrics
+from shared.config.retry import Backoff, is_transient
+from shared.config.settings import get_settings
+from shared.observability.metrics import serve_metrics, stage_metrics
+from shared.observability.tracing import stage_span
 from shared.records.executions import (
     ExecutionClosed,
     StageResult,
@@ -23,10 +26,7 @@ from shared.records.executions import (
     succeeded_result,
 )
 from shared.records.status import OPEN, StageStatus
-from shared.retry import Backoff, is_transient
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tracing import stage_span
+from shared.runtime.runner import run_async
 
 log = structlog.get_logger(__name__)
 FAILURE_NOTICE_TASK = "hrsync.notify.failure"  # the task that mails `sync_failed` (see `workers.tasks`)
@@ -48,7 +48,7 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         return get_settings().task_max_retries
 
     def retryable(self, exc: BaseException) -> bool:
-        """Whether `exc` earns another attempt (`shared.retry.is_transient`)."""
+        """Whether `exc` earns another attempt (`shared.config.retry.is_transient`)."""
         return is_transient(exc)
 
     def run_stage(self, execution_id: str, shard: str, coro: Coroutine[Any, Any, StageResult], *,

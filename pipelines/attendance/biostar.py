@@ -36,8 +36,8 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.db import engine_for
-from shared.deadlines import SourceTimeout, source_call
+from shared.config.deadlines import SourceTimeout, source_call
+from shared.database.db import engine_for
 
 VERIFY_SUCCESS = 0x10
 IDENTIFY_SUCCESS = 0x13

@@ -20,13 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipelines.attendance.merge import current_shift_config
 from pipelines.attendance.rules import work_dates_affected
-from shared.db import app_engine
-from shared.errors import ConfigError, HrsyncError
-from shared.event_bus import publish_once
-from shared.events import CLI_SOURCE, build_event
-from shared.operator_actions import record_operator_action
-from shared.settings import get_settings
-from shared.tables import employees, punch_corrections, punches
+from shared.config.errors import ConfigError, HrsyncError
+from shared.config.settings import get_settings
+from shared.database.db import app_engine
+from shared.database.tables import employees, punch_corrections, punches
+from shared.events.bus import publish_once
+from shared.events.models import CLI_SOURCE, build_event
+from shared.records.operator_actions import record_operator_action
 
 MANUAL_DEVICE = 0  # the device id of manual punches (BioStar device ids are positive)
 MANUAL_EVENT_CODE = 0

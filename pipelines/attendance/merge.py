@@ -51,12 +51,12 @@ from pipelines.attendance.rules import (
     work_dates_affected,
 )
 from pipelines.attendance.shifts import DEFAULT_SHIFT_CONFIG, ShiftConfig, load_shift_config
-from shared.clock import utcnow
-from shared.db import app_engine, biostar_engine, upsert
+from shared.config.retry import retry_transient
+from shared.config.settings import get_settings
+from shared.database.db import app_engine, biostar_engine, upsert
+from shared.database.tables import absences, attendance_days, employees, punches, unmatched_punches
 from shared.records.executions import StageResult
-from shared.retry import retry_transient
-from shared.settings import get_settings
-from shared.tables import absences, attendance_days, employees, punches, unmatched_punches
+from shared.runtime.clock import utcnow
 
 log = structlog.get_logger(__name__)
 

@@ -25,11 +25,11 @@ from pipelines.hris.query import Window, build_select, resume_after
 from pipelines.hris.rows import ABSENCE_COLUMNS, date_value, instant_value, text_value
 from pipelines.hris.source import HrisSource, HrisSourceError, hris_source
 from pipelines.hris.watermark import extract_since
-from shared.db import app_engine, upsert
+from shared.config.retry import retry_transient, transient_retrying
+from shared.config.settings import get_settings
+from shared.database.db import app_engine, upsert
+from shared.database.tables import absences, attendance_days
 from shared.records.executions import StageResult
-from shared.retry import retry_transient, transient_retrying
-from shared.settings import get_settings
-from shared.tables import absences, attendance_days
 
 log = structlog.get_logger(__name__)
 

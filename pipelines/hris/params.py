@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
 
 # A key as the HRIS returns it: text, or an integer when the HRIS column is numeric. Ranges keep the
 # source's own type so the comparison happens in the source's order and type, not Python's.

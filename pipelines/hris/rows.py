@@ -19,7 +19,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import Table
 
-from shared.tables import employees
+from shared.database.tables import employees
 
 EmployeeStatus = Literal["active", "inactive", "terminated"]
 STATUSES: frozenset[str] = frozenset({"active", "inactive", "terminated"})

@@ -20,12 +20,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipelines.hris.rows import ABSENCE_COLUMNS, COLUMNS
-from shared.db import engine_for
-from shared.errors import ConfigError, HrsyncError
-from shared.odbc import odbc_fetch_batches
-from shared.redaction import redact_text
-from shared.retry import is_transient
-from shared.settings import Settings, get_settings
+from shared.config.errors import ConfigError, HrsyncError
+from shared.config.retry import is_transient
+from shared.config.settings import Settings, get_settings
+from shared.database.db import engine_for
+from shared.database.odbc import odbc_fetch_batches
+from shared.observability.redaction import redact_text
 
 DEMO_FILE = "hris.db"
 DEMO_VIEW = "hrsync_employees"
@@ -53,7 +53,7 @@ class HrisSource(Protocol):
 
 @dataclass(frozen=True)
 class OdbcHrisSource:
-    """The HRIS through an ODBC connection string (pooled by `shared.odbc`, autocommit reads)."""
+    """The HRIS through an ODBC connection string (pooled by `shared.database.odbc`, autocommit reads)."""
 
     dsn: str = field(repr=False)  # may hold a password
 

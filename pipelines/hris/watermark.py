@@ -16,9 +16,9 @@ from typing import Any
 from sqlalchemy import select, update
 
 from pipelines.hris.params import ExtractParams
-from shared.db import app_engine, upsert
-from shared.retry import retry_transient
-from shared.tables import sync_watermarks
+from shared.config.retry import retry_transient
+from shared.database.db import app_engine, upsert
+from shared.database.tables import sync_watermarks
 
 WATERMARK_OVERLAP = timedelta(minutes=10)
 

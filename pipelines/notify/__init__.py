@@ -1,6 +1,6 @@
 """The email notify stage: build notifications into the outbox, then send them in batches.
 
-Run every function through `shared.runner.run_async` (they use the app engine of the runner's loop).
+Run every function through `shared.runtime.runner.run_async` (they use the app engine of the runner's loop).
 The Celery layer's shape: ``build_notifications`` → ``plan_notify_batches`` → a group of
 ``send_notifications(batch)``, retrying a batch task on `TemporaryMailError` and failing it without
 retry on `MailSetupError`; ``queue_sync_failed`` where an execution fails.

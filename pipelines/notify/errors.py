@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.errors import HrsyncError
-from shared.retry import TransientError
+from shared.config.errors import HrsyncError
+from shared.config.retry import TransientError
 
 
 class TemporaryMailError(HrsyncError, TransientError):

@@ -25,13 +25,13 @@ from sqlalchemy import and_, or_, select, update
 
 from pipelines.notify.message import NAME_MAX, SUBJECT_MAX, clean_header, message_id_for, outbox_key, parse_mailbox
 from pipelines.notify.templates import render_bodies
-from shared.clock import utcnow
-from shared.db import app_engine, upsert
+from shared.config.retry import retry_transient
+from shared.config.settings import get_settings
+from shared.database.db import app_engine, upsert
+from shared.database.tables import attendance_days, employees, notifications
+from shared.observability.redaction import redact_text
 from shared.records.executions import StageResult
-from shared.redaction import redact_text
-from shared.retry import retry_transient
-from shared.settings import get_settings
-from shared.tables import attendance_days, employees, notifications
+from shared.runtime.clock import utcnow
 
 log = structlog.get_logger(__name__)
 

@@ -28,10 +28,10 @@ from pipelines.notify import outbox
 from pipelines.notify.errors import MailSetupError, TemporaryMailError
 from pipelines.notify.message import build_message, parse_mailbox
 from pipelines.notify.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
-from shared.clock import utcnow
+from shared.config.retry import Backoff
+from shared.config.settings import get_settings
 from shared.records.executions import StageResult
-from shared.retry import Backoff
-from shared.settings import get_settings
+from shared.runtime.clock import utcnow
 
 log = structlog.get_logger(__name__)
 

@@ -29,10 +29,10 @@ from pipelines.attendance.merge import (
 from pipelines.attendance.rules import punch_range_needed
 from pipelines.hris.absences import PendingRecompute, clear_absence_recomputes, pending_absence_recomputes
 from pipelines.stage import MAX_SHARDS, Phase, Stage, plan_of, recorded_plan, stage_params, sum_outputs
+from shared.config.settings import get_settings
 from shared.records.executions import StageResult
 from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
-from shared.settings import get_settings
 
 NAME = "merge"
 IMPORT_WINDOW_HOURS = 24.0

@@ -18,13 +18,13 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.clock import utcnow
-from shared.db import app_engine, upsert
+from shared.config.retry import retry_transient
+from shared.database.db import app_engine, upsert
+from shared.database.tables import execution_stages, executions
 from shared.records.queries import get_execution, succeeded_outputs, succeeded_row
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus, StageStatus
-from shared.retry import retry_transient
-from shared.tables import execution_stages, executions
+from shared.runtime.clock import utcnow
 
 WORKFLOW = "workflow"  # the stage of the claim and the finish
 FAILURE_STAGE = "notify_failure"  # the stage of the failure notice

@@ -16,12 +16,12 @@ from typing import Any
 
 from sqlalchemy import delete, exists, func, select, update
 
-from shared.clock import utcnow
-from shared.db import app_engine
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
+from shared.config.retry import retry_transient
+from shared.database.db import app_engine
+from shared.database.tables import event_inbox, execution_stages, executions, notifications
 from shared.records.status import OPEN, TERMINAL, ExecutionStatus, StageStatus
-from shared.retry import retry_transient
-from shared.tables import event_inbox, execution_stages, executions, notifications
+from shared.runtime.clock import utcnow
 
 AGE = re.compile(r"(\d{1,6})([mhd])")
 AGE_UNITS = {"m": "minutes", "h": "hours", "d": "days"}

@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 from sqlalchemy import delete, select
 
-from shared.db import app_engine, engine_for
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tables import attendance_days, employees, punches, unmatched_punches
+from shared.config.settings import get_settings
+from shared.database.db import app_engine, engine_for
+from shared.database.tables import attendance_days, employees, punches, unmatched_punches
+from shared.runtime.runner import run_async
 from tests.conftest import create_mariadb_database, drop_mariadb_database, set_env
 
 SetEnv = Callable[..., None]

@@ -15,8 +15,8 @@ import time  # noqa: E402
 import gevent  # noqa: E402
 from sqlalchemy import text  # noqa: E402
 
-from shared.db import engine_for, make_engine  # noqa: E402, F401
-from shared.runner import run_async, shutdown  # noqa: E402
+from shared.database.db import engine_for, make_engine  # noqa: E402, F401
+from shared.runtime.runner import run_async, shutdown  # noqa: E402
 
 
 def main() -> None:

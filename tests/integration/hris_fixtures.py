@@ -19,11 +19,11 @@ from sqlalchemy import delete, select
 
 from pipelines.hris.absences import ABSENCE_COLUMNS
 from pipelines.hris.rows import COLUMNS
-from shared import runner
-from shared.db import app_engine
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tables import absences, employees, sync_watermarks
+from shared.config.settings import get_settings
+from shared.database.db import app_engine
+from shared.database.tables import absences, employees, sync_watermarks
+from shared.runtime import runner
+from shared.runtime.runner import run_async
 from tests.conftest import PG_ODBC, require_service, set_env
 
 PG_HOST, PG_PORT = "127.0.0.1", 5432

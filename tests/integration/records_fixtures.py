@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared.db import app_engine
+from shared.database.db import app_engine
 from shared.records.executions import insert_execution, new_execution_id
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 
 
 @dataclass

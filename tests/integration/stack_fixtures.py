@@ -27,11 +27,11 @@ import pika
 from sqlalchemy import func, select
 
 from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
-from shared.db import app_engine
-from shared.event_bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url
+from shared.database.db import app_engine
+from shared.database.tables import attendance_days, executions
+from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url
 from shared.records.queries import get_execution, get_stages
-from shared.runner import run_async
-from shared.tables import attendance_days, executions
+from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
 from tests.integration.biostar_fixtures import SetEnv
 from tests.integration.hris_fixtures import PgHris, person

@@ -24,11 +24,11 @@ from pipelines.hris.params import ExtractParams
 from pipelines.hris.source import HrisSourceError
 from pipelines.hris.watermark import commit_watermark, next_watermark, pin_extract_window
 from pipelines.notify import build_notifications
-from shared.db import app_engine
-from shared.errors import ConfigError
-from shared.event_bus import BRIDGE_QUEUE, event_channel
-from shared.runner import run_async
-from shared.tables import absences, notifications, operator_actions, punch_corrections, punches
+from shared.config.errors import ConfigError
+from shared.database.db import app_engine
+from shared.database.tables import absences, notifications, operator_actions, punch_corrections, punches
+from shared.events.bus import BRIDGE_QUEUE, event_channel
+from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
 from tests.integration.hris_fixtures import PgHris, hris, pg_hris
 from tests.integration.stack_fixtures import private_vhost

@@ -18,7 +18,7 @@ from pipelines.attendance.merge import (
     plan_merge_shards_from_db,
 )
 from shared.records.executions import StageResult
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import SetEnv, Staff, biostar_db, hrsync_env, staff
 
 pytestmark = pytest.mark.integration

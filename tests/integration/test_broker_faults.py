@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from shared.db import app_engine
-from shared.event_bus import BRIDGE_QUEUE, EventPublisher, PublishError, event_channel
-from shared.events import build_event
-from shared.runner import run_async
-from shared.tables import event_inbox, executions
+from shared.database.db import app_engine
+from shared.database.tables import event_inbox, executions
+from shared.events.bus import BRIDGE_QUEUE, EventPublisher, PublishError, event_channel
+from shared.events.models import build_event
+from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, require_service
 from tests.integration import services
 from tests.integration.stack_fixtures import drain

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery, group
 
-from shared import runner
+from shared.config.settings import load_settings
 from shared.records.queries import get_execution, get_stages
-from shared.runner import run_async
-from shared.settings import load_settings
+from shared.runtime import runner
+from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, mariadb_admin, mariadb_connections, require_service
 from tests.integration.records_fixtures import create_execution
 from tests.integration.worker_process import WorkerProcess

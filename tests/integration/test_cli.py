@@ -75,7 +75,7 @@ def test_db_upgrade_on_the_embedded_database(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr
     from alembic.script import ScriptDirectory
 
-    from shared.migrations import alembic_config
+    from shared.database.migrations import alembic_config
 
     head = ScriptDirectory.from_config(alembic_config()).get_current_head()
     assert f"at revision {head}" in done.stdout

@@ -12,10 +12,10 @@ import pytest
 from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.v1.event import CloudEvent
 
-from shared.dead_letters import REPLAYS_HEADER, replay_dead_letters
-from shared.event_bus import DEAD_QUEUE, REASON_HEADER, pika_url
-from shared.inbox import inbox_entry
-from shared.runner import run_async
+from shared.events.bus import DEAD_QUEUE, REASON_HEADER, pika_url
+from shared.events.dead_letters import REPLAYS_HEADER, replay_dead_letters
+from shared.events.inbox import inbox_entry
+from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import JSON
 
-from shared.inbox import admit_event
-from shared.runner import run_async
-from shared.tables import metadata
+from shared.database.tables import metadata
+from shared.events.inbox import admit_event
+from shared.runtime.runner import run_async
 from tests.conftest import mariadb_admin
 
 pytestmark = pytest.mark.integration

@@ -14,7 +14,7 @@ import pyodbc
 import pytest
 
 from shared.records.queries import get_execution, get_stages
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from tests.conftest import MARIADB
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
@@ -24,7 +24,7 @@ from tests.integration.stack_fixtures import Stack, hrsync, running_stack
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 RETRIES = {"HRSYNC_TASK_MAX_RETRIES": "2", "HRSYNC_RETRY_BACKOFF_SECONDS": "0.2"}
-INNER_TRIES = 5  # shared.retry: tries of one transaction before the task itself retries
+INNER_TRIES = 5  # shared.config.retry: tries of one transaction before the task itself retries
 
 
 @pytest.fixture

@@ -32,10 +32,10 @@ from pipelines.hris_extract import (
     plan_extract_shards,
     read_watermark,
 )
-from shared.db import app_engine
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
+from shared.database.db import app_engine
 from shared.records.executions import StageResult
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from tests.conftest import set_env
 from tests.integration.hris_fixtures import (
     T0,

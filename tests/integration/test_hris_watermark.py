@@ -15,7 +15,7 @@ from pipelines.hris_extract import (
     plan_extract_shards,
     read_watermark,
 )
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from tests.integration.hris_fixtures import PgHris, employees_by_key, hris, person, pg_hris
 
 pytestmark = pytest.mark.integration

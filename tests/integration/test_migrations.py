@@ -7,11 +7,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import inspect
 
-from shared import migrations, runner
-from shared.db import app_engine
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tables import metadata
+from shared.config.settings import get_settings
+from shared.database import migrations
+from shared.database.db import app_engine
+from shared.database.tables import metadata
+from shared.runtime import runner
+from shared.runtime.runner import run_async
 from tests.conftest import create_mariadb_database, drop_mariadb_database, set_env
 
 pytestmark = pytest.mark.integration

@@ -25,10 +25,10 @@ from pipelines.notify import (
     send_notifications,
 )
 from pipelines.notify.smtp import eml_path
-from shared.db import app_engine
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tables import attendance_days, employees, notifications
+from shared.config.settings import get_settings
+from shared.database.db import app_engine
+from shared.database.tables import attendance_days, employees, notifications
+from shared.runtime.runner import run_async
 from tests.conftest import set_env
 from tests.integration.smtp_fixtures import (
     RecordingHandler,

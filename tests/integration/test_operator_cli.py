@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.db import app_engine
+from shared.database.db import app_engine
+from shared.database.tables import event_inbox, execution_stages, executions
 from shared.records.queries import prune_records
-from shared.runner import run_async
-from shared.tables import event_inbox, execution_stages, executions
+from shared.runtime.runner import run_async
 from tests.integration.stack_fixtures import app_rows, count_rows
 
 pytestmark = pytest.mark.integration

@@ -17,10 +17,10 @@ import pymysql
 import pytest
 from aiosmtpd.smtp import SMTP
 
-from shared.dead_letters import list_dead_letters
-from shared.event_bus import DEAD_LETTER_EXCHANGE, REASON_HEADER, pika_url
+from shared.events.bus import DEAD_LETTER_EXCHANGE, REASON_HEADER, pika_url
+from shared.events.dead_letters import list_dead_letters
 from shared.records.queries import get_execution, get_stages
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from tests.conftest import MARIADB
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures

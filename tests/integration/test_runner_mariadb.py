@@ -11,8 +11,8 @@ import psutil
 import pytest
 from sqlalchemy import text
 
-from shared.db import app_engine
-from shared.runner import run_async
+from shared.database.db import app_engine
+from shared.runtime.runner import run_async
 from tests.conftest import mariadb_connections
 
 pytestmark = pytest.mark.integration

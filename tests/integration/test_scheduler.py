@@ -23,11 +23,11 @@ import pika.exceptions
 import pytest
 
 from scheduler.runs import runs_of
-from shared.db import app_engine
-from shared.event_bus import BRIDGE_QUEUE, EVENTS_EXCHANGE, connection_parameters, declare_topology, event_channel
-from shared.events import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED
-from shared.runner import run_async
-from shared.tables import schedule_runs
+from shared.database.db import app_engine
+from shared.database.tables import schedule_runs
+from shared.events.bus import BRIDGE_QUEUE, EVENTS_EXCHANGE, connection_parameters, declare_topology, event_channel
+from shared.events.models import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED
+from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
 from tests.integration.stack_fixtures import executions_of
 from tests.integration.tcp_proxy import TcpProxy, tcp_proxy  # noqa: F401 - fixture

@@ -10,9 +10,9 @@ from collections.abc import Iterator
 import pytest
 from celery import Celery
 
+from shared.config.settings import load_settings
 from shared.records.queries import get_stages
-from shared.runner import run_async
-from shared.settings import load_settings
+from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, mariadb_admin, require_service
 from tests.integration.records_fixtures import create_execution
 from tests.integration.worker_process import WorkerProcess

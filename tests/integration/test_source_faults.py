@@ -14,12 +14,12 @@ from typing import Any
 import pytest
 
 from pipelines.attendance.biostar import BiostarLog, create_demo_biostar, stream_punch_logs
-from shared.db import engine_for
-from shared.deadlines import SourceTimeout
-from shared.odbc import odbc_fetch_batches
-from shared.retry import is_transient
-from shared.runner import run_async
-from shared.tables import employees
+from shared.config.deadlines import SourceTimeout
+from shared.config.retry import is_transient
+from shared.database.db import engine_for
+from shared.database.odbc import odbc_fetch_batches
+from shared.database.tables import employees
+from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import SetEnv, biostar_db, dispose_engine, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, person, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures

@@ -16,7 +16,7 @@ from shared.records.executions import (
 )
 from shared.records.queries import get_execution, get_stages
 from shared.records.shards import ShardKind
-from shared.runner import run_async
+from shared.runtime.runner import run_async
 from tests.integration.records_fixtures import create_execution
 
 pytestmark = pytest.mark.integration

@@ -22,11 +22,11 @@ import pika
 import pymysql
 import pytest
 
-from shared.event_bus import BRIDGE_DELIVERY_LIMIT, REASON_HEADER, event_channel
-from shared.inbox import inbox_entry
+from shared.database.tables import employees
+from shared.events.bus import BRIDGE_DELIVERY_LIMIT, REASON_HEADER, event_channel
+from shared.events.inbox import inbox_entry
 from shared.records.queries import get_execution, get_stages
-from shared.runner import run_async
-from shared.tables import employees
+from shared.runtime.runner import run_async
 from tests.conftest import MARIADB
 from tests.integration import services
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures

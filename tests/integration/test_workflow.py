@@ -15,13 +15,13 @@ from typing import Any
 import pytest
 
 from pipelines.plans import request_for
-from shared.event_bus import REASON_HEADER
-from shared.events import parse_event
-from shared.inbox import admit_event
+from shared.config.settings import get_settings
+from shared.database.tables import employees, execution_stages
+from shared.events.bus import REASON_HEADER
+from shared.events.inbox import admit_event
+from shared.events.models import parse_event
 from shared.records.queries import get_stages
-from shared.runner import run_async
-from shared.settings import get_settings
-from shared.tables import employees, execution_stages
+from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures

@@ -10,7 +10,7 @@ import pytest
 
 from cli.punches import parse_local_time
 from pipelines.hris.absences import AbsenceRow, normalise_absence, recompute_span
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
 
 D = dt.date(2026, 6, 1)
 RAW = {"absence_id": " A1 ", "employee_no": "E1", "kind": "vacation", "date_from": "2026-06-01",

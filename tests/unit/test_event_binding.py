@@ -14,9 +14,9 @@ from hypothesis import strategies as st
 
 from pipelines.plans import request_for
 from pipelines.stage import MAX_SHARDS, PlanTooLarge, plan_of
-from shared.event_binding import is_binary, parse_message
-from shared.events import MAX_EVENT_BYTES, InvalidEvent, parse_event
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.events.binding import is_binary, parse_message
+from shared.events.models import MAX_EVENT_BYTES, InvalidEvent, parse_event
 
 SYNC = "hrsync.sync.requested"
 PUNCHES = "hrsync.punches.imported"

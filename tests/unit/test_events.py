@@ -1,4 +1,4 @@
-"""Unit tests of shared.events: the CloudEvents envelope, each type's data, event ids and the schema."""
+"""Unit tests of shared.events.models: the CloudEvents envelope, each type's data, event ids and the schema."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shared.events import (
+from shared.events.models import (
     CONTENT_TYPE,
     DATA_MODELS,
     EMPLOYEE_CHANGED,
@@ -543,7 +543,7 @@ def test_constants_match_the_contract() -> None:
 
 
 def test_committed_schema_is_up_to_date() -> None:
-    """docs/events.schema.json equals the generated schema (regenerate with `python -m shared.events`)."""
+    """docs/events.schema.json equals the generated schema (regenerate with `python -m shared.events.models`)."""
     assert SCHEMA_FILE.read_text(encoding="utf-8") == export_schema()
 
 

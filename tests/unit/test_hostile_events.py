@@ -13,7 +13,7 @@ from pika.spec import BasicProperties
 from pipelines.attendance.merge import plan_merge_shards, plan_punch_windows
 from pipelines.stage import MAX_SHARDS
 from pipelines.stages.merge import DAY_SHARD_BUDGET, IMPORT_WINDOW_HOURS, MERGE_DAYS_PER_SHARD
-from shared.events import InvalidEvent
+from shared.events.models import InvalidEvent
 from workers.bridge import Bridge
 
 STRUCTURED = BasicProperties(content_type="application/cloudevents+json")

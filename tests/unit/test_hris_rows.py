@@ -15,7 +15,7 @@ from pipelines.hris.params import ExtractParams, KeyRange, cut_ranges
 from pipelines.hris.query import Window, build_select, resume_after
 from pipelines.hris.rows import COLUMNS, RowRejected, normalise_employee
 from pipelines.hris.watermark import next_watermark
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
 
 BASE: dict[str, Any] = {
     "employee_no": "E001", "full_name": "Ada Lovelace", "email": "ada@example.com", "department": "R&D",

@@ -8,8 +8,8 @@ import json
 import pytest
 import structlog
 
-from shared.redaction import redact_text, redact_url, redact_value
-from shared.tracing import bound, configure_logging, stage_span
+from shared.observability.redaction import redact_text, redact_url, redact_value
+from shared.observability.tracing import bound, configure_logging, stage_span
 
 
 @pytest.mark.parametrize(

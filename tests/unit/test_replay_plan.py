@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from pipelines.replay import ReplayRefused, plan_replay
-from shared.errors import ConfigError
+from shared.config.errors import ConfigError
 from shared.records.queries import parse_age, visible_lineage
 
 NIGHTLY = ["extract", "merge", "notify"]

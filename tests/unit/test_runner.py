@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared import runner
-from shared.resources import ResourceRegistry
-from shared.runner import AsyncRunner, RunnerShutDown, current_resources, run_async
+from shared.runtime import runner
+from shared.runtime.resources import ResourceRegistry
+from shared.runtime.runner import AsyncRunner, RunnerShutDown, current_resources, run_async
 
 
 async def add(a: int, b: int, delay: float = 0.0) -> int:

@@ -13,10 +13,10 @@ import pytest
 
 from scheduler.jobs import DEFAULT_GRACE, ScheduledJob, cron_trigger, jobs_from_settings
 from scheduler.publishing import SlotPublisher
-from shared.errors import ConfigError
-from shared.event_bus import PublishError
-from shared.events import SCHEDULER_SOURCE, Event, parse_event
-from shared.settings import load_settings
+from shared.config.errors import ConfigError
+from shared.config.settings import load_settings
+from shared.events.bus import PublishError
+from shared.events.models import SCHEDULER_SOURCE, Event, parse_event
 
 BERLIN = ZoneInfo("Europe/Berlin")
 UTC = dt.UTC

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.settings import Settings, load_settings
+from shared.config.errors import ConfigError
+from shared.config.settings import Settings, load_settings
 
 DESIGN_VARIABLES = [
     "DATABASE_URL", "BIOSTAR_URL", "HRIS_ODBC", "HRIS_QUERY", "BROKER_URL", "RESULT_BACKEND",

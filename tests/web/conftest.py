@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
-from shared.db import app_engine
-from shared.runner import run_async
-from shared.tables import execution_stages, executions
+from shared.database.db import app_engine
+from shared.database.tables import execution_stages, executions
+from shared.runtime.runner import run_async
 from web.users import UserStore, hash_password
 
 PASSWORD = "correct horse battery"

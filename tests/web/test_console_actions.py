@@ -12,8 +12,8 @@ from typing import Any
 import pika
 import pytest
 
-from shared.event_bus import BRIDGE_QUEUE, DEAD_QUEUE, REASON_HEADER, event_channel
-from shared.tables import operator_actions, punch_corrections
+from shared.database.tables import operator_actions, punch_corrections
+from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, REASON_HEADER, event_channel
 from tests.conftest import require_service
 from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
 from tests.integration.stack_fixtures import app_rows, private_vhost

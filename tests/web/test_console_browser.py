@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
+from shared.database.tables import operator_actions
 from shared.records.queries import get_stages
-from shared.runner import run_async
-from shared.tables import operator_actions
+from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures

@@ -13,7 +13,7 @@ from typing import Any
 import pika
 import pytest
 
-from shared.event_bus import DEAD_QUEUE, REASON_HEADER, event_channel
+from shared.events.bus import DEAD_QUEUE, REASON_HEADER, event_channel
 from tests.conftest import require_service, set_env
 from tests.integration.stack_fixtures import private_vhost
 from tests.web.conftest import PASSWORD, csrf_of, new_client, record_failed, sign_in

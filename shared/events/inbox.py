@@ -14,11 +14,11 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
-from shared.clock import utcnow
-from shared.db import app_engine
+from shared.config.retry import retry_transient
+from shared.database.db import app_engine
+from shared.database.tables import event_inbox
 from shared.records.executions import insert_execution, new_execution_id
-from shared.retry import retry_transient
-from shared.tables import event_inbox
+from shared.runtime.clock import utcnow
 
 
 @dataclass(frozen=True)

@@ -23,8 +23,8 @@ from typing import Any, Literal, TypeVar, cast
 
 import structlog
 
-from shared import realthreads
-from shared.resources import ResourceRegistry
+from shared.runtime import realthreads
+from shared.runtime.resources import ResourceRegistry
 
 T = TypeVar("T")
 log = structlog.get_logger(__name__)
@@ -284,7 +284,7 @@ def get_runner() -> AsyncRunner:
         return runner
     with _runner_lock:
         if _runner is None or _runner._closed:
-            from shared.settings import get_settings
+            from shared.config.settings import get_settings
 
             runner = AsyncRunner(dispose=get_settings().runner_dispose)
             runner.start()

@@ -13,9 +13,9 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from shared.db import app_engine
-from shared.retry import retry_transient
-from shared.tables import operator_actions
+from shared.config.retry import retry_transient
+from shared.database.db import app_engine
+from shared.database.tables import operator_actions
 
 VIA = ("cli", "web")
 

@@ -1,10 +1,10 @@
-"""Alembic environment: migrations run on a connection handed over by `shared.migrations`."""
+"""Alembic environment: migrations run on a connection handed over by `shared.database.migrations`."""
 
 from __future__ import annotations
 
 from alembic import context
 
-from shared.tables import metadata
+from shared.database.tables import metadata
 
 connection = context.config.attributes.get("connection")
 if connection is None:

@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Connection
 
-from shared.db import app_engine
+from shared.database.db import app_engine
 
 HERE = Path(__file__).parent
 

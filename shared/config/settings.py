@@ -16,8 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.errors import ConfigError
-from shared.redaction import redact_text, redact_url
+from shared.config.errors import ConfigError
+from shared.observability.redaction import redact_text, redact_url
 
 ENV_PREFIX = "HRSYNC_"
 DEFAULT_HRIS_QUERY = (

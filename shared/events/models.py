@@ -3,7 +3,7 @@
 Pure code, no I/O: `parse_event` turns an AMQP message body into a validated `ParsedEvent` or raises
 `InvalidEvent` with a one-line reason meant for the dead-letter header; `build_event` makes an event that
 `parse_event` accepts; `events_json_schema` is the contract exported to `docs/events.schema.json`
-(regenerate with `python -m shared.events > docs/events.schema.json`).
+(regenerate with `python -m shared.events.models > docs/events.schema.json`).
 
 Wire data is validated in pydantic's strict JSON mode: booleans are `true`/`false`, integers are JSON
 integers, dates are `YYYY-MM-DD` strings and datetimes ISO 8601 strings with an offset (or `Z`). Validate

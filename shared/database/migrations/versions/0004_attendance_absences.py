@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.tables
+import shared.database.tables
 
 revision = '0004'
 down_revision = '0003'
@@ -29,8 +29,8 @@ def upgrade() -> None:
     sa.Column('date_to', sa.Date(), nullable=False),
     sa.Column('part', sa.String(length=8), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('updated_at', shared.tables.UTCDateTime(), nullable=True),
-    sa.Column('synced_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', shared.database.tables.UTCDateTime(), nullable=True),
+    sa.Column('synced_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
     sa.Column('recompute_from', sa.Date(), nullable=True),
     sa.Column('recompute_to', sa.Date(), nullable=True),
@@ -47,11 +47,11 @@ def upgrade() -> None:
     sa.Column('punch_id', sa.BigInteger(), nullable=False),
     sa.Column('employee_no', sa.String(length=64), nullable=False),
     sa.Column('action', sa.String(length=8), nullable=False),
-    sa.Column('punched_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('punched_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('via', sa.String(length=8), nullable=False),
-    sa.Column('at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_punch_corrections')),
     mysql_charset='utf8mb4',
     mysql_collate=EXACT,
@@ -62,7 +62,7 @@ def upgrade() -> None:
                               ['employee_no', 'punched_at'], unique=False)
     with op.batch_alter_table('punches', schema=None) as batch_op:
         batch_op.add_column(sa.Column('source', sa.String(length=8), server_default='device', nullable=False))
-        batch_op.add_column(sa.Column('voided_at', shared.tables.UTCDateTime(), nullable=True))
+        batch_op.add_column(sa.Column('voided_at', shared.database.tables.UTCDateTime(), nullable=True))
         batch_op.add_column(sa.Column('void_reason', sa.Text(), nullable=True))
     with op.batch_alter_table('attendance_days', schema=None) as batch_op:
         batch_op.add_column(sa.Column('overtime_minutes', sa.Integer(), server_default='0', nullable=False))

@@ -3,10 +3,10 @@
 Every round trip to a source (connect, query, next batch of rows) runs inside `source_call(name)`: if no
 answer comes within HRSYNC_SOURCE_TIMEOUT seconds the await is cancelled and `SourceTimeout` raised. The
 caller must then throw the connection away without talking to it again (a polite close would wait on the
-same silent server): `shared.odbc` abandons it, the BioStar reader invalidates it.
+same silent server): `shared.database.odbc` abandons it, the BioStar reader invalidates it.
 
 `SourceTimeout` is a `TimeoutError`, hence transient: the stage task retries it with backoff. The quick
-in-stage retries of `shared.retry` skip it (five more waits of the full timeout would not be quick).
+in-stage retries of `shared.config.retry` skip it (five more waits of the full timeout would not be quick).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from shared.errors import HrsyncError
-from shared.settings import get_settings
+from shared.config.errors import HrsyncError
+from shared.config.settings import get_settings
 
 
 class SourceTimeout(HrsyncError, TimeoutError):

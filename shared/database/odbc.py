@@ -5,7 +5,7 @@ pool). Reads use autocommit (otherwise pooled connections sit idle in a transact
 the login timeout: bound queries on the server (psqlodbc ``ConnSettings={SET statement_timeout=…}``,
 SQL Server's query timeout). A connection the server killed fails once more before aioodbc drops it,
 hence one retry on a connection error (DESIGN §6). A server or network that goes silent is bounded on
-our side: each round trip waits at most HRSYNC_SOURCE_TIMEOUT (`shared.deadlines`); the connection it
+our side: each round trip waits at most HRSYNC_SOURCE_TIMEOUT (`shared.config.deadlines`); the connection it
 hung on is abandoned, since cancelling the await does not stop the ODBC call in its thread.
 """
 
@@ -18,8 +18,8 @@ from typing import Any
 import aioodbc
 import pyodbc
 
-from shared.deadlines import SourceTimeout, source_call
-from shared.runner import current_resources, get_runner
+from shared.config.deadlines import SourceTimeout, source_call
+from shared.runtime.runner import current_resources, get_runner
 
 POOL_SIZE = 10
 LOGIN_TIMEOUT = 10

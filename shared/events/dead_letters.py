@@ -31,8 +31,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from shared.event_binding import CE_PREFIX
-from shared.event_bus import DEAD_QUEUE, EVENTS_EXCHANGE, REASON_HEADER, event_channel
+from shared.events.binding import CE_PREFIX
+from shared.events.bus import DEAD_QUEUE, EVENTS_EXCHANGE, REASON_HEADER, event_channel
 
 ROUTING_KEY_HEADER = "x-hrsync-routing-key"
 REJECTED_AT_HEADER = "x-hrsync-rejected-at"

@@ -20,7 +20,7 @@ import structlog
 from sqlalchemy.exc import DBAPIError
 from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_after_attempt
 
-from shared.deadlines import SourceTimeout
+from shared.config.deadlines import SourceTimeout
 
 P = ParamSpec("P")
 T = TypeVar("T")

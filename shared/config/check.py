@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy import text
 
-from shared.db import engine_for
-from shared.redaction import redact_url
-from shared.runner import get_runner, run_async
-from shared.settings import Settings
+from shared.config.settings import Settings
+from shared.database.db import engine_for
+from shared.observability.redaction import redact_url
+from shared.runtime.runner import get_runner, run_async
 
 
 @dataclasses.dataclass(frozen=True)

@@ -23,8 +23,8 @@ from prometheus_client import REGISTRY, Counter, Histogram, start_http_server
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from shared.observability.tracing import StageSpan
 from shared.records.status import OPEN
-from shared.tracing import StageSpan
 
 log = structlog.get_logger(__name__)
 
@@ -70,7 +70,7 @@ class InFlightCollector(Collector):
 
     def collect(self) -> Iterator[Any]:
         from shared.records.queries import count_in_flight
-        from shared.runner import run_async
+        from shared.runtime.runner import run_async
 
         try:
             counts = run_async(count_in_flight(), timeout=IN_FLIGHT_TIMEOUT)

@@ -14,9 +14,9 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from shared import realthreads
-from shared.runner import current_resources
-from shared.settings import get_settings
+from shared.config.settings import get_settings
+from shared.runtime import realthreads
+from shared.runtime.runner import current_resources
 
 
 def _aiosqlite_on_real_threads() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.tables
+import shared.database.tables
 
 revision = '0002'
 down_revision = '0001'
@@ -22,11 +22,11 @@ def upgrade() -> None:
     op.create_table('schedule_runs',
     sa.Column('event_id', sa.String(length=200), nullable=False),
     sa.Column('job', sa.String(length=64), nullable=False),
-    sa.Column('fire_time', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('fire_time', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('published_at', shared.tables.UTCDateTime(), nullable=True),
-    sa.Column('updated_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('published_at', shared.database.tables.UTCDateTime(), nullable=True),
+    sa.Column('updated_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('error', sa.Text(), nullable=True),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_schedule_runs'))
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.tables
+import shared.database.tables
 
 revision = '0003'
 down_revision = '0002'
@@ -40,7 +40,7 @@ def upgrade() -> None:
         _collate(EXACT)
     op.create_table('operator_actions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('actor', sa.String(length=200), nullable=False),
     sa.Column('via', sa.String(length=8), nullable=False),
     sa.Column('action', sa.String(length=64), nullable=False),
@@ -53,7 +53,7 @@ def upgrade() -> None:
     with op.batch_alter_table('operator_actions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_operator_actions_at'), ['at'], unique=False)
     with op.batch_alter_table('event_inbox', schema=None) as batch_op:
-        batch_op.alter_column('body', existing_type=shared.tables.LongText, nullable=True)
+        batch_op.alter_column('body', existing_type=shared.database.tables.LongText, nullable=True)
     with op.batch_alter_table('executions', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_executions_created_at_id'), ['created_at', 'id'], unique=False)
 
@@ -63,7 +63,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_executions_created_at_id'))
     op.execute(sa.text("UPDATE event_inbox SET body = '' WHERE body IS NULL"))
     with op.batch_alter_table('event_inbox', schema=None) as batch_op:
-        batch_op.alter_column('body', existing_type=shared.tables.LongText, nullable=False)
+        batch_op.alter_column('body', existing_type=shared.database.tables.LongText, nullable=False)
     with op.batch_alter_table('operator_actions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_operator_actions_at'))
     op.drop_table('operator_actions')

@@ -6,7 +6,7 @@
   `content_type`, the data alone as the body — what the official SDKs' `to_binary` sends.
 
 Both modes go through one validation path: a binary message is first turned into the structured document it
-stands for, then validated by `shared.events.parse_event` exactly like a structured body, so the same event
+stands for, then validated by `shared.events.models.parse_event` exactly like a structured body, so the same event
 gets the same verdict and the same reasons either way. The size limit covers the headers and the body.
 Pure code, no I/O.
 """
@@ -17,7 +17,7 @@ import json
 from collections.abc import Mapping
 from typing import Any, Final
 
-from shared.events import MAX_EVENT_BYTES, InvalidEvent, ParsedEvent, load_json, parse_event
+from shared.events.models import MAX_EVENT_BYTES, InvalidEvent, ParsedEvent, load_json, parse_event
 
 CE_PREFIX: Final = "ce-"
 STRUCTURED_MEDIA_PREFIX: Final = "application/cloudevents"

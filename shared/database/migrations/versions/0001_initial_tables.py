@@ -10,7 +10,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import shared.tables
+import shared.database.tables
 from sqlalchemy.dialects import mysql
 
 revision = '0001'
@@ -24,15 +24,15 @@ def upgrade() -> None:
     sa.Column('employee_no', sa.String(length=64), nullable=False),
     sa.Column('work_date', sa.Date(), nullable=False),
     sa.Column('shift_code', sa.String(length=32), nullable=False),
-    sa.Column('first_in', shared.tables.UTCDateTime(), nullable=True),
-    sa.Column('last_out', shared.tables.UTCDateTime(), nullable=True),
+    sa.Column('first_in', shared.database.tables.UTCDateTime(), nullable=True),
+    sa.Column('last_out', shared.database.tables.UTCDateTime(), nullable=True),
     sa.Column('worked_minutes', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('late_minutes', sa.Integer(), nullable=False),
     sa.Column('early_exit_minutes', sa.Integer(), nullable=False),
     sa.Column('punch_count', sa.Integer(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
-    sa.Column('computed_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('computed_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('employee_no', 'work_date', 'shift_code', name=op.f('pk_attendance_days'))
     )
     with op.batch_alter_table('attendance_days', schema=None) as batch_op:
@@ -48,8 +48,8 @@ def upgrade() -> None:
     sa.Column('hire_date', sa.Date(), nullable=True),
     sa.Column('termination_date', sa.Date(), nullable=True),
     sa.Column('biostar_user_id', sa.String(length=64), nullable=True),
-    sa.Column('updated_at', shared.tables.UTCDateTime(), nullable=True),
-    sa.Column('synced_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', shared.database.tables.UTCDateTime(), nullable=True),
+    sa.Column('synced_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('employee_no', name=op.f('pk_employees'))
     )
@@ -64,8 +64,8 @@ def upgrade() -> None:
     sa.Column('source', sa.String(length=200), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
-    sa.Column('received_at', shared.tables.UTCDateTime(), nullable=False),
-    sa.Column('launched_at', shared.tables.UTCDateTime(), nullable=True),
+    sa.Column('received_at', shared.database.tables.UTCDateTime(), nullable=False),
+    sa.Column('launched_at', shared.database.tables.UTCDateTime(), nullable=True),
     sa.Column('body', sa.Text().with_variant(mysql.LONGTEXT(), 'mariadb').with_variant(mysql.LONGTEXT(), 'mysql'), nullable=False),
     sa.PrimaryKeyConstraint('event_id', name=op.f('pk_event_inbox'))
     )
@@ -80,8 +80,8 @@ def upgrade() -> None:
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('task_id', sa.String(length=64), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
-    sa.Column('started_at', shared.tables.UTCDateTime(), nullable=False),
-    sa.Column('finished_at', shared.tables.UTCDateTime(), nullable=True),
+    sa.Column('started_at', shared.database.tables.UTCDateTime(), nullable=False),
+    sa.Column('finished_at', shared.database.tables.UTCDateTime(), nullable=True),
     sa.Column('duration_ms', sa.Integer(), nullable=True),
     sa.Column('rows_in', sa.Integer(), nullable=True),
     sa.Column('rows_out', sa.Integer(), nullable=True),
@@ -100,9 +100,9 @@ def upgrade() -> None:
     sa.Column('attempt', sa.Integer(), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('params', sa.JSON(), nullable=False),
-    sa.Column('created_at', shared.tables.UTCDateTime(), nullable=False),
-    sa.Column('started_at', shared.tables.UTCDateTime(), nullable=True),
-    sa.Column('finished_at', shared.tables.UTCDateTime(), nullable=True),
+    sa.Column('created_at', shared.database.tables.UTCDateTime(), nullable=False),
+    sa.Column('started_at', shared.database.tables.UTCDateTime(), nullable=True),
+    sa.Column('finished_at', shared.database.tables.UTCDateTime(), nullable=True),
     sa.Column('summary', sa.JSON(), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('failed_stage', sa.String(length=32), nullable=True),
@@ -124,12 +124,12 @@ def upgrade() -> None:
     sa.Column('body_html', sa.Text().with_variant(mysql.LONGTEXT(), 'mariadb').with_variant(mysql.LONGTEXT(), 'mysql'), nullable=True),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('attempts', sa.Integer(), nullable=False),
-    sa.Column('claimed_at', shared.tables.UTCDateTime(), nullable=True),
+    sa.Column('claimed_at', shared.database.tables.UTCDateTime(), nullable=True),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('message_id', sa.String(length=255), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
-    sa.Column('created_at', shared.tables.UTCDateTime(), nullable=False),
-    sa.Column('sent_at', shared.tables.UTCDateTime(), nullable=True),
+    sa.Column('created_at', shared.database.tables.UTCDateTime(), nullable=False),
+    sa.Column('sent_at', shared.database.tables.UTCDateTime(), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
     sa.UniqueConstraint('outbox_key', name=op.f('uq_notifications_outbox_key'))
     )
@@ -140,10 +140,10 @@ def upgrade() -> None:
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('employee_no', sa.String(length=64), nullable=False),
     sa.Column('device_id', sa.BigInteger(), nullable=False),
-    sa.Column('punched_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('punched_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('event_code', sa.Integer(), nullable=False),
     sa.Column('tna_key', sa.Integer(), nullable=True),
-    sa.Column('received_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('received_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_punches')),
     sa.UniqueConstraint('employee_no', 'punched_at', 'device_id', name=op.f('uq_punches_employee_no_punched_at_device_id'))
@@ -153,17 +153,17 @@ def upgrade() -> None:
 
     op.create_table('sync_watermarks',
     sa.Column('source', sa.String(length=64), nullable=False),
-    sa.Column('watermark', shared.tables.UTCDateTime(), nullable=False),
-    sa.Column('updated_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('watermark', shared.database.tables.UTCDateTime(), nullable=False),
+    sa.Column('updated_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.PrimaryKeyConstraint('source', name=op.f('pk_sync_watermarks'))
     )
     op.create_table('unmatched_punches',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
     sa.Column('biostar_user_id', sa.String(length=64), nullable=False),
     sa.Column('device_id', sa.BigInteger(), nullable=False),
-    sa.Column('punched_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('punched_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('event_code', sa.Integer(), nullable=False),
-    sa.Column('first_seen_at', shared.tables.UTCDateTime(), nullable=False),
+    sa.Column('first_seen_at', shared.database.tables.UTCDateTime(), nullable=False),
     sa.Column('execution_id', sa.String(length=36), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_unmatched_punches')),
     sa.UniqueConstraint('biostar_user_id', 'device_id', 'punched_at', name=op.f('uq_unmatched_punches_biostar_user_id_device_id_punched_at'))

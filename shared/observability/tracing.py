@@ -19,8 +19,8 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from shared import realthreads
-from shared.redaction import redact_value
+from shared.observability.redaction import redact_value
+from shared.runtime import realthreads
 
 TRACE_KEYS = ("execution_id", "stage", "shard", "task_id", "attempt", "event_id")
 
@@ -61,7 +61,7 @@ def configure_logging(fmt: str = "auto", level: str = "INFO", stream: TextIO | N
 def ensure_logging() -> None:
     """Configure from settings if nothing configured logging yet."""
     if not _configured:
-        from shared.settings import get_settings
+        from shared.config.settings import get_settings
 
         settings = get_settings()
         configure_logging(settings.log_format, settings.log_level)

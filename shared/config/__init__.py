@@ -1,0 +1,1 @@
+"""Settings, the self-check, errors and exit codes, the retry policy, source deadlines."""

@@ -1,0 +1,1 @@
+"""Logging and stage spans, Prometheus metrics, credentials masked."""

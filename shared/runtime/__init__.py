@@ -1,0 +1,1 @@
+"""The async runner, its resources, original threads, the clock."""
