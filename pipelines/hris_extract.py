@@ -7,7 +7,8 @@ outputs))`. Every shard is idempotent: it writes only rows whose values changed,
 (redelivery, replay) leaves the same rows.
 
 Paging: each shard is **one ordered keyset read** (`ORDER BY employee_no` within `lo < key <= hi`)
-consumed with `fetchmany` in `BATCH_SIZE` batches, each batch upserted and committed before the next.
+consumed with `fetchmany` in `BATCH_SIZE` batches (`pipelines.hris.source.read_in_batches`), each batch
+upserted and committed before the next.
 No OFFSET (it rescans, and SQLite lacks OFFSET/FETCH) and no LIMIT/TOP (not portable): the shard's size
 is bounded by the planner, and ODBC drivers stream an open cursor (psqlodbc with ``UseDeclareFetch=1``,
 SQL Server's default forward-only cursor). When the read fails transiently half-way, the retry restarts
@@ -18,17 +19,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import aclosing
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import select
 
-from pipelines.hris.params import ALL_KEYS, ExtractParams, Key, KeyRange, cut_ranges
-from pipelines.hris.query import Window, build_select, resume_after
+from pipelines.hris.params import ALL_KEYS, ExtractParams, Key, KeyRange, ReadTally, cut_ranges
+from pipelines.hris.query import Window, build_select
 from pipelines.hris.rows import COLUMNS, EmployeeRow, RowRejected, normalise_employee
-from pipelines.hris.source import HrisSource, HrisSourceError, create_demo_hris, hris_source
+from pipelines.hris.source import HrisSource, HrisSourceError, create_demo_hris, hris_source, read_in_batches
 from pipelines.hris.watermark import (
     WATERMARK_OVERLAP,
     commit_watermark,
@@ -49,9 +49,7 @@ __all__ = [
     "plan_extract_shards", "read_watermark",
 ]
 
-BATCH_SIZE = 500  # rows per fetchmany and per upsert transaction
 KEY_BATCH_SIZE = 5000  # keys per fetchmany when planning
-REJECTED_SHOWN = 100  # rejected rows listed in a shard's output; the count covers all
 
 _UPDATED = [c for c in COLUMNS if c != "employee_no"] + ["synced_at", "execution_id"]
 log = structlog.get_logger(__name__)
@@ -85,30 +83,6 @@ async def plan_extract_shards(params: ExtractParams, max_shards: int, target_sha
     return cut_ranges(await list_changed_keys(params), max_shards, target_shard_size)
 
 
-@dataclass
-class _ShardTally:
-    read: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: list[RowRejected] = field(default_factory=list)
-    max_updated_at: datetime | None = None
-
-    def output(self, params: ExtractParams, key_range: KeyRange, since: datetime | None) -> dict[str, Any]:
-        return {
-            "shard": key_range.to_json(),
-            "since": since.isoformat() if since else None,
-            "read": self.read,
-            "inserted": self.inserted,
-            "updated": self.updated,
-            "unchanged": self.unchanged,
-            "rejected_count": len(self.rejected),
-            "rejected": [r.as_json() for r in self.rejected[:REJECTED_SHOWN]],
-            "max_updated_at": self.max_updated_at.isoformat() if self.max_updated_at else None,
-            "advances_watermark": params.advances_watermark,
-        }
-
-
 async def extract_employees(
     params: ExtractParams, key_range: KeyRange, execution_id: str, *, source: HrisSource | None = None
 ) -> StageResult:
@@ -118,32 +92,28 @@ async def extract_employees(
     Only rows whose values changed are written, with `synced_at` and `execution_id` of this run.
     `output["max_updated_at"]` (ISO, or None) feeds `next_watermark`; this function never moves the mark.
     """
-    tally = _ShardTally()
+    tally = ReadTally()
     since = await extract_since(params)
     if params.employees == []:
-        return StageResult(output=tally.output(params, key_range, since))
+        return StageResult(output={"shard": key_range.to_json(), **tally.output(params, since)})
     source = source or hris_source()
     query = get_settings().hris_query
     window = Window(since, key_range, params.employees, with_null_keys=key_range.lo is None)
     synced_at = datetime.now(UTC)
-    async for attempt in transient_retrying():
-        with attempt:
-            sql, args = build_select(query, COLUMNS, window)
-            async with aclosing(source.fetch_batches(sql, args, BATCH_SIZE)) as batches:
-                async for batch in batches:
-                    await _store_batch(batch, tally, synced_at, execution_id)
-                    last_key = next((row[0] for row in reversed(batch) if row[0] is not None), None)
-                    if last_key is not None:
-                        window = resume_after(window, last_key)  # a retry continues after this batch
+
+    async def store(batch: Sequence[tuple[Any, ...]]) -> None:
+        await _store_batch(batch, tally, synced_at, execution_id)
+
+    await read_in_batches(source, query, COLUMNS, window, store)
     if tally.rejected:
         log.warning("hris.rows_rejected", count=len(tally.rejected), shard=str(key_range),
-                    first=[r.as_json() for r in tally.rejected[:5]])
+                    first=tally.rejected[:5])
     return StageResult(rows_in=tally.read, rows_out=tally.inserted + tally.updated,
-                       output=tally.output(params, key_range, since))
+                       output={"shard": key_range.to_json(), **tally.output(params, since)})
 
 
 async def _store_batch(
-    batch: Sequence[tuple[Any, ...]], tally: _ShardTally, synced_at: datetime, execution_id: str
+    batch: Sequence[tuple[Any, ...]], tally: ReadTally, synced_at: datetime, execution_id: str
 ) -> None:
     """Validate a batch and upsert its changed rows in one transaction; count only once committed."""
     valid: dict[str, EmployeeRow] = {}
@@ -167,11 +137,5 @@ async def _store_batch(
                 [{**row.as_record(), "synced_at": synced_at, "execution_id": execution_id} for row in changed],
             )
     inserted = sum(1 for row in changed if row.employee_no not in stored)
-    tally.read += len(batch)
-    tally.inserted += inserted
-    tally.updated += len(changed) - inserted
-    tally.unchanged += len(valid) - len(changed)
-    tally.rejected.extend(rejected)
-    times = [row.updated_at for row in valid.values() if row.updated_at is not None]
-    if times:
-        tally.max_updated_at = max([*times, *([tally.max_updated_at] if tally.max_updated_at else [])])
+    tally.count_batch(len(batch), len(valid), len(changed), inserted, [r.as_json() for r in rejected],
+                      [row.updated_at for row in valid.values() if row.updated_at is not None])

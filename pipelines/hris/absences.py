@@ -12,20 +12,19 @@ clears the mark (`clear_absence_recomputes`), so a change extracted by an `hris`
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from contextlib import aclosing
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
 from sqlalchemy import and_, bindparam, func, select, update
 
-from pipelines.hris.params import ALL_KEYS, ExtractParams
-from pipelines.hris.query import Window, build_select, resume_after
+from pipelines.hris.params import ALL_KEYS, ExtractParams, ReadTally
+from pipelines.hris.query import Window
 from pipelines.hris.rows import ABSENCE_COLUMNS, date_value, instant_value, text_value
-from pipelines.hris.source import HrisSource, HrisSourceError, hris_source
+from pipelines.hris.source import HrisSource, HrisSourceError, hris_source, read_in_batches
 from pipelines.hris.watermark import extract_since
-from shared.config.retry import retry_transient, transient_retrying
+from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert
 from shared.database.tables import absences, attendance_days
@@ -37,8 +36,6 @@ PARTS = ("full", "am", "pm")
 ABSENCE_STATUSES = ("approved", "pending", "rejected", "cancelled")
 WATERMARK_SOURCE = "hris_absences"
 SETTING = "HRSYNC_HRIS_ABSENCES_QUERY"
-BATCH_SIZE = 500
-REJECTED_SHOWN = 100
 # What can change a day's result: the rest (updated_at) is bookkeeping.
 _ATTENDANCE_FIELDS = ("employee_no", "kind", "date_from", "date_to", "part", "status")
 _UPDATED = [c for c in ABSENCE_COLUMNS if c != "absence_id"] + [
@@ -123,17 +120,6 @@ def recompute_span(stored: Mapping[str, Any] | None, row: AbsenceRow) -> tuple[d
     return min(s[0] for s in spans), max(s[1] for s in spans)
 
 
-@dataclass
-class _Tally:
-    read: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    marked: int = 0
-    rejected: list[dict[str, Any]] = field(default_factory=list)
-    max_updated_at: datetime | None = None
-
-
 async def extract_absences(
     params: ExtractParams, execution_id: str, *, source: HrisSource | None = None
 ) -> StageResult:
@@ -142,40 +128,29 @@ async def extract_absences(
     `output["max_updated_at"]` feeds `next_watermark` (for `params.source`); this never moves the mark.
     A query the HRIS refuses (no view `hrsync_absences`) fails with a message naming the setting.
     """
-    tally = _Tally()
+    tally = ReadTally()
     since = await extract_since(params)
     if absences_enabled() and params.employees != []:
         source = source or hris_source()
         window = Window(since, ALL_KEYS, params.employees)
         synced_at = datetime.now(UTC)
+
+        async def store(batch: Sequence[tuple[Any, ...]]) -> None:
+            await _store_batch(batch, tally, synced_at, execution_id)
+
         try:
-            async for attempt in transient_retrying():
-                with attempt:
-                    sql, args = build_select(get_settings().hris_absences_query, ABSENCE_COLUMNS, window,
-                                             key="absence_id")
-                    async with aclosing(source.fetch_batches(sql, args, BATCH_SIZE)) as batches:
-                        async for batch in batches:
-                            await _store_batch(batch, tally, synced_at, execution_id)
-                            last = next((row[0] for row in reversed(batch) if row[0] is not None), None)
-                            if last is not None:
-                                window = resume_after(window, last)  # a retry continues after this batch
+            await read_in_batches(source, get_settings().hris_absences_query, ABSENCE_COLUMNS, window, store,
+                                  key="absence_id")
         except HrisSourceError as exc:
             raise HrisSourceError(f"{SETTING}: {exc} (set {SETTING}=off if the HRIS has no absences)") from exc
     if tally.rejected:
         log.warning("hris.absences_rejected", count=len(tally.rejected), first=tally.rejected[:5])
-    output = {
-        "enabled": absences_enabled(), "since": since.isoformat() if since else None, "read": tally.read,
-        "inserted": tally.inserted, "updated": tally.updated, "unchanged": tally.unchanged,
-        "recompute_marked": tally.marked, "rejected_count": len(tally.rejected),
-        "rejected": tally.rejected[:REJECTED_SHOWN],
-        "max_updated_at": tally.max_updated_at.isoformat() if tally.max_updated_at else None,
-        "advances_watermark": params.advances_watermark,
-    }
+    output = {"enabled": absences_enabled(), **tally.output(params, since), "recompute_marked": tally.marked}
     return StageResult(rows_in=tally.read, rows_out=tally.inserted + tally.updated, output=output)
 
 
 @retry_transient
-async def _store_batch(batch: Sequence[tuple[Any, ...]], tally: _Tally, synced_at: datetime,
+async def _store_batch(batch: Sequence[tuple[Any, ...]], tally: ReadTally, synced_at: datetime,
                        execution_id: str) -> None:
     """Validate a batch and upsert its changed rows in one transaction; count only once committed."""
     valid: dict[str, AbsenceRow] = {}
@@ -207,17 +182,9 @@ async def _store_batch(batch: Sequence[tuple[Any, ...]], tally: _Tally, synced_a
         if changed:
             await conn.execute(upsert(conn, absences, _UPDATED), changed)
     inserted = sum(1 for row in changed if row["absence_id"] not in stored)
-    tally.read += len(batch)
-    tally.inserted += inserted
-    tally.updated += len(changed) - inserted
-    tally.unchanged += len(valid) - len(changed)
+    tally.count_batch(len(batch), len(valid), len(changed), inserted, rejected,
+                      [row.updated_at for row in valid.values() if row.updated_at is not None])
     tally.marked += marked
-    tally.rejected.extend(rejected)
-    times = [row.updated_at for row in valid.values() if row.updated_at is not None]
-    if tally.max_updated_at is not None:
-        times.append(tally.max_updated_at)
-    if times:
-        tally.max_updated_at = max(times)
 
 
 # -- recomputes a merge picks up ---------------------------------------------------------------------------

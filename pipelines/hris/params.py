@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -145,3 +145,45 @@ def cut_ranges(keys: Sequence[Key], max_shards: int, target_shard_size: int) -> 
     cuts = distinct[per_shard - 1 : len(distinct) - 1 : per_shard]  # last key of each shard but the last
     bounds: list[Key | None] = [None, *cuts, None]
     return [KeyRange(bounds[i], bounds[i + 1]) for i in range(len(bounds) - 1)]
+
+
+REJECTED_SHOWN = 100  # rejected rows listed in a read's output; the count covers all
+
+
+@dataclass
+class ReadTally:
+    """What one read of the HRIS did (a key range of employees, or the absences): rows read, inserted,
+    updated, unchanged, rejected (as JSON), recomputes marked, and the newest `updated_at` seen."""
+
+    read: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    marked: int = 0
+    rejected: list[dict[str, Any]] = field(default_factory=list)
+    max_updated_at: datetime | None = None
+
+    def count_batch(self, read: int, valid: int, changed: int, inserted: int, rejected: list[dict[str, Any]],
+                    times: list[datetime]) -> None:
+        """Add one batch: `read` rows, `valid` of them kept, `changed` written (`inserted` new)."""
+        self.read += read
+        self.inserted += inserted
+        self.updated += changed - inserted
+        self.unchanged += valid - changed
+        self.rejected.extend(rejected)
+        if times:
+            self.max_updated_at = max([*times, *([self.max_updated_at] if self.max_updated_at else [])])
+
+    def output(self, params: ExtractParams, since: datetime | None) -> dict[str, Any]:
+        """The counts of a read's stage output (`max_updated_at` feeds `next_watermark`)."""
+        return {
+            "since": since.isoformat() if since else None,
+            "read": self.read,
+            "inserted": self.inserted,
+            "updated": self.updated,
+            "unchanged": self.unchanged,
+            "rejected_count": len(self.rejected),
+            "rejected": self.rejected[:REJECTED_SHOWN],
+            "max_updated_at": self.max_updated_at.isoformat() if self.max_updated_at else None,
+            "advances_watermark": params.advances_watermark,
+        }

@@ -8,7 +8,7 @@ SQLite file `<HRSYNC_HOME>/hris.db`, through aiosqlite (qmark parameters nativel
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping, Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -19,9 +19,10 @@ import pyodbc
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from pipelines.hris.query import Window, build_select, resume_after
 from pipelines.hris.rows import ABSENCE_COLUMNS, COLUMNS
 from shared.config.errors import ConfigError, HrsyncError
-from shared.config.retry import is_transient
+from shared.config.retry import is_transient, transient_retrying
 from shared.config.settings import Settings, get_settings
 from shared.database.db import engine_for
 from shared.database.odbc import odbc_fetch_batches
@@ -49,6 +50,25 @@ class HrisSource(Protocol):
     """
 
     def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches: ...
+
+
+BATCH_SIZE = 500  # rows per fetchmany and per upsert transaction
+
+
+async def read_in_batches(source: HrisSource, query: str, columns: Sequence[str], window: Window,
+                          store: Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]], *, key: str | None = None
+                          ) -> None:
+    """Read `query`'s rows in `window` in keyset batches, `store` each one; a transient error retries the
+    read from after the last stored batch (each batch is stored in one transaction)."""
+    async for attempt in transient_retrying():
+        with attempt:
+            sql, args = build_select(query, columns, window, **({"key": key} if key else {}))
+            async with aclosing(source.fetch_batches(sql, args, BATCH_SIZE)) as batches:
+                async for batch in batches:
+                    await store(batch)
+                    last = next((row[0] for row in reversed(batch) if row[0] is not None), None)
+                    if last is not None:
+                        window = resume_after(window, last)  # a retry continues after this batch
 
 
 @dataclass(frozen=True)
@@ -133,14 +153,6 @@ def _demo_instant(value: datetime) -> str:
     return utc.replace(tzinfo=None).strftime(DEMO_INSTANT_FORMAT)
 
 
-def _demo_value(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return _demo_instant(value)
-    if isinstance(value, date):
-        return value.isoformat()
-    return value
-
-
 async def create_demo_hris(path_or_url: str | Path, employees: list[Mapping[str, Any]],
                            absences: Sequence[Mapping[str, Any]] = ()) -> None:
     """(Re)create the tables `hris_people`/`hris_absences` and the views `hrsync_employees`/`hrsync_absences`.
@@ -163,7 +175,7 @@ async def _demo_view(conn: AsyncConnection, view: str, table: str, columns: Sequ
     """(Re)create `table` holding `rows` and `view` over it; `key` and `updated_at` are indexed."""
     column_ddl = ", ".join(f"{c} VARCHAR({_DEMO_WIDTHS.get(c, 64)})" for c in columns)
     marks = ", ".join("?" for _ in columns)
-    values = [tuple(_demo_value(r.get(c)) for c in columns) for r in rows]
+    values = [tuple(_bind_sqlite(r.get(c)) for c in columns) for r in rows]
     await conn.exec_driver_sql(f"DROP VIEW IF EXISTS {view}")
     await conn.exec_driver_sql(f"DROP TABLE IF EXISTS {table}")
     await conn.exec_driver_sql(f"CREATE TABLE {table} ({column_ddl})")

@@ -24,6 +24,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import pika
+import pytest
 from sqlalchemy import func, select
 
 from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
@@ -285,6 +286,19 @@ def running_stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: Sm
         env = {**stack_env(app_db, pg_hris, biostar_db, smtp_server, amqp_url, address_of("ops", prefix)),
                **(extra_env or {})}
         yield from _run_stack(env, prefix, pg_hris, biostar_db, smtp_server, hrsync_env, worker_env, bridge_env)
+
+
+def stack_fixture(**options: Any) -> Any:
+    """A `stack` fixture for a test module: `running_stack` with `options` (e.g. `extra_env=…`)."""
+
+    @pytest.fixture
+    def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+              hrsync_env: SetEnv) -> Iterator[Stack]:
+        """The running product, with the module's options."""
+        with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env, **options) as rig:
+            yield rig
+
+    return stack
 
 
 def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,

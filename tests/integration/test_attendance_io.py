@@ -10,7 +10,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import select
 
 from pipelines.attendance.corrections import add_punch, list_punches, void_punch
 from pipelines.attendance.merge import MergeShard, _upsert_if_newer, merge_attendance, plan_recompute_shards
@@ -31,6 +30,7 @@ from shared.events.bus import BRIDGE_QUEUE, event_channel
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
 from tests.integration.hris_fixtures import PgHris, hris, pg_hris
+from tests.integration.stack_fixtures import app_rows as rows_of
 from tests.integration.stack_fixtures import private_vhost
 
 pytestmark = pytest.mark.integration
@@ -64,15 +64,6 @@ def merge_day(staff: Staff, day: dt.date, now: dt.datetime | None = None) -> Non
 def day_row(staff: Staff, n: int, day: dt.date = MONDAY) -> dict[str, Any]:
     [row] = [r for r in staff.days() if r["employee_no"] == staff.no(n) and r["work_date"] == day]
     return row
-
-
-def rows_of(table: Any, *where: Any) -> list[dict[str, Any]]:
-    async def read() -> list[dict[str, Any]]:
-        engine = await app_engine()
-        async with engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(select(table).where(*where))]
-
-    return run_async(read())
 
 
 def mails_to(address: str) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from tests.conftest import MARIADB
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import Stack, hrsync, running_stack
+from tests.integration.stack_fixtures import Stack, hrsync, stack_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -27,12 +27,7 @@ RETRIES = {"HRSYNC_TASK_MAX_RETRIES": "2", "HRSYNC_RETRY_BACKOFF_SECONDS": "0.2"
 INNER_TRIES = 5  # shared.config.retry: tries of one transaction before the task itself retries
 
 
-@pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any) -> Iterator[Stack]:  # noqa: F811
-    """The running product with two task retries (1 s apart)."""
-    with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env, extra_env=RETRIES) as rig:
-        yield rig
+stack = stack_fixture(extra_env=RETRIES)  # two task retries (1 s apart)
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ import pyodbc
 import pytest
 from sqlalchemy import text
 
-import pipelines.hris_extract as stage
+import pipelines.hris.source as hris_source_module
 from pipelines.hris.source import Batches, HrisSource, demo_hris_path, hris_source
 from pipelines.hris_extract import (
     WATERMARK_OVERLAP,
@@ -289,7 +289,7 @@ def test_a_read_lost_half_way_resumes_after_the_last_stored_key(
     hris: PgHris, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A transient failure mid-shard restarts the keyset read after the last committed batch."""
-    monkeypatch.setattr(stage, "BATCH_SIZE", 4)
+    monkeypatch.setattr(hris_source_module, "BATCH_SIZE", 4)  # read_in_batches reads it there
     hris.replace_rows([person(f"E{i:02d}") for i in range(10)])
     flaky = DropsConnectionOnce(run_async(_source()))
     result = run_async(extract_employees(ExtractParams(full=True), KeyRange(), "r" * 36, source=flaky))

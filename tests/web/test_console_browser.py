@@ -10,7 +10,6 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -21,7 +20,7 @@ from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import Stack, app_rows, nightly, running_stack, settle
+from tests.integration.stack_fixtures import Stack, app_rows, nightly, settle, stack_fixture
 from tests.integration.test_replay import FAST_RETRIES, free_port, restart_smtp
 from tests.integration.test_worker_faults import table_locked, wait_until, waiting_on_lock
 from web.users import add_user
@@ -35,12 +34,7 @@ OPERATOR, PASSWORD = "olga", "a long operator password"
 WAIT_MS = 180_000  # a chain on a busy 2-core machine
 
 
-@pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any) -> Iterator[Stack]:  # noqa: F811
-    """The running product with one quick retry per task."""
-    with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env, extra_env=FAST_RETRIES) as rig:
-        yield rig
+stack = stack_fixture(extra_env=FAST_RETRIES)  # one quick retry per task
 
 
 @pytest.fixture
