@@ -16,7 +16,7 @@ from celery import Task, chord
 from celery.canvas import Signature
 
 from pipelines.probe import probe_app_db
-from pipelines.stage import Phase, Stage
+from pipelines.stage import Phase, Plan, Stage
 from pipelines.stages import STAGES
 from pipelines.stages.notify import notify_failure as notify_failure_step
 from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, StageResult, claim_step, finish_step
@@ -113,8 +113,9 @@ def _planner_task(stage: Stage, phase: Phase, worker: Task, then: Task) -> Task:
     @app.task(base=StageTask, bind=True, name=stage.task_name(phase.planner), stage=stage.name, queue=stage.queue)
     def plan(self: StageTask, execution_id: str) -> Any:
         """Plan the phase's shards (`Phase.plan`), then fan out to them and what follows."""
-        output = self.run_stage(execution_id, phase.plan_shard, phase.plan(execution_id), control=True)["output"]
-        return fan_out(self, [worker.si(execution_id, s) for s in output["todo"]], then.si(execution_id))
+        plan = Plan.from_json(self.run_stage(execution_id, phase.plan_shard, phase.plan(execution_id),
+                                             control=True)["output"])
+        return fan_out(self, [worker.si(execution_id, s) for s in plan.todo], then.si(execution_id))
 
     return plan
 
