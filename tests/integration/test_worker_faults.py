@@ -1,7 +1,8 @@
 """The running product under worker, broker and database faults: every execution completes once.
 
 A stage is held in the middle of its work by a real lock: the test's own MariaDB connection takes
-`LOCK TABLES attendance_days WRITE`, so the merge day shards wait on it (no code hooks). While they
+`LOCK TABLES attendance_days READ`, so the merge day shards wait on it when they write their rows (no code
+hooks); reads go on, so the merge planner, which reads the open days, is not held. While they
 wait, the test kills or stops the worker, RabbitMQ or MariaDB, then lets go. Afterwards: one
 execution, one set of rows, each mail once. Tests that stop a shared server run alone (marker `fault`).
 """
@@ -86,10 +87,11 @@ def admin(database: str | None = None) -> pymysql.Connection:  # type: ignore[ty
 
 @contextmanager
 def table_locked(database: str, table: str) -> Iterator[Callable[[], None]]:
-    """`LOCK TABLES <table> WRITE` on a connection of the test; yields `release` (also called at the end)."""
+    """`LOCK TABLES <table> READ` on a connection of the test (every write to it waits); yields `release`
+    (also called at the end)."""
     conn = admin(database)
     with conn.cursor() as cur:
-        cur.execute(f"LOCK TABLES `{table}` WRITE")
+        cur.execute(f"LOCK TABLES `{table}` READ")
 
     def release() -> None:
         with suppress(pymysql.Error):  # the server may have been killed meanwhile: the lock went with it
