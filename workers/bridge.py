@@ -1,8 +1,17 @@
 """The bridge (`hrsync bridge`): consumes `hrsync.bridge`, turns each event into an execution.
 
-A plain (not gevent) pika consumer with a prefetch limit. For each message:
+A plain (not gevent) pika consumer with a prefetch limit. It takes the messages at hand (up to the
+prefetch window) as one batch:
 
-    validate → inbox row + execution row (one transaction) → launch the canvas → mark launched → ack
+    validate each → inbox rows + execution rows of the whole batch (one transaction)
+      → launch each new execution's canvas once (publish confirms) → mark launched (one transaction)
+      → ack the batch (`basic_ack(multiple=True)`)
+
+When the batch fails anywhere, its messages are handled one by one as below (same steps, one message
+each): that path carries the retries, the poison handling and the crash guarantees, so one bad message
+never holds the others for longer than its attempts. `punches.imported` and `employee.changed` events
+join the pending execution of their kind (`shared.events.coalesce`): nothing new is launched for an
+event that joins an execution already launched.
 
 - structured and binary CloudEvents messages are accepted alike (`shared.events.binding`);
 - an invalid message (not JSON, unknown type, bad field, out of bounds, too large — or any error while
@@ -49,7 +58,7 @@ from shared.events.bus import (
     declare_topology,
 )
 from shared.events.dead_letters import dead_letter_properties
-from shared.events.inbox import admit_event, mark_launched
+from shared.events.inbox import Admission, Arrival, admit_batch, admit_event, mark_launched
 from shared.events.models import InvalidEvent, ParsedEvent
 from shared.observability.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.observability.redaction import redact_text
@@ -73,6 +82,7 @@ class Bridge:
         self._stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self.handled = 0
+        self._window: list[tuple[Basic.Deliver, BasicProperties, bytes]] = []
 
     def run(self) -> None:
         """Consume until stopped, reconnecting (with backoff) whenever the broker goes away."""
@@ -103,7 +113,15 @@ class Bridge:
             log.info("bridge.consuming", queue=BRIDGE_QUEUE, prefetch=self.prefetch)
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.5)
+                while self._window and len(self._window) < self.prefetch:  # take what else is at hand
+                    before = len(self._window)
+                    connection.process_data_events(time_limit=0)
+                    if len(self._window) == before:
+                        break
+                if self._window:
+                    self.handle_batch(channel)
         finally:
+            self._window = []  # unacked: the broker redelivers them to the next connection
             self._connection = None
             if connection.is_open:
                 connection.close()
@@ -114,9 +132,55 @@ class Bridge:
 
     def _on_message(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                     body: bytes) -> None:
-        with bound(event_id=properties.message_id):
-            self.handle(channel, method, properties, body)
-        self.handled += 1
+        self._window.append((method, properties, body))
+
+    def handle_batch(self, channel: BlockingChannel) -> None:
+        """The messages at hand: dead-letter the invalid ones, admit the rest in one transaction, launch,
+        mark, ack them all at once; on any error, handle each one alone (`handle`)."""
+        window, self._window = self._window, []
+        valid: list[tuple[Basic.Deliver, BasicProperties, bytes, ParsedEvent, ExecutionRequest]] = []
+        for method, properties, body in window:
+            try:
+                valid.append((method, properties, body, *self.admissible(body, properties)))
+            except InvalidEvent as invalid:
+                with bound(event_id=properties.message_id):
+                    self._dead_letter(channel, method, properties, body, invalid.reason)
+                self.handled += 1
+        if not valid:
+            return
+        try:
+            self._admit_and_launch_all(valid)
+        except Exception as exc:
+            log.warning("bridge.batch_failed", size=len(valid), error=_short_error(exc),
+                        transient=is_transient(exc))
+            for method, properties, body, event, request in valid:
+                with bound(event_id=event.id):
+                    self._handle_admissible(channel, method, properties, body, event, request)
+                self.handled += 1
+            return
+        channel.basic_ack(valid[-1][0].delivery_tag, multiple=True)
+        self.handled += len(valid)
+
+    def _admit_and_launch_all(
+            self, valid: list[tuple[Basic.Deliver, BasicProperties, bytes, ParsedEvent, ExecutionRequest]]) -> None:
+        arrivals = [Arrival(event.id, event.type, event.envelope.source, body, kind=request.kind,
+                            trigger=request.trigger, params=request.params) for _, _, body, event, request in valid]
+        admissions = run_async(admit_batch(arrivals))
+        launched: set[str] = set()
+        to_mark = []
+        for (method, _, _, event, request), admission in zip(valid, admissions, strict=True):
+            if admission.launched:
+                self._log_served(event, admission)
+                continue
+            if admission.execution_id not in launched:  # several events of one window may share one execution
+                self.launch(admission.execution_id, request.params["stages"])
+                launched.add(admission.execution_id)
+            to_mark.append(event.id)
+            event_consumed(event.type, "launched")
+            log.info("bridge.launched", event_id=event.id, execution_id=admission.execution_id, type=event.type,
+                     redelivered=bool(method.redelivered), readmitted=admission.duplicate, joined=admission.joined)
+        if to_mark:
+            run_async(mark_launched(*to_mark))
 
     def handle(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                body: bytes) -> None:
@@ -126,6 +190,11 @@ class Bridge:
         except InvalidEvent as invalid:
             self._dead_letter(channel, method, properties, body, invalid.reason)
             return
+        self._handle_admissible(channel, method, properties, body, event, request)
+
+    def _handle_admissible(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
+                           body: bytes, event: ParsedEvent, request: ExecutionRequest) -> None:
+        """One valid message: admit, launch, mark, ack, retrying with backoff (see the module's docstring)."""
         first_delay = get_settings().bridge_retry_seconds
         backoff = Backoff(base=first_delay, cap=first_delay * 20)
         attempt = 0
@@ -183,14 +252,21 @@ class Bridge:
             admission = run_async(admit_event(event.id, event.type, event.envelope.source, event.body,
                                               kind=request.kind, trigger=request.trigger, params=request.params))
             if admission.launched:
-                log.info("bridge.duplicate", execution_id=admission.execution_id, type=event.type)
-                event_consumed(event.type, "duplicate")
+                self._log_served(event, admission)
                 return
             self.launch(admission.execution_id, request.params["stages"])
             run_async(mark_launched(event.id))
             event_consumed(event.type, "launched")
             log.info("bridge.launched", execution_id=admission.execution_id, type=event.type,
-                     redelivered=bool(method.redelivered), readmitted=admission.duplicate)
+                     redelivered=bool(method.redelivered), readmitted=admission.duplicate, joined=admission.joined)
+
+    @staticmethod
+    def _log_served(event: ParsedEvent, admission: Admission) -> None:
+        """An event that needs no launch: a duplicate, or one that joined an execution already launched."""
+        outcome = "duplicate" if admission.duplicate else "joined"
+        log.info("bridge.duplicate" if admission.duplicate else "bridge.joined", event_id=event.id,
+                 execution_id=admission.execution_id, type=event.type)
+        event_consumed(event.type, outcome)
 
     def _dead_letter(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                      body: bytes, reason: str) -> None:

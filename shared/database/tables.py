@@ -184,6 +184,7 @@ executions = _table(
     Index(None, "status", "created_at"),
     Index(None, "created_at", "id"),  # keyset pagination of the newest executions
     Index(None, "event_id"),
+    Index(None, "kind", "status", "created_at"),  # the pending execution of a kind (coalescing)
     Index(None, "replay_of"),
 )
 
@@ -218,6 +219,7 @@ event_inbox = _table(
     Column("launched_at", UTCDateTime),
     Column("body", LongText),  # None once pruned: the id is kept longer, as the deduplication horizon
     Index(None, "received_at"),
+    Index(None, "execution_id"),  # the events an execution served
 )
 
 # Incremental extraction: the last committed `updated_at` per source.

@@ -1,0 +1,95 @@
+"""Coalescing: how a pending execution's params grow by one more event (docs/workflows.md)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.events.coalesce import coalesce, initial, merge_windows
+
+
+def punches(start: str, end: str, devices: list[int] | None = None) -> dict[str, Any]:
+    return {"scope": "punches", "stages": ["merge", "notify"], "event": {"id": "e", "type": "t"},
+            "merge": {"window": {"from": start, "to": end}, "devices": devices, "employees": None}}
+
+
+def employee(no: str, first: str, last: str, fields: list[str] | None = None) -> dict[str, Any]:
+    return {"scope": "employee", "stages": ["extract", "merge", "notify"], "fields": fields,
+            "extract": {"full": False, "employees": [no], "source": "hris"},
+            "merge": {"from": first, "to": last, "employees": [no]}}
+
+
+def test_a_one_event_execution_carries_its_window_as_a_list_and_a_count() -> None:
+    """A single punches event's params gain `windows` = [its window] and `events` = 1, the rest unchanged."""
+    shaped = initial("punches", punches("2026-12-01T08:00:00+00:00", "2026-12-01T09:00:00+00:00", [1]))
+    assert shaped["merge"]["windows"] == [shaped["merge"]["window"]]
+    assert shaped["events"] == 1
+    assert initial("hris", {"scope": "hris"}) == {"scope": "hris"}  # never coalesced: untouched
+
+
+@pytest.mark.parametrize(("windows", "merged"), [
+    # disjoint: both kept, sorted by start
+    ([("10", "11"), ("08", "09")], [("08", "09"), ("10", "11")]),
+    # overlapping and touching: one window from the first start to the last end
+    ([("08", "10"), ("09", "11"), ("11", "12")], [("08", "12")]),
+    # contained: the outer one stays
+    ([("08", "12"), ("09", "10")], [("08", "12")]),
+])
+def test_windows_merge_when_they_overlap_or_touch(windows: list[tuple[str, str]],
+                                                  merged: list[tuple[str, str]]) -> None:
+    """Windows sorted by start; overlapping or touching ones become one."""
+    def at(hour: str) -> str:
+        return f"2026-12-01T{hour}:00:00+00:00"
+    got = merge_windows([{"from": at(a), "to": at(b)} for a, b in windows])
+    assert got == [{"from": at(a), "to": at(b)} for a, b in merged]
+
+
+def test_punch_events_grow_the_hull_the_windows_and_the_devices() -> None:
+    """Two windows an hour apart: hull from the first start to the last end, both windows, devices united."""
+    pending = initial("punches", punches("2026-12-01T08:00:00+00:00", "2026-12-01T08:05:00+00:00", [2]))
+    grown = coalesce("punches", pending, punches("2026-12-01T09:00:00+00:00", "2026-12-01T09:05:00+00:00", [1, 2]))
+    assert grown is not None
+    assert grown["merge"]["window"] == {"from": "2026-12-01T08:00:00+00:00", "to": "2026-12-01T09:05:00+00:00"}
+    assert len(grown["merge"]["windows"]) == 2
+    assert grown["merge"]["devices"] == [1, 2]
+    assert grown["events"] == 2
+    assert pending["events"] == 1  # the pending params are not changed in place
+
+
+def test_one_event_without_devices_makes_the_union_all_devices() -> None:
+    """An event naming no devices means every device, so the union is every device (None)."""
+    pending = initial("punches", punches("2026-12-01T08:00:00+00:00", "2026-12-01T09:00:00+00:00", [1]))
+    grown = coalesce("punches", pending, punches("2026-12-01T08:00:00+00:00", "2026-12-01T09:00:00+00:00"))
+    assert grown is not None
+    assert grown["merge"]["devices"] is None
+
+
+def test_a_hull_beyond_31_days_does_not_join() -> None:
+    """Windows 40 days apart would make a hull over the 31-day bound: the event opens its own execution."""
+    pending = initial("punches", punches("2026-10-01T08:00:00+00:00", "2026-10-01T09:00:00+00:00"))
+    assert coalesce("punches", pending, punches("2026-11-10T08:00:00+00:00", "2026-11-10T09:00:00+00:00")) is None
+
+
+def test_employee_events_unite_employees_ranges_and_fields() -> None:
+    """Two employees, ranges a day apart: both employees, earliest from, latest to, fields united."""
+    pending = initial("employee", employee("E2", "2026-11-24", "2026-11-30", ["name"]))
+    grown = coalesce("employee", pending, employee("E1", "2026-11-25", "2026-12-01", ["dept"]))
+    assert grown is not None
+    assert grown["extract"]["employees"] == grown["merge"]["employees"] == ["E1", "E2"]
+    assert (grown["merge"]["from"], grown["merge"]["to"]) == ("2026-11-24", "2026-12-01")
+    assert grown["fields"] == ["dept", "name"]
+    assert grown["events"] == 2
+
+
+def test_the_employee_union_stops_at_the_bound() -> None:
+    """A pending execution holding 5,000 employees takes no 5,001st: the event opens a new execution."""
+    pending = initial("employee", employee("E0", "2026-11-24", "2026-11-30"))
+    pending["extract"]["employees"] = pending["merge"]["employees"] = [f"E{n}" for n in range(5000)]
+    assert coalesce("employee", pending, employee("E0", "2026-11-24", "2026-11-30")) is not None  # already in
+    assert coalesce("employee", pending, employee("X", "2026-11-24", "2026-11-30")) is None
+
+
+def test_sync_requests_never_coalesce() -> None:
+    """A `sync.requested` kind is not merged."""
+    assert coalesce("hris", {"scope": "hris"}, {"scope": "hris"}) is None
