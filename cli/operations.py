@@ -133,6 +133,8 @@ def show(
     add_row(head, "execution", e["id"])
     event = f" (event {e['event_id']})" if e["event_id"] else ""
     add_row(head, "kind / trigger", f"{e['kind']} / {e['trigger']}{event}")
+    if len(details["events"]) > 1:  # coalesced: every event it serves
+        add_row(head, f"serves {len(details['events'])} events", served_list(details["events"]))
     add_row(head, "status", Text.assemble(status_text(e["status"]), f"  attempt {e['attempt']}"))
     add_row(head, "created / started", f"{when(e['created_at'])} / {when(e['started_at'])}")
     add_row(head, "finished", f"{when(e['finished_at'])}  (took {seconds(e['started_at'], e['finished_at'])})")
@@ -163,10 +165,11 @@ def trace(
     as_json: JsonOpt = False,
 ) -> None:
     """The execution's timeline: stages and shards as bars on a time axis, failures marked."""
-    from shared.records.queries import stage_rows
+    from shared.records.queries import execution_lineage, served_events, stage_rows
 
     execution = _find(execution_id)
-    line = timeline(execution, run_async(stage_rows([execution["id"]])))
+    lineage = [x["id"] for x in run_async(execution_lineage(execution["id"]))]
+    line = timeline(execution, run_async(stage_rows([execution["id"]])), run_async(served_events(lineage)))
     if as_json:
         print_json(line)
         return
@@ -176,6 +179,8 @@ def trace(
     axis = Text(" " * label_width)
     axis.append(f"0s{' ' * (width - 12)}{line['total_ms'] / 1000:>9.2f}s", style="dim")
     out.print(Text(f"execution {line['execution_id']} ", style="bold") + status_text(line["status"]))
+    if len(line["events"]) > 1:
+        out.print(Text(f"serves {len(line['events'])} events: {served_list(line['events'])}", style="dim"))
     out.print(axis)
     for bar in line["bars"]:
         label = f"{bar['stage']} {bar['shard']}" + (f" #{bar['attempt']}" if bar["attempt"] > 1 else "")
@@ -194,6 +199,13 @@ def trace(
         if bar["error"]:  # on its own line, so a narrow terminal still shows it
             out.print(Text(f"{'':<4}{'✗' if bar['status'] == 'failed' else '↻'} {bar['error']}",
                            style=STATUS_STYLE.get(bar["status"], "")), no_wrap=True, overflow="ellipsis")
+
+
+def served_list(events: list[Any], shown: int = 10) -> str:
+    """The first `shown` event ids (rows of `served_events` or ids), and how many more."""
+    ids = [e["event_id"] if isinstance(e, dict) else str(e) for e in events]
+    more = f" … and {len(ids) - shown} more" if len(ids) > shown else ""
+    return ", ".join(ids[:shown]) + more
 
 
 # -- replay / cancel -------------------------------------------------------------------------------------

@@ -146,16 +146,6 @@ async def mark_launched(*event_ids: str) -> None:
                            .values(status="launched", launched_at=utcnow()))
 
 
-async def served_events(execution_id: str) -> list[dict[str, Any]]:
-    """The events an execution serves (one, or several when coalesced): id, type, received_at, oldest first."""
-    engine = await app_engine()
-    i = event_inbox.c
-    async with engine.connect() as conn:
-        rows = (await conn.execute(select(i.event_id, i.type, i.received_at).where(i.execution_id == execution_id)
-                                   .order_by(i.received_at, i.event_id))).all()
-    return [dict(row._mapping) for row in rows]
-
-
 async def inbox_entry(event_id: str) -> dict[str, Any] | None:
     """The inbox row of `event_id`, or None."""
     engine = await app_engine()

@@ -173,20 +173,6 @@ async def succeeded_outputs(execution_id: str, stage: str) -> dict[str, dict[str
     return {shard: output for shard, (_, output) in best.items()}
 
 
-async def succeeded_row(execution_id: str, stage: str, shard: str) -> dict[str, Any] | None:
-    """The row (`rows_in`, `rows_out`, `result`) of a shard that already succeeded in this execution, or None."""
-    s = execution_stages.c
-    engine = await app_engine()
-    async with engine.connect() as conn:
-        row = (await conn.execute(
-            select(s.rows_in, s.rows_out, s.result)
-            .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard,
-                   s.status == StageStatus.SUCCEEDED)
-            .limit(1)
-        )).first()
-    return dict(row._mapping) if row else None
-
-
 def _brief(execution: Mapping[str, Any]) -> dict[str, Any]:
     return {"id": execution["id"], "status": execution["status"], "attempt": execution["attempt"]}
 
@@ -196,8 +182,23 @@ async def execution_details(id_or_prefix: str) -> dict[str, Any]:
     execution = await find_execution(id_or_prefix)
     lineage = await execution_lineage(execution["id"])
     return {"execution": execution, "stages": await stage_rows([execution["id"]]),
+            "events": await served_events([e["id"] for e in lineage]),
             "lineage": [_brief(e) for e in lineage[1:]],
             "replayed_by": [_brief(e) for e in await replays_of(execution["id"])]}
+
+
+async def served_events(execution_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The events the executions serve (a replay: its source's), oldest first: id, type, received_at.
+
+    Several when coalesced (docs/workflows.md); the inbox's `execution_id` says which execution serves one.
+    """
+    i = event_inbox.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(i.event_id, i.type, i.received_at)
+                                   .where(i.execution_id.in_(list(execution_ids)))
+                                   .order_by(i.received_at, i.event_id))).all()
+    return [dict(row._mapping) for row in rows]
 
 
 @dataclass(frozen=True)

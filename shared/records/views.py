@@ -42,9 +42,11 @@ def shown_details(details: Mapping[str, Any]) -> dict[str, Any]:
                        for s in details["stages"]]}
 
 
-def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]],
+             events: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
     """The execution's stage rows as bars on a time axis: offsets and durations in ms from its start
-    (`execution` and `stages` as `find_execution` and `stage_rows` return them)."""
+    (`execution`, `stages` and the `events` it serves as `find_execution`, `stage_rows` and
+    `served_events` return them)."""
     now = dt.datetime.now(dt.UTC)
     starts = [s["started_at"] for s in stages if s["started_at"]]
     origin = execution["started_at"] or (min(starts) if starts else execution["created_at"])
@@ -59,4 +61,4 @@ def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]]) 
                      "offset_ms": max(0, begin), "duration_ms": max(0, end - begin),
                      "error": f"{s['error_type']}: {error}" if s["error_type"] else None})
     return {"execution_id": execution["id"], "status": execution["status"], "start": origin, "total_ms": total,
-            "bars": bars}
+            "events": [e["event_id"] for e in events], "bars": bars}
