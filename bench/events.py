@@ -168,9 +168,10 @@ def start_worker(env: dict[str, str], folder: Path, name: str = "worker", concur
     return worker
 
 
-def event_body(event_id: str, data: dict[str, Any]) -> bytes:
+def event_body(event_id: str, data: dict[str, Any], event_type: str = "hrsync.sync.requested",
+               at: dt.datetime | None = None) -> bytes:
     return json.dumps({"specversion": "1.0", "id": event_id, "source": "bench/other-system",
-                       "type": "hrsync.sync.requested", "time": dt.datetime.now(dt.UTC).isoformat(),
+                       "type": event_type, "time": (at or dt.datetime.now(dt.UTC)).isoformat(),
                        "datacontenttype": "application/json", "data": data}).encode()
 
 
@@ -187,13 +188,15 @@ class Publisher:
         self.channel = self.connection.channel()
         self.channel.confirm_delivery()
 
-    def publish(self, event_id: str, data: dict[str, Any]) -> float:
-        """Publish one event; returns the wall-clock time (s since the epoch) just before publishing."""
-        body = event_body(event_id, data)
+    def publish(self, event_id: str, data: dict[str, Any], event_type: str = "hrsync.sync.requested",
+                at: dt.datetime | None = None) -> float:
+        """Publish one event (its `time`: `at`, or now); returns the wall-clock time (s since the epoch) just
+        before publishing."""
+        body = event_body(event_id, data, event_type, at)
         properties = self.pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
                                                message_id=event_id)
         sent = time.time()
-        self.channel.basic_publish("hrsync.events", "hrsync.sync.requested", body, properties, mandatory=True)
+        self.channel.basic_publish("hrsync.events", event_type, body, properties, mandatory=True)
         return sent
 
     def close(self) -> None:
@@ -273,7 +276,17 @@ def bare_consume(url: str, count: int) -> dict[str, Any]:
     return {"events": seen[0], "seconds": seconds, "per_s": (seen[0] - 1) / seconds if seconds else 0.0}
 
 
-def throughput(url: str, app_url: str, count: int, folder: Path, profile: bool = False) -> dict[str, Any]:
+THROUGHPUT_EVENTS = {  # --type: what the throughput phase publishes (n: the event's number)
+    "sync": ("hrsync.sync.requested", lambda n: {"scope": "hris"}),  # never coalesced: one launch per event
+    "punches": ("hrsync.punches.imported", lambda n: {  # per-punch windows of a shift change: coalesced
+        "from": f"2026-12-01T08:{n % 60:02d}:00+00:00", "to": f"2026-12-01T08:{n % 60:02d}:59+00:00",
+        "devices": [n % 7 + 1]}),
+    "employee": ("hrsync.employee.changed", lambda n: {"employee_no": f"E{n:05d}"}),  # a reorganisation
+}
+
+
+def throughput(url: str, app_url: str, count: int, folder: Path, profile: bool = False,
+               kind: str = "sync") -> dict[str, Any]:
     import pika
 
     from shared.events.bus import connection_parameters, declare_topology
@@ -288,7 +301,8 @@ def throughput(url: str, app_url: str, count: int, folder: Path, profile: bool =
     publisher = Publisher(url)
     started = time.perf_counter()
     for n in range(count):
-        publisher.publish(f"bench-tp-{n:06d}-{uuid.uuid4().hex[:6]}", {"scope": "hris"})
+        event_type, data = THROUGHPUT_EVENTS[kind]
+        publisher.publish(f"bench-tp-{n:06d}-{uuid.uuid4().hex[:6]}", data(n), event_type)
     published = time.perf_counter() - started
     publisher.close()
 
@@ -318,11 +332,13 @@ def throughput(url: str, app_url: str, count: int, folder: Path, profile: bool =
         bridge_result["error"] = bridge.tail(10)
     if profile_file is not None and profile_file.exists():
         bridge_result["profile"] = bridge_profile(profile_file)
-    return {"published_per_s": count / published, "bare": bare, "bridge": bridge_result}
+    bridge_result["executions"] = int(app_query(app_url, "SELECT COUNT(*) FROM executions")[0][0])
+    return {"published_per_s": count / published, "bare": bare, "bridge": bridge_result, "type": kind}
 
 
 PROFILED_STEPS = {  # what the bridge does per event (workers/bridge.py), and where to find it in the profile
-    "handle (all of it)": ("workers/bridge.py", "handle"),
+    "handle_batch (all of it)": ("workers/bridge.py", "handle_batch"),
+    "admit_batch": ("shared/events/inbox.py", "admit_batch"),
     "parse_event": ("shared/events/models.py", "parse_event"),
     "request_for": ("pipelines/plans.py", "request_for"),
     "run_async (admit + mark_launched)": ("shared/runtime/runner.py", "run_async"),
@@ -403,6 +419,8 @@ def main() -> None:
     parser.add_argument("--latency-events", type=int, default=200)
     parser.add_argument("--keep", action="store_true", help="keep the databases and the vhost")
     parser.add_argument("--profile", action="store_true", help="run the throughput bridge under cProfile")
+    parser.add_argument("--type", choices=sorted(THROUGHPUT_EVENTS), default="sync",
+                        help="the throughput phase's events (punches/employee: coalesced)")
     parser.add_argument("--bare", metavar="URL", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.bare:
@@ -410,11 +428,11 @@ def main() -> None:
         return
 
     print(f"python bench/events.py --events {args.events} --latency-events {args.latency_events}"
-          + (" --profile" if args.profile else ""), flush=True)
+          f" --type {args.type}" + (" --profile" if args.profile else ""), flush=True)
     with tempfile.TemporaryDirectory(prefix="hrsync-bench-events-") as tmp, VirtualHost(args.keep) as vhost:
         folder = Path(tmp)
         with app_database("events", args.keep) as app_url:
-            tp = throughput(vhost.url, app_url, args.events, folder, args.profile)
+            tp = throughput(vhost.url, app_url, args.events, folder, args.profile, args.type)
         vhost.purge()  # the launched canvases of phase 1 must not delay phase 2's worker
         with app_database("latency", args.keep) as app_url, small_hris(10, args.keep) as hris_dsn:
             lat = latency(vhost.url, app_url, hris_dsn, args.latency_events, folder)
@@ -423,7 +441,8 @@ def main() -> None:
 
 def report(tp: dict[str, Any], lat: dict[str, Any]) -> str:
     bare, bridge = tp["bare"], tp["bridge"]
-    lines = [f"publishing (confirms, one at a time): {tp['published_per_s']:.0f} events/s", "",
+    lines = [f"publishing {THROUGHPUT_EVENTS[tp['type']][0]} (confirms, one at a time): "
+             f"{tp['published_per_s']:.0f} events/s; the bridge made {bridge.get('executions')} execution(s)", "",
              f"{'consumer':<26}{'events':>8}{'seconds':>9}{'events/s':>10}"]
     for name, r in (("bare pika (ack only)", bare), ("hrsync bridge (launched)", bridge)):
         if "per_s" in r:

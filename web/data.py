@@ -44,7 +44,7 @@ def execution_details(execution_id: str) -> dict[str, Any]:
 
 def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:
     """`hrsync trace ID --json`: the stage rows as bars on a time axis (ms from the execution's start)."""
-    return timeline(details["execution"], details["stages"])
+    return timeline(details["execution"], details["stages"], details["events"])
 
 
 def dead_letters(*, with_source: bool = False) -> list[dict[str, Any]]:

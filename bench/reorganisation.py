@@ -1,0 +1,120 @@
+"""Benchmark of a reorganisation: N `hrsync.employee.changed` published at once → every employee row and
+its recent days recomputed.
+
+One command: `python3 bench/reorganisation.py` (N = 10,000 by default). It makes a RabbitMQ vhost of its own
+and a PostgreSQL HRIS of N employees (bench/pipeline.py), then, each against a fresh app database, with one
+gevent worker (`-P gevent -c 50`) and one `hrsync bridge`:
+
+1. baseline: the same work as one execution — one `sync.requested` `{scope: nightly}` over the same recent
+   days for everyone (extract every employee, merge their days), publish → finished;
+2. reorganisation: N `employee.changed` (one per employee) published as fast as pika confirms them,
+   first publish → the last of their executions finished; the employee rows and the days recomputed are
+   counted in the app database.
+
+Target (issue #15): all reflected within 30 s. Printed: both times, their ratio, executions made, statuses.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.events import Publisher, VirtualHost, app_query, stack_env, start_bridge, start_worker  # noqa: E402
+from bench.pipeline import DATE_TO, SmtpSink, Sources  # noqa: E402
+
+AT = dt.datetime.combine(DATE_TO + dt.timedelta(days=1), dt.time(6), dt.UTC)  # events' time: recent days = data
+RECENT_DAYS = 7  # pipelines/plans.py EMPLOYEE_RECENT_DAYS: an employee.changed merges its last 7 days
+EMPLOYEE_NO = "E{:06d}"  # bench/pipeline.py employee_rows
+
+
+def finished(app_url: str) -> tuple[int, dict[str, int], Any]:
+    """(executions, their count by status, the last finished_at) in the app database."""
+    rows = app_query(app_url, "SELECT status, COUNT(*), MAX(finished_at) FROM executions GROUP BY status")
+    statuses = {status: int(count) for status, count, _ in rows}
+    last = max((at for _, _, at in rows if at is not None), default=None)
+    return sum(statuses.values()), statuses, last
+
+
+def run(url: str, sources_env: dict[str, str], folder: Path, publish: list[tuple[str, str, dict[str, Any]]],
+        timeout: float) -> dict[str, Any]:
+    """Publish the events with a worker and a bridge running; wait until every execution ended."""
+    env = {**stack_env(sources_env["HRSYNC_DATABASE_URL"], url), **sources_env}
+    app_url = env["HRSYNC_DATABASE_URL"]
+    worker = start_worker(env, folder, name=f"worker-{len(publish)}")
+    bridge = start_bridge(env, folder)
+    try:
+        publisher = Publisher(url)
+        started = time.time()
+        for event_id, event_type, data in publish:
+            publisher.publish(event_id, data, event_type, AT)
+        published = time.time() - started
+        publisher.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            admitted = int(app_query(app_url, "SELECT COUNT(*) FROM event_inbox")[0][0])
+            count, statuses, last = finished(app_url)
+            if admitted >= len(publish) and count and statuses.get("succeeded", 0) + statuses.get("failed", 0) >= count:
+                break
+            time.sleep(0.5)
+    finally:
+        bridge.stop()
+        worker.stop()
+    count, statuses, last = finished(app_url)
+    employees = int(app_query(app_url, "SELECT COUNT(*) FROM employees")[0][0])
+    days = int(app_query(app_url, "SELECT COUNT(DISTINCT employee_no, work_date) FROM attendance_days")[0][0])
+    seconds = (last.replace(tzinfo=dt.UTC).timestamp() - started) if last is not None else float("inf")
+    return {"events": len(publish), "publish_s": published, "seconds": seconds, "executions": count,
+            "statuses": statuses, "employees": employees, "employee_days": days}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--employees", type=int, default=10_000)
+    parser.add_argument("--timeout", type=float, default=600)
+    parser.add_argument("--keep", action="store_true", help="keep the databases and the vhost")
+    args = parser.parse_args()
+    print(f"python bench/reorganisation.py --employees {args.employees}", flush=True)
+    today = AT.date()
+    first, last = today - dt.timedelta(days=RECENT_DAYS), today - dt.timedelta(days=1)
+    tag = uuid.uuid4().hex[:6]
+    baseline_events = [(f"bench-reorg-base-{tag}", "hrsync.sync.requested",
+                        {"scope": "nightly", "from": first.isoformat(), "to": last.isoformat(), "notify": False})]
+    reorg_events = [(f"bench-reorg-{n:06d}-{tag}", "hrsync.employee.changed", {"employee_no": EMPLOYEE_NO.format(n)})
+                    for n in range(1, args.employees + 1)]
+    with (tempfile.TemporaryDirectory(prefix="hrsync-bench-reorg-") as tmp, VirtualHost(args.keep) as vhost,
+          Sources(args.employees, args.employees * 10, 0.05, args.keep) as sources, SmtpSink() as sink):
+        folder = Path(tmp)
+        print(f"sources ready in {sources.setup_seconds:.1f}s", flush=True)
+        base = run(vhost.url, sources.env(sources.app_db("reorg_base"), sink.url), folder, baseline_events,
+                   args.timeout)
+        vhost.purge()
+        reorg = run(vhost.url, sources.env(sources.app_db("reorg"), sink.url), folder, reorg_events, args.timeout)
+    print(report(base, reorg))
+
+
+def report(base: dict[str, Any], reorg: dict[str, Any]) -> str:
+    lines = [f"{'run':<44}{'events':>8}{'execs':>7}{'employees':>10}{'emp-days':>10}{'seconds':>9}"]
+    for name, r in (("baseline: one sync.requested (nightly)", base),
+                    (f"reorganisation: {reorg['events']} employee.changed", reorg)):
+        lines.append(f"{name:<44}{r['events']:>8}{r['executions']:>7}{r['employees']:>10}{r['employee_days']:>10}"
+                     f"{r['seconds']:>9.1f}   {r['statuses']}")
+    lines.append(f"published the reorganisation in {reorg['publish_s']:.1f} s")
+    ratio = reorg["seconds"] / base["seconds"] if base["seconds"] else float("inf")
+    met = reorg["seconds"] <= 30 and reorg["statuses"].get("failed", 0) == 0 and reorg["employees"] >= reorg["events"]
+    lines += [f"reorganisation / baseline: {ratio:.2f}x",
+              f"{'met   ' if met else 'MISSED'}  all {reorg['events']} reflected within 30 s: {reorg['seconds']:.1f} s"]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
