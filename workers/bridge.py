@@ -27,7 +27,7 @@ event that joins an execution already launched.
   (`x-delivery-count`) is dead-lettered by the bridge with the last error as its reason, then acked;
   one that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit (no reason).
 
-It reconnects after a broker restart and stops cleanly on SIGTERM (the current message finishes).
+It reconnects after a broker restart and stops cleanly on SIGTERM (the batch in hand finishes).
 """
 
 from __future__ import annotations
@@ -127,7 +127,7 @@ class Bridge:
                 connection.close()
 
     def stop(self, *_: Any) -> None:
-        """Ask `run()` to return after the message in hand (safe from a signal handler)."""
+        """Ask `run()` to return after the batch in hand (safe from a signal handler)."""
         self._stopping.set()
 
     def _on_message(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,

@@ -39,56 +39,6 @@ class Admission:
     joined: bool = False
 
 
-@retry_transient
-async def admit_event(event_id: str, event_type: str, source: str | None, body: bytes, *,
-                      kind: str, trigger: str, params: dict[str, Any]) -> Admission:
-    """Insert inbox + pending execution for a new event id (or join the pending one of a coalesced kind),
-    or return what a former delivery stored."""
-    engine = await app_engine()
-    try:
-        async with engine.begin() as conn:
-            return await admit_in(conn, event_id, event_type, source, body, kind=kind, trigger=trigger,
-                                  params=params)
-    except IntegrityError:
-        return await _existing(event_id)
-
-
-async def admit_in(conn: AsyncConnection, event_id: str, event_type: str, source: str | None, body: bytes, *,
-                   kind: str, trigger: str, params: dict[str, Any]) -> Admission:
-    """`admit_event` in the caller's transaction (`IntegrityError` when the id was admitted before)."""
-    now = utcnow()
-    joined = await _join_pending(conn, kind, trigger, params) if kind in COALESCED else None
-    execution_id, launched = joined or (new_execution_id(), False)
-    await conn.execute(event_inbox.insert().values(
-        event_id=event_id, type=event_type, source=source, status="launched" if launched else "received",
-        execution_id=execution_id, received_at=now, launched_at=now if launched else None,
-        body=body.decode("utf-8"),
-    ))
-    if joined is None:
-        await insert_execution(conn, execution_id, kind=kind, trigger=trigger, params=initial(kind, params),
-                               event_id=event_id, created_at=now)
-    return Admission(event_id, execution_id, launched=launched, duplicate=False, joined=joined is not None)
-
-
-async def _join_pending(conn: AsyncConnection, kind: str, trigger: str,
-                        params: dict[str, Any]) -> tuple[str, bool] | None:
-    """Grow the kind's pending execution by this event: (its id, whether its canvas was launched), or None."""
-    e = executions.c
-    pending = (await conn.execute(
-        select(e.id, e.params).where(e.kind == kind, e.status == "pending", e.trigger == trigger,
-                                     e.replay_of.is_(None))
-        .order_by(e.created_at).limit(1).with_for_update())).first()
-    if pending is None:
-        return None
-    grown = coalesce(kind, dict(pending.params), params)
-    if grown is None:
-        return None
-    await conn.execute(update(executions).where(e.id == pending.id).values(params=grown))
-    launched = (await conn.execute(select(exists().where(
-        event_inbox.c.execution_id == pending.id, event_inbox.c.status == "launched")))).scalar()
-    return str(pending.id), bool(launched)
-
-
 @dataclass(frozen=True)
 class Arrival:
     """One valid event to admit: its inbox fields and the execution it asks for."""
@@ -102,17 +52,32 @@ class Arrival:
     params: dict[str, Any]
 
 
+@retry_transient
+async def admit_event(event_id: str, event_type: str, source: str | None, body: bytes, *,
+                      kind: str, trigger: str, params: dict[str, Any]) -> Admission:
+    """Insert inbox + pending execution for a new event id (or join the pending one of a coalesced kind),
+    or return what a former delivery stored."""
+    try:
+        [admission] = await admit_batch([Arrival(event_id, event_type, source, body, kind, trigger, params)])
+    except IntegrityError:
+        return await _existing(event_id)
+    return admission
+
+
 async def admit_batch(arrivals: Sequence[Arrival]) -> list[Admission]:
     """Admit several events in **one transaction** (the bridge's prefetch window), in order.
 
     An id admitted before (or earlier in the same batch) comes back as a duplicate; an id another bridge
     admits at the same moment raises `IntegrityError` and the whole batch rolls back (admit one by one then).
+    Events of a coalesced kind join the kind's pending execution (or the one this batch opens): its row is
+    locked and its params written once per batch.
     """
     engine = await app_engine()
     i = event_inbox.c
     async with engine.begin() as conn:
         known = {row.event_id: row for row in (await conn.execute(
             select(i.event_id, i.execution_id, i.status).where(i.event_id.in_({a.event_id for a in arrivals}))))}
+        batch = _Batch(conn)
         admitted: dict[str, Admission] = {}
         out = []
         for a in arrivals:
@@ -121,11 +86,80 @@ async def admit_batch(arrivals: Sequence[Arrival]) -> list[Admission]:
                 continue
             row = known.get(a.event_id)
             admission = (Admission(a.event_id, row.execution_id, launched=row.status == "launched", duplicate=True)
-                         if row else await admit_in(conn, a.event_id, a.event_type, a.source, a.body, kind=a.kind,
-                                                    trigger=a.trigger, params=a.params))
+                         if row else await batch.admit(a))
             admitted[a.event_id] = admission
             out.append(admission)
+        await batch.write()
     return out
+
+
+@dataclass
+class _Pending:
+    """A pending execution events may join in this transaction: found (row locked) or opened by the batch."""
+
+    id: str
+    kind: str
+    trigger: str
+    params: dict[str, Any]
+    launched: bool
+    opened_by: str | None = None  # the event id that opened it in this batch (inserted at `write`)
+    grown: bool = False
+
+
+class _Batch:
+    """The rows of one admission transaction: inbox rows, executions opened, pending executions grown."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+        self.now = utcnow()
+        self.inbox: list[dict[str, Any]] = []
+        self.pending: dict[tuple[str, str], _Pending | None] = {}
+        self.opened: list[_Pending] = []
+
+    async def admit(self, a: Arrival) -> Admission:
+        pending = await self._pending(a.kind, a.trigger) if a.kind in COALESCED else None
+        grown = coalesce(a.kind, pending.params, a.params) if pending is not None else None
+        if pending is not None and grown is not None:
+            slot = pending
+            slot.params, slot.grown = grown, True
+        else:
+            slot = _Pending(new_execution_id(), a.kind, a.trigger, initial(a.kind, a.params), launched=False,
+                            opened_by=a.event_id)
+            self.opened.append(slot)
+            if a.kind in COALESCED:
+                self.pending[(a.kind, a.trigger)] = slot
+        self.inbox.append({"event_id": a.event_id, "type": a.event_type, "source": a.source,
+                           "status": "launched" if slot.launched else "received", "execution_id": slot.id,
+                           "received_at": self.now, "launched_at": self.now if slot.launched else None,
+                           "body": a.body.decode("utf-8")})
+        return Admission(a.event_id, slot.id, launched=slot.launched, duplicate=False,
+                         joined=slot.opened_by != a.event_id)
+
+    async def _pending(self, kind: str, trigger: str) -> _Pending | None:
+        """The kind's pending execution, its row locked (looked up once per batch)."""
+        if (kind, trigger) not in self.pending:
+            e = executions.c
+            row = (await self.conn.execute(
+                select(e.id, e.params).where(e.kind == kind, e.status == "pending", e.trigger == trigger,
+                                             e.replay_of.is_(None))
+                .order_by(e.created_at).limit(1).with_for_update())).first()
+            launched = row is not None and bool((await self.conn.execute(select(exists().where(
+                event_inbox.c.execution_id == row.id, event_inbox.c.status == "launched")))).scalar())
+            self.pending[(kind, trigger)] = (None if row is None else
+                                             _Pending(str(row.id), kind, trigger, dict(row.params), launched))
+        return self.pending[(kind, trigger)]
+
+    async def write(self) -> None:
+        """Insert the executions opened and the inbox rows, write the grown params of the pending ones."""
+        for slot in self.opened:
+            await insert_execution(self.conn, slot.id, kind=slot.kind, trigger=slot.trigger, params=slot.params,
+                                   event_id=slot.opened_by, created_at=self.now)
+        if self.inbox:
+            await self.conn.execute(event_inbox.insert(), self.inbox)
+        for found in self.pending.values():
+            if found is not None and found.grown and found.opened_by is None:
+                await self.conn.execute(update(executions).where(executions.c.id == found.id)
+                                        .values(params=found.params))
 
 
 async def _existing(event_id: str) -> Admission:
