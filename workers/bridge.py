@@ -163,8 +163,8 @@ class Bridge:
 
     def _admit_and_launch_all(
             self, valid: list[tuple[Basic.Deliver, BasicProperties, bytes, ParsedEvent, ExecutionRequest]]) -> None:
-        arrivals = [Arrival(event.id, event.type, event.envelope.source, body, kind=request.kind,
-                            trigger=request.trigger, params=request.params) for _, _, body, event, request in valid]
+        arrivals = [Arrival(event.id, event.type, event.envelope.source, event.body, kind=request.kind,
+                            trigger=request.trigger, params=request.params) for _, _, _, event, request in valid]
         admissions = run_async(admit_batch(arrivals))
         launched: set[str] = set()
         to_mark = []

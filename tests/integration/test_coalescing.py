@@ -1,0 +1,103 @@
+"""Coalescing (DESIGN §5, docs/workflows.md "Coalesced executions"): punch and employee events join the
+pending execution of their kind, each event id maps to exactly one execution, inputs fixed once it runs."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+import pytest
+
+from shared.database.tables import event_inbox
+from shared.events.inbox import Arrival, admit_batch, admit_event
+from shared.records.executions import claim_execution
+from shared.records.queries import execution_details, get_execution
+from shared.runtime.runner import run_async
+from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
+from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
+from tests.integration.stack_fixtures import MONDAY, Stack, app_rows, at, hrsync, stack_fixture
+
+pytestmark = pytest.mark.integration
+
+
+def punches(start: str, end: str, devices: list[int]) -> dict[str, Any]:
+    return {"scope": "punches", "stages": ["merge", "notify"],
+            "merge": {"window": {"from": start, "to": end}, "devices": devices, "employees": None}}
+
+
+def arrival(event_id: str, kind: str, params: dict[str, Any]) -> Arrival:
+    return Arrival(event_id, f"test.{kind}", "test", b"{}", kind=kind, trigger="event", params=params)
+
+
+def test_events_of_one_kind_join_the_pending_execution_until_it_is_claimed(app_db: str) -> None:
+    """Two punch events in one batch and a third alone share one execution; after the claim a fourth opens
+    the next one, and the claimed one's params no longer change."""
+    first, second, third, fourth = (f"co-{n}" for n in range(4))
+    a, b = run_async(admit_batch([arrival(first, "punches", punches("2026-12-01T08:00:00+00:00",
+                                                                    "2026-12-01T08:01:00+00:00", [1])),
+                                  arrival(second, "punches", punches("2026-12-01T08:30:00+00:00",
+                                                                     "2026-12-01T08:31:00+00:00", [2]))]))
+    assert (a.joined, b.joined, a.execution_id) == (False, True, b.execution_id)
+    assert not b.launched  # the execution's canvas is not sent yet: the batch launches it once
+    c = run_async(admit_event(third, "test.punches", "test", b"{}", kind="punches", trigger="event",
+                              params=punches("2026-12-01T07:00:00+00:00", "2026-12-01T07:01:00+00:00", [1])))
+    assert c.execution_id == a.execution_id
+    assert run_async(claim_execution(a.execution_id, "task-1")) == "claimed"
+    d = run_async(admit_event(fourth, "test.punches", "test", b"{}", kind="punches", trigger="event",
+                              params=punches("2026-12-01T09:00:00+00:00", "2026-12-01T09:01:00+00:00", [3])))
+    assert d.execution_id != a.execution_id
+    assert not d.joined
+    merge = (run_async(get_execution(a.execution_id)) or {})["params"]["merge"]
+    # hull 07:00..08:31 over three windows; devices {1, 2}; the fourth event is not in it
+    assert merge["window"] == {"from": "2026-12-01T07:00:00+00:00", "to": "2026-12-01T08:31:00+00:00"}
+    assert [w["from"][11:16] for w in merge["windows"]] == ["07:00", "08:00", "08:30"]
+    assert merge["devices"] == [1, 2]
+    served = run_async(execution_details(a.execution_id))["events"]
+    assert sorted(e["event_id"] for e in served) == [first, second, third]
+    assert [r["execution_id"] for r in app_rows(event_inbox, event_inbox.c.event_id == fourth)] == [d.execution_id]
+
+
+def test_sync_requests_are_never_merged_and_a_repeated_id_is_one_event(app_db: str) -> None:
+    """Two sync requests make two executions; the same id twice in one batch is admitted once."""
+    sync = {"scope": "hris", "stages": ["extract"]}
+    one, two, again = run_async(admit_batch([arrival("s-1", "hris", sync), arrival("s-2", "hris", sync),
+                                             arrival("s-1", "hris", sync)]))
+    assert one.execution_id != two.execution_id
+    assert (again.execution_id, again.duplicate, again.launched) == (one.execution_id, True, True)
+    assert len(app_rows(event_inbox, event_inbox.c.event_id.in_(["s-1", "s-2"]))) == 2
+
+
+stack = stack_fixture()
+
+
+@pytest.mark.slow
+def test_punch_events_published_while_no_worker_runs_are_served_by_one_execution(stack: Stack) -> None:
+    """Three `punches.imported` admitted while the worker is stopped join one execution, which then runs
+    once; `show` lists the three events."""
+    assert stack.worker is not None
+    stack.worker.stop()
+    windows = [("08:50", "08:56"), ("08:56", "09:00"), ("17:00", "17:10")]
+    ids = [stack.publish_event("hrsync.punches.imported", {"from": at(MONDAY, start).isoformat(),
+                                                            "to": at(MONDAY, end).isoformat()})
+           for start, end in windows]
+    rows = wait_admitted(ids)
+    assert len({r["execution_id"] for r in rows}) == 1
+    stack.worker.start()
+    execution = stack.wait_for_execution(ids[0])
+    assert execution["status"] == "succeeded"
+    assert execution["params"]["events"] == 3
+    shown = json.loads(hrsync(stack, "show", execution["id"], "--json").stdout)
+    assert sorted(e["event_id"] for e in shown["events"]) == sorted(ids)
+
+
+def wait_admitted(ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:
+    """The inbox rows of `ids` once every one is launched (marked after its canvas was sent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = app_rows(event_inbox, event_inbox.c.event_id.in_(ids), event_inbox.c.status == "launched")
+        if len(rows) == len(ids):
+            return rows
+        time.sleep(0.3)
+    raise AssertionError(f"not all of {ids} admitted: {app_rows(event_inbox, event_inbox.c.event_id.in_(ids))}")
