@@ -20,10 +20,9 @@ from shared.observability.tracing import stage_span
 from shared.records.executions import (
     ExecutionClosed,
     StageResult,
+    begin_stage,
     record_stage_end,
-    record_stage_start,
     record_task_lost,
-    succeeded_result,
 )
 from shared.records.status import OPEN, StageStatus
 from shared.runtime.runner import run_async
@@ -92,14 +91,13 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
 
     async def _tracked(self, execution_id: str, shard: str, attempt: int, task_id: str | None,
                        coro: Coroutine[Any, Any, StageResult], span: Any) -> tuple[StageResult, bool]:
-        # One hop to the runner's loop for the duplicate check, the start row, the stage and the end row.
+        # One hop to the runner's loop; one transaction for the duplicate check and the start row, one for the end.
         try:
-            done = await succeeded_result(execution_id, self.stage, shard)
+            done, status = await begin_stage(execution_id, self.stage, shard, attempt, task_id,
+                                             runs_when=self.runs_when, opens=self.opens_execution)
             if done is not None:
                 coro.close()
                 return done, True
-            status = await record_stage_start(execution_id, self.stage, shard, attempt, task_id,
-                                              runs_when=self.runs_when, opens=self.opens_execution)
             if status is not None and status not in self.runs_when:
                 raise ExecutionClosed(execution_id, status)
         except BaseException:

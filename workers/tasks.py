@@ -109,13 +109,32 @@ def _worker_task(stage: Stage, phase: Phase) -> Task:
     return work
 
 
-def _planner_task(stage: Stage, phase: Phase, worker: Task, then: Task) -> Task:
-    @app.task(base=StageTask, bind=True, name=stage.task_name(phase.planner), stage=stage.name, queue=stage.queue)
+class PlannerTask(StageTask):
+    """A phase's planner. Its plan may be followed by an inline shard (and the stage's final step) in the
+    same task: a retry of the task after such a step failed goes on past its already recorded plan."""
+
+    abstract = True
+
+    def resumes(self, done: StageResult) -> bool:
+        """A redelivered planner (as for any control step) or a retried one (its inline step failed) goes on."""
+        return int(self.request.retries) > 0 or super().resumes(done)
+
+
+def _planner_task(stage: Stage, phase: Phase, worker: Task, then: Task, done: Task) -> Task:
+    @app.task(base=PlannerTask, bind=True, name=stage.task_name(phase.planner), stage=stage.name, queue=stage.queue)
     def plan(self: StageTask, execution_id: str) -> Any:
-        """Plan the phase's shards (`Phase.plan`), then fan out to them and what follows."""
+        """Plan the phase's shards (`Phase.plan`), then fan out to them and what follows. A plan of at most
+        one shard runs it here, with no chord; when the stage's final step follows, it runs here too and the
+        chain goes on from this task's return."""
         plan = Plan.from_json(self.run_stage(execution_id, phase.plan_shard, phase.plan(execution_id),
                                              control=True)["output"])
-        return fan_out(self, [worker.si(execution_id, s) for s in plan.todo], then.si(execution_id))
+        if len(plan.todo) > 1:
+            return fan_out(self, [worker.si(execution_id, s) for s in plan.todo], then.si(execution_id))
+        for shard in plan.todo:
+            self.run_stage(execution_id, str(shard["key"]), phase.work(execution_id, shard))
+        if then is not done:
+            return fan_out(self, [], then.si(execution_id))
+        return self.run_stage(execution_id, ShardKind.DONE, stage.finish(execution_id), control=True)
 
     return plan
 
@@ -126,7 +145,7 @@ def _stage_tasks(stage: Stage) -> StageTasks:
     planners: list[Task] = []
     then = done
     for phase, worker in reversed(list(zip(stage.phases, workers, strict=True))):
-        then = _planner_task(stage, phase, worker, then)
+        then = _planner_task(stage, phase, worker, then, done)
         planners.insert(0, then)
     return StageTasks(tuple(planners), workers, done)
 

@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine, upsert
 from shared.database.tables import execution_stages, executions
-from shared.records.queries import get_execution, succeeded_outputs, succeeded_row
+from shared.records.queries import get_execution, succeeded_outputs
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus, StageStatus
 from shared.runtime.clock import utcnow
@@ -53,14 +53,6 @@ class ExecutionClosed(Exception):
     def __init__(self, execution_id: str, status: str) -> None:
         super().__init__(f"execution {execution_id} is {status}")
         self.status = status
-
-
-async def succeeded_result(execution_id: str, stage: str, shard: str) -> StageResult | None:
-    """The recorded result of a shard that already succeeded in this execution, or None."""
-    row = await succeeded_row(execution_id, stage, shard)
-    if row is None:
-        return None
-    return StageResult(row["rows_in"] or 0, row["rows_out"] or 0, dict(row["result"] or {}))
 
 
 def new_execution_id() -> str:
@@ -125,20 +117,47 @@ async def record_stage_start(
     as they failed): they are closed as `retrying`, since this attempt is their retry. With `opens`, a
     pending execution becomes running (a step run outside a canvas; the canvas's `start` claims instead).
     """
-    s = execution_stages.c
     engine = await app_engine()
     async with engine.begin() as conn:
-        execution = await _lock_execution(conn, execution_id)
-        status = execution.status if execution is not None else None
-        if status is not None and status not in runs_when:
-            return str(status)
-        await conn.execute(
-            upsert(conn, execution_stages, ["task_id", "status", "started_at", "finished_at",
-                                            "error_type", "error_message"]),
-            [{"execution_id": execution_id, "stage": stage, "shard": shard, "attempt": attempt,
-              "task_id": task_id, "status": StageStatus.RUNNING, "started_at": utcnow(), "finished_at": None,
-              "error_type": None, "error_message": None}],
-        )
+        return (await _start_stage(conn, execution_id, stage, shard, attempt, task_id, runs_when, opens, False))[1]
+
+
+@retry_transient
+async def begin_stage(
+    execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None, *,
+    runs_when: tuple[str, ...] = OPEN, opens: bool = True,
+) -> tuple[StageResult | None, str | None]:
+    """The duplicate check and `record_stage_start` in one transaction: (the shard's recorded result and the
+    execution's status, nothing written) when it already succeeded in this execution, else (None, what
+    `record_stage_start` returns)."""
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        return await _start_stage(conn, execution_id, stage, shard, attempt, task_id, runs_when, opens, True)
+
+
+async def _start_stage(conn: AsyncConnection, execution_id: str, stage: str, shard: str, attempt: int,
+                       task_id: str | None, runs_when: tuple[str, ...], opens: bool,
+                       done_first: bool) -> tuple[StageResult | None, str | None]:
+    s = execution_stages.c
+    execution = await _lock_execution(conn, execution_id)
+    status = execution.status if execution is not None else None
+    if done_first:
+        done = (await conn.execute(
+            select(s.rows_in, s.rows_out, s.result)
+            .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard,
+                   s.status == StageStatus.SUCCEEDED).limit(1))).first()
+        if done is not None:
+            return StageResult(done.rows_in or 0, done.rows_out or 0, dict(done.result or {})), status
+    if status is not None and status not in runs_when:
+        return None, str(status)
+    await conn.execute(
+        upsert(conn, execution_stages, ["task_id", "status", "started_at", "finished_at",
+                                        "error_type", "error_message"]),
+        [{"execution_id": execution_id, "stage": stage, "shard": shard, "attempt": attempt,
+          "task_id": task_id, "status": StageStatus.RUNNING, "started_at": utcnow(), "finished_at": None,
+          "error_type": None, "error_message": None}],
+    )
+    if attempt > 1:  # a first attempt has no earlier one to close
         await conn.execute(
             update(execution_stages)
             .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard, s.attempt < attempt,
@@ -146,9 +165,9 @@ async def record_stage_start(
             .values(status=StageStatus.RETRYING, finished_at=utcnow(), error_type="AttemptLost",
                     error_message=f"its end was never recorded; attempt {attempt} took over")
         )
-        if opens and status == ExecutionStatus.PENDING and await _start_running(conn, execution_id):
-            status = ExecutionStatus.RUNNING
-    return None if status is None else str(status)
+    if opens and status == ExecutionStatus.PENDING and await _start_running(conn, execution_id):
+        status = ExecutionStatus.RUNNING
+    return None, None if status is None else str(status)
 
 
 @retry_transient
