@@ -15,8 +15,9 @@ How the events use them (the Celery canvas wraps these; this module imports no C
   zone)` → a group of `import_punches`, then `plan_merge_shards_from_db(from, to)` → a chord of
   `merge_attendance` (days without punches get their absent/off/holiday rows there).
 - `hrsync.punches.imported {from, to, devices}`: `import_punches(PunchWindow(from, to), devices)` →
-  `plan_merge_after_import(outputs)` → `merge_attendance` per shard: exactly the days those punches
-  touch, so a punch that arrives after its day was computed recomputes that day.
+  `plan_merge_touched(outputs)` → `plan_recompute_shards` → `merge_attendance(shard, employees)` per
+  shard: only the (employee, day) pairs the window's punches (and the late logs of the overlap this
+  execution stored) touch, so a punch that arrives after its day was computed recomputes that day.
 - `hrsync.employee.changed {employee_no}`: `plan_merge_shards_from_db(recent days, employees=[no])` →
   `merge_attendance(shard, employees=[no])`.
 
@@ -33,6 +34,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
+from zoneinfo import ZoneInfo
 
 import structlog
 from sqlalchemy import ColumnElement, Table, bindparam, delete, func, select
@@ -300,6 +302,9 @@ async def import_punches(
     last_seen: int | None = None
     departments: set[str | None] = set()
     unknown: set[str] = set()
+    touched: dict[str, tuple[int, int]] = {}  # employee → first/last tap inside the window (epoch s)
+    window_from = int(window.start.timestamp())
+    late = False  # some matched taps fell in the overlap before the window
     async for rows in stream_punch_logs(source, read_from, read_to, include_duress=duress, devices=devices):
         matched: list[dict[str, Any]] = []
         unmatched: list[dict[str, Any]] = []
@@ -315,6 +320,11 @@ async def import_punches(
             departments.add(employee[1])
             first_seen = devdt if first_seen is None else min(first_seen, devdt)
             last_seen = devdt if last_seen is None else max(last_seen, devdt)
+            if devdt >= window_from:
+                first, last = touched.get(employee[0], (devdt, devdt))
+                touched[employee[0]] = (min(first, devdt), max(last, devdt))
+            else:
+                late = True
             matched.append({"employee_no": employee[0], "device_id": device, "punched_at": at,
                             "event_code": evt, "tna_key": tna, "received_at": received_at,
                             "execution_id": execution_id})
@@ -324,6 +334,10 @@ async def import_punches(
         inserted += await _insert_ignore(target, punches, matched)
         unmatched_inserted += await _insert_ignore(target, unmatched_punches, unmatched)
 
+    if late:  # late logs of the overlap: only those this execution stored change days not yet computed
+        for no, first_at, last_at in await _stored_by(target, execution_id, read_from, window.start):
+            first, last = touched.get(no, (first_at, last_at))
+            touched[no] = (min(first, first_at), max(last, last_at))
     affected = None
     if first_seen is not None and last_seen is not None:
         affected = work_dates_affected(datetime.fromtimestamp(first_seen, UTC),
@@ -343,6 +357,7 @@ async def import_punches(
         "unknown_user_count": len(unknown),
         "dates": None if affected is None else {"from": affected[0].isoformat(), "to": affected[1].isoformat()},
         "departments": sorted(departments, key=_department_order),
+        "employees": _touched_days(touched, settings.zone),
     }
     return StageResult(rows_in=logs, rows_out=matched_total + unmatched_total, output=output)
 
@@ -366,6 +381,49 @@ async def _employees_by_user_id(engine: AsyncEngine) -> dict[str, tuple[str, str
     if shared:
         log.warning("attendance.shared_biostar_user_ids", employees=shared)
     return users
+
+
+def _touched_days(touched: Mapping[str, tuple[int, int]], zone: ZoneInfo) -> dict[str, dict[str, str]]:
+    """Per employee, the local dates (`{from, to}`) whose rows the taps of `touched` (epoch s) may change."""
+    config = current_shift_config()
+    days: dict[str, dict[str, str]] = {}
+    for no, (first, last) in sorted(touched.items()):
+        affected = work_dates_affected(datetime.fromtimestamp(first, UTC), datetime.fromtimestamp(last, UTC),
+                                       config, zone)
+        if affected is not None:
+            days[no] = {"from": affected[0].isoformat(), "to": affected[1].isoformat()}
+    return days
+
+
+@retry_transient
+async def _stored_by(engine: AsyncEngine, execution_id: str, start: datetime,
+                     end: datetime) -> list[tuple[str, int, int]]:
+    """(employee, first, last tap in epoch s) of the punches in [start, end) that `execution_id` stored first."""
+    p = punches.c
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(p.employee_no, func.min(p.punched_at), func.max(p.punched_at))
+            .where(p.punched_at >= start, p.punched_at < end, p.execution_id == execution_id)
+            .group_by(p.employee_no))
+    return [(str(no), int(first.timestamp()), int(last.timestamp())) for no, first, last in rows]
+
+
+def plan_merge_touched(outputs: Iterable[Mapping[str, Any]], employee_nos: Sequence[str] | None
+                       ) -> list[tuple[str, date, date]] | None:
+    """The (employee, first, last date) spans the imports' new taps touch (of `employee_nos`, if given):
+    the input of `plan_recompute_shards`; None when an import did not record them (an older release)."""
+    spans: dict[str, tuple[date, date]] = {}
+    wanted = None if employee_nos is None else set(employee_nos)
+    for output in outputs:
+        if "employees" not in output:
+            return None
+        for no, days in output["employees"].items():
+            if wanted is not None and no not in wanted:
+                continue
+            first, last = date.fromisoformat(days["from"]), date.fromisoformat(days["to"])
+            known = spans.get(no, (first, last))
+            spans[no] = (min(known[0], first), max(known[1], last))
+    return [(no, first, last) for no, (first, last) in sorted(spans.items())]
 
 
 async def _insert_ignore(engine: AsyncEngine, table: Table, rows: list[dict[str, Any]]) -> int:

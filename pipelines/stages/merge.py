@@ -3,7 +3,8 @@
     plan (@plan) -> import x N (punches:<window>) -> days (@plan-days) -> shard x M -> done (@done)
 
 A date range starts at the earliest `open` day left before it; the days changed absences still have to
-recompute are extra shards `leave:…` of those employees only. Shards read the stage's inputs (devices,
+recompute are extra shards `leave:…` of those employees only; after an event's window, the day shards name
+the employees whose taps the imports found (only their days are recomputed). Shards read the stage's inputs (devices,
 employees) from the execution's snapshot.
 """
 
@@ -23,6 +24,7 @@ from pipelines.attendance.merge import (
     merge_attendance,
     plan_merge_after_import,
     plan_merge_shards_from_db,
+    plan_merge_touched,
     plan_punch_windows,
     plan_recompute_shards,
 )
@@ -57,7 +59,8 @@ class ImportShard:
 
 @dataclass(frozen=True)
 class DayShard:
-    """Days of one department to recompute; `employees`: only these (a `leave:` shard), else the stage's."""
+    """Days of one department to recompute; `employees`: only these (a `leave:` shard, or the employees an
+    event's taps touched), else the stage's."""
 
     key: str
     days: MergeShard
@@ -109,7 +112,8 @@ async def import_window(execution_id: str, shard: dict[str, Any]) -> StageResult
 
 
 async def plan_merge_days(execution_id: str) -> StageResult:
-    """The (days x department) shards to recompute: the date range, or the days the imports touched.
+    """The (days x department) shards to recompute: the date range, or the (employee, days) the imports' taps
+    touched (shards `days:` naming their employees).
 
     A date-range merge adds shards `leave:…` for the days changed absences still have to recompute
     (only those employees), and lists the marks it takes (`absence_marks`) for `finish_merge` to clear.
@@ -119,10 +123,16 @@ async def plan_merge_days(execution_id: str) -> StageResult:
     if plan is None:
         merge = await stage_params(execution_id, NAME)
         marks: list[PendingRecompute] = []
-        leave: list[DayShard] = []
+        named: list[DayShard] = []
         if "window" in merge:
             imports = STAGE.outputs_of(outputs, ShardKind.PUNCHES)
-            shards = plan_merge_after_import(imports, MERGE_DAYS_PER_SHARD, DAY_SHARD_BUDGET)
+            touched = plan_merge_touched(imports, merge.get("employees"))
+            if touched is None:  # imports recorded by a release that did not list the employees
+                shards = plan_merge_after_import(imports, MERGE_DAYS_PER_SHARD, DAY_SHARD_BUDGET)
+            else:  # only the (employee, day) pairs the new taps touch
+                named = [DayShard(ShardKind.DAYS.of(s.key), s, employee_list)
+                         for s, employee_list in await plan_recompute_shards(touched, MERGE_DAYS_PER_SHARD)]
+                shards = []
         else:
             days = (outputs.get(ShardKind.PLAN) or {}).get("days") or merge
             employee_nos = merge.get("employees")
@@ -130,11 +140,11 @@ async def plan_merge_days(execution_id: str) -> StageResult:
                                                      DAY_SHARD_BUDGET)
             today = dt.datetime.now(get_settings().zone).date()
             todo, marks = await pending_absence_recomputes(today, employee_nos)
-            leave = [DayShard(ShardKind.LEAVE.of(s.key), s, employee_list)
+            named = [DayShard(ShardKind.LEAVE.of(s.key), s, employee_list)
                      for s, employee_list in await plan_recompute_shards(
                          [(m.employee_no, m.date_from, m.date_to) for m in todo], MERGE_DAYS_PER_SHARD)]
         plan = {"shards": [DayShard(ShardKind.DAYS.of(s.key), s).to_json() for s in shards]
-                + [s.to_json() for s in leave],
+                + [s.to_json() for s in named],
                 "absence_marks": [m.as_json() for m in marks]}
     typed = [DayShard.from_json(s) for s in plan["shards"]]
     return plan_of(typed, outputs, absence_marks=plan.get("absence_marks", []))

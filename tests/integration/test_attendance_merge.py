@@ -14,8 +14,9 @@ from pipelines.attendance.merge import (
     PunchWindow,
     import_punches,
     merge_attendance,
-    plan_merge_after_import,
     plan_merge_shards_from_db,
+    plan_merge_touched,
+    plan_recompute_shards,
 )
 from shared.records.executions import StageResult
 from shared.runtime.runner import run_async
@@ -59,9 +60,11 @@ def merge(staff: Staff, first: dt.date, last: dt.date, execution_id: str = EXEC,
 
 
 def merge_after(staff: Staff, *imports: StageResult) -> list[StageResult]:
-    """The merge shards an import reports, restricted to this test's department, each merged."""
-    shards = [s for s in plan_merge_after_import([i.output for i in imports], 7) if s.department == staff.department]
-    return [run_async(merge_attendance(shard, EXEC)) for shard in shards]
+    """The (employee, days) shards the imports' taps touch, restricted to this test's department, each merged."""
+    touched = plan_merge_touched([i.output for i in imports], None)
+    assert touched is not None
+    shards = [(s, nos) for s, nos in run_async(plan_recompute_shards(touched, 7)) if s.department == staff.department]
+    return [run_async(merge_attendance(shard, EXEC, nos)) for shard, nos in shards]
 
 
 def by_date(staff: Staff) -> dict[tuple[str, dt.date], dict[str, Any]]:
@@ -208,6 +211,7 @@ def test_late_punch_recomputes_its_day(biostar_db: str, staff: Staff) -> None:
     seed(biostar_db, (staff.user(1), "2026-06-01 17:04", VERIFY))  # logged at 17:04, arriving late
     late = import_window("2026-06-01 18:00", "2026-06-01 19:00", overlap=dt.timedelta(hours=2))
     assert late.output["punches_new"] == 1
+    assert late.output["employees"] == {staff.no(1): {"from": "2026-06-01", "to": "2026-06-01"}}  # the late log
     results = merge_after(staff, late)
     assert sum(r.rows_out for r in results) >= 1
     day = by_date(staff)[staff.no(1), MONDAY]

@@ -14,6 +14,7 @@ from pipelines.attendance.merge import (
     PunchWindow,
     plan_merge_after_import,
     plan_merge_shards,
+    plan_merge_touched,
     plan_punch_windows,
 )
 
@@ -256,3 +257,28 @@ def output(dates: tuple[str, str] | None, departments: list[str | None]) -> dict
 def test_plan_merge_after_import(outputs: list[dict[str, Any]], expected: list[tuple[str, str, str | None]]) -> None:
     """The import shards' date spans are joined and split into week shards for every department seen."""
     assert plan_merge_after_import(outputs, 7) == [MergeShard(D(a), D(b), dept) for a, b, dept in expected]
+
+
+def _touched(**employees: tuple[str, str]) -> dict[str, Any]:
+    """An import output listing the days each employee's taps touch."""
+    return {"employees": {no: {"from": first, "to": last} for no, (first, last) in employees.items()}}
+
+
+@pytest.mark.parametrize(
+    ("outputs", "employee_nos", "expected"),
+    [
+        ([], None, []),  # no import: nothing to recompute
+        ([_touched(E1=("2026-03-02", "2026-03-02"))], None, [("E1", "2026-03-02", "2026-03-02")]),  # one tap
+        ([_touched(E1=("2026-03-02", "2026-03-02")), _touched(E1=("2026-03-03", "2026-03-04"),
+                                                              E2=("2026-03-03", "2026-03-03"))],
+         None, [("E1", "2026-03-02", "2026-03-04"), ("E2", "2026-03-03", "2026-03-03")]),  # spans joined
+        ([_touched(E1=("2026-03-02", "2026-03-02"), E2=("2026-03-02", "2026-03-02"))], ["E2"],
+         [("E2", "2026-03-02", "2026-03-02")]),  # only the stage's employees
+        ([_touched(E1=("2026-03-02", "2026-03-02")), {"dates": None}], None, None),  # an older import: no list
+    ],
+)
+def test_plan_merge_touched(outputs: list[dict[str, Any]], employee_nos: list[str] | None,
+                            expected: list[tuple[str, str, str]] | None) -> None:
+    """The (employee, days) pairs to recompute are the union of what the imports' taps touched."""
+    spans = plan_merge_touched(outputs, employee_nos)
+    assert spans == (None if expected is None else [(no, D(a), D(b)) for no, a, b in expected])
