@@ -48,7 +48,8 @@ def finished(app_url: str) -> tuple[int, dict[str, int], Any]:
 def run(url: str, sources_env: dict[str, str], folder: Path, publish: list[tuple[str, str, dict[str, Any]]],
         timeout: float) -> dict[str, Any]:
     """Publish the events with a worker and a bridge running; wait until every execution ended."""
-    env = {**stack_env(sources_env["HRSYNC_DATABASE_URL"], url), **sources_env, "HRSYNC_HRIS_ABSENCES_QUERY": "off"}
+    env = {**stack_env(sources_env["HRSYNC_DATABASE_URL"], url), **sources_env, "HRSYNC_HRIS_ABSENCES_QUERY": "off",
+           "HRSYNC_LOG_LEVEL": "INFO"}  # the bridge logs when it is ready
     app_url = env["HRSYNC_DATABASE_URL"]
     worker = start_worker(env, folder, name=f"worker-{len(publish)}")
     bridge = start_bridge(env, folder)
