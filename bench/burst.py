@@ -1,0 +1,223 @@
+"""Benchmark of a shift change: per-punch `punches.imported` events at a steady rate, one worker process.
+
+One command:   python bench/burst.py [--punches 2000] [--rate 40] [--single 20] [--keep]
+
+A RabbitMQ vhost of its own, a fresh migrated MariaDB app database with `--punches + --single` employees
+(4 departments, each with a BioStar user id) and a fresh BioStar MariaDB database. `hrsync bridge` and
+one gevent worker (`-P gevent -c 50`, all hrsync queues) run as subprocesses. Each punch is one BioStar
+log written at its publish time (UTC, device 7) and one `hrsync.punches.imported` event `{from: at - 1 s,
+to: at + 1 s, devices: [7]}` published as a relay would (pika, confirms). A poller reads
+`attendance_days` every 0.2 s: a punch is visible when its employee has a row with `punch_count >= 1`.
+
+1. Baseline, in the same run: `--single` punches one at a time (the next after the previous is visible):
+   publish → visible, p50 (the issue's "one event at a time", target p50 ≤ 1 s).
+2. Burst: `--punches` punches (one per employee) at `--rate` events/s: publish → visible p50/p99, how
+   many are visible, and the drain (last visible - last publish). Targets: p99 ≤ 5 s, drain ≤ 5 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench.events import (  # noqa: E402 - after the path fix, so `python bench/burst.py` works
+    Process,
+    VirtualHost,
+    app_database,
+    app_query,
+    percentile,
+    stack_env,
+    start_bridge,
+    start_worker,
+)
+from bench.pipeline import MARIADB, drop_mariadb, mariadb_admin  # noqa: E402
+
+DEVICE = 7
+VERIFY = 0x1001  # an authentication success
+DEPARTMENTS = 4
+
+
+@contextlib.contextmanager
+def biostar_database(keep: bool) -> Iterator[str]:
+    """A fresh BioStar database with this month's log table."""
+    from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
+    from shared.runtime.runner import run_async, shutdown
+
+    name = f"hrsync_bench_biostar_{uuid.uuid4().hex[:8]}"
+    with contextlib.closing(mariadb_admin()) as conn, conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}`")
+    url = MARIADB + name
+    now = dt.datetime.now(dt.UTC)
+    run_async(create_demo_biostar(url, [BiostarLog("nobody", DEVICE, now - dt.timedelta(days=1), VERIFY)]))
+    shutdown()
+    try:
+        yield url
+    finally:
+        if not keep:
+            drop_mariadb(name)
+
+
+def seed_employees(app_url: str, count: int) -> list[str]:
+    """`count` active employees (E00001…, BioStar users 1…) in `DEPARTMENTS` departments."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    rows = [(f"E{i:05d}", f"Employee {i}", f"D{i % DEPARTMENTS}", "active", str(i), now) for i in range(1, count + 1)]
+    import pymysql
+
+    database = app_url.rsplit("/", 1)[1]
+    with contextlib.closing(pymysql.connect(host="127.0.0.1", user="root", database=database,
+                                            autocommit=True)) as conn, conn.cursor() as cur:
+        cur.executemany("INSERT INTO employees (employee_no, full_name, department, status, biostar_user_id, "
+                        "synced_at) VALUES (%s, %s, %s, %s, %s, %s)", rows)
+    return [row[0] for row in rows]
+
+
+class Relay:
+    """Writes a BioStar log and publishes its `punches.imported`, as a per-punch relay would."""
+
+    def __init__(self, amqp_url: str, biostar_url: str) -> None:
+        import pika
+        import pymysql
+
+        from shared.events.bus import connection_parameters
+
+        self.pika = pika
+        self.connection = pika.BlockingConnection(connection_parameters(amqp_url))
+        self.channel = self.connection.channel()
+        self.channel.confirm_delivery()
+        self.db = pymysql.connect(host="127.0.0.1", user="root", database=biostar_url.rsplit("/", 1)[1],
+                                  autocommit=True)
+
+    def punch(self, user: str) -> float:
+        """Log one punch of `user` now and publish its event; the publish time (s since the epoch)."""
+        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
+        with self.db.cursor() as cur:
+            cur.execute(f"INSERT INTO t_lg{at:%Y%m} (DEVDT, DEVUID, USRID, EVT, TNAKEY) VALUES (%s, %s, %s, %s, NULL)",
+                        (int(at.timestamp()), DEVICE, user, VERIFY))
+        event_id = str(uuid.uuid4())
+        body = json.dumps({"specversion": "1.0", "id": event_id, "source": "bench/relay",
+                           "type": "hrsync.punches.imported", "time": at.isoformat(),
+                           "datacontenttype": "application/json",
+                           "data": {"from": (at - dt.timedelta(seconds=1)).isoformat(),
+                                    "to": (at + dt.timedelta(seconds=1)).isoformat(), "devices": [DEVICE]}})
+        properties = self.pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
+                                               message_id=event_id)
+        sent = time.time()
+        self.channel.basic_publish("hrsync.events", "hrsync.punches.imported", body.encode(), properties,
+                                   mandatory=True)
+        return sent
+
+    def close(self) -> None:
+        self.db.close()
+        if self.connection.is_open:
+            self.connection.close()
+
+
+class Visibility:
+    """Polls `attendance_days` every 0.2 s; `seen[employee]`: when a row of theirs first had a punch."""
+
+    def __init__(self, app_url: str) -> None:
+        self.app_url = app_url
+        self.seen: dict[str, float] = {}
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stop.is_set():
+            rows = app_query(self.app_url, "SELECT DISTINCT employee_no FROM attendance_days WHERE punch_count >= 1")
+            now = time.time()
+            for (no,) in rows:
+                self.seen.setdefault(no, now)
+            time.sleep(0.2)
+
+    def wait(self, employees: list[str], timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and any(no not in self.seen for no in employees):
+            time.sleep(0.1)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(5)
+
+
+def latencies(sent: dict[str, float], seen: dict[str, float]) -> dict[str, Any]:
+    values = [seen[no] - at for no, at in sent.items() if no in seen]
+    return {"events": len(sent), "visible": len(values),
+            "p50_s": round(statistics.median(values), 3) if values else None,
+            "p99_s": round(percentile(values, 0.99), 3) if values else None}
+
+
+def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    with VirtualHost(args.keep) as vhost, app_database("burst", args.keep) as app_url, \
+            biostar_database(args.keep) as biostar_url:
+        employees = seed_employees(app_url, args.single + args.punches)
+        env = stack_env(app_url, vhost.url, HRSYNC_BIOSTAR_URL=biostar_url)
+        bridge = start_bridge(env, folder)
+        worker: Process | None = None
+        relay = Relay(vhost.url, biostar_url)
+        watch = Visibility(app_url)
+        try:
+            worker = start_worker(env, folder)
+            single: dict[str, float] = {}
+            for no in employees[:args.single]:
+                single[no] = relay.punch(str(int(no[1:])))
+                watch.wait([no], 60)
+            burst: dict[str, float] = {}
+            start = time.time()
+            for i, no in enumerate(employees[args.single:]):
+                time.sleep(max(0.0, start + i / args.rate - time.time()))
+                burst[no] = relay.punch(str(int(no[1:])))
+            last_publish = time.time()
+            published_per_s = args.punches / (last_publish - start) if args.punches else 0.0
+            watch.wait(list(burst), args.timeout)
+            seen = dict(watch.seen)
+            visible = [seen[no] for no in burst if no in seen]
+            result = {
+                "single": latencies(single, seen),
+                "burst": {**latencies(burst, seen), "published_per_s": round(published_per_s, 1),
+                          "drain_s": round(max(visible) - last_publish, 3)
+                          if len(visible) == len(burst) and visible else None},
+                "executions": app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status"),
+            }
+        finally:
+            watch.close()
+            relay.close()
+            if worker is not None:
+                worker.stop()
+            bridge.stop()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--punches", type=int, default=2000)
+    parser.add_argument("--rate", type=float, default=40.0)
+    parser.add_argument("--single", type=int, default=20)
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the burst to show")
+    parser.add_argument("--keep", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="hrsync-burst-") as tmp:
+        result = run(args, Path(tmp))
+    single, burst = result["single"], result["burst"]
+    print(json.dumps(result, indent=2, default=str))
+    if single["p50_s"] and burst["p99_s"]:
+        print(f"burst p99 / single p50: {burst['p99_s'] / single['p50_s']:.1f}x")
+
+
+if __name__ == "__main__":
+    main()
