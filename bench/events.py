@@ -56,7 +56,7 @@ REDIS_URL = "redis://127.0.0.1:6379/0"
 HRSYNC_QUEUES = ("hrsync.bridge", "hrsync.events.dead", "hrsync.audit", "hrsync.extract", "hrsync.merge",
                  "hrsync.notify", "hrsync.workflow")
 BENCH_QUEUE = "hrsync.bench.bare"
-PREFETCH = 20  # the bridge's (workers/bridge.py)
+PREFETCH = 100  # the bridge's (workers/bridge.py)
 
 
 # -- the stack: a vhost, processes, publishing -----------------------------------------------------------

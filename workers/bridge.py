@@ -66,7 +66,7 @@ from shared.observability.tracing import bound
 from shared.runtime.runner import run_async
 
 log = structlog.get_logger(__name__)
-PREFETCH = 20
+PREFETCH = 100  # the batch size too: one admission transaction per window
 HANDLE_ATTEMPTS = 8  # tries of one delivery before a non-transient error gives it back (~1 minute)
 RECONNECT = Backoff(base=0.5, cap=15.0)  # between reconnects to the broker
 Launcher = Callable[[str, Sequence[str]], None]
