@@ -167,7 +167,7 @@ class Bridge:
                             trigger=request.trigger, params=request.params) for _, _, _, event, request in valid]
         admissions = run_async(admit_batch(arrivals))
         launched: set[str] = set()
-        to_mark = []
+        to_mark: list[tuple[Basic.Deliver, ParsedEvent, Admission]] = []
         for (method, _, _, event, request), admission in zip(valid, admissions, strict=True):
             if admission.launched:
                 self._log_served(event, admission)
@@ -175,12 +175,13 @@ class Bridge:
             if admission.execution_id not in launched:  # several events of one window may share one execution
                 self.launch(admission.execution_id, request.params["stages"])
                 launched.add(admission.execution_id)
-            to_mark.append(event.id)
+            to_mark.append((method, event, admission))
+        if to_mark:
+            run_async(mark_launched(*(event.id for _, event, _ in to_mark)))
+        for method, event, admission in to_mark:  # "launched" is said once it is recorded, as on the single path
             event_consumed(event.type, "launched")
             log.info("bridge.launched", event_id=event.id, execution_id=admission.execution_id, type=event.type,
                      redelivered=bool(method.redelivered), readmitted=admission.duplicate, joined=admission.joined)
-        if to_mark:
-            run_async(mark_launched(*to_mark))
 
     def handle(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                body: bytes) -> None:
