@@ -110,16 +110,18 @@ def test_a_failing_stage_fails_the_execution_and_stops_the_chain(stack: Stack) -
         stack.hris.execute("ALTER VIEW hrsync_employees_gone RENAME TO hrsync_employees")
     assert execution["status"] == "failed"
     assert execution["failed_stage"] == "extract"
+    # The failure notice is sent once the execution is failed (it follows the chain, it is not part of it):
+    # wait for its mail, which its stage row precedes, before reading the stages.
+    deadline = time.monotonic() + 30
+    while not stack.mails_to(stack.ops) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(stack.mails_to(stack.ops)) == 1
     stages = run_async(get_stages(execution["id"]))
     assert {s["stage"] for s in stages} == {"workflow", "extract", "notify_failure"}  # no merge, notify, finish
     assert {s["shard"] for s in stages if s["stage"] == "workflow"} == {"@start"}
     failed = [s for s in stages if s["status"] == "failed"]
     assert failed
     assert failed[0]["error_type"] == "HrisSourceError"
-    deadline = time.monotonic() + 30
-    while not stack.mails_to(stack.ops) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(stack.mails_to(stack.ops)) == 1
 
 
 def test_merge_shards_overlap_in_time_on_the_gevent_pool(stack: Stack) -> None:
