@@ -20,6 +20,7 @@ from shared.observability.tracing import stage_span
 from shared.records.executions import (
     ExecutionClosed,
     StageResult,
+    StepDeferred,
     begin_stage,
     record_stage_end,
     record_task_lost,
@@ -30,6 +31,7 @@ from shared.runtime.runner import run_async
 log = structlog.get_logger(__name__)
 FAILURE_NOTICE_TASK = "hrsync.notify.failure"  # the task that mails `sync_failed` (see `workers.tasks`)
 RETRY_BACKOFF_CAP = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
+DEFER_SECONDS = 1  # a deferred step is sent again this much later (whole seconds: native delayed delivery)
 
 
 class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
@@ -71,6 +73,9 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                 span.status = "stopped"
                 log.info("stage.stopped", reason=str(exc))
                 raise Ignore() from exc
+            except StepDeferred as exc:
+                span.status = "deferred"
+                raise self.defer() from exc
             except Exception as exc:
                 if self.retryable(exc) and self.request.retries < self.max_retries:
                     span.status = StageStatus.RETRYING
@@ -84,6 +89,12 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                 if control and not self.resumes(result):
                     raise Ignore()
             return result.as_json()
+
+    def defer(self) -> Ignore:
+        """Send this very message again `DEFER_SECONDS` later (same task id, chain and attempt count: waiting
+        is not an attempt) and return the `Ignore` that acks this delivery."""
+        self.signature_from_request(self.request, countdown=DEFER_SECONDS, retries=self.request.retries).apply_async()
+        return Ignore()
 
     def resumes(self, done: StageResult) -> bool:
         """Whether a control step that already succeeded goes on (publishes what follows) when it runs again."""
@@ -105,8 +116,8 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             raise
         try:
             result = await coro
-        except ExecutionClosed:
-            raise  # another launch claimed the execution: its row is that launch's
+        except (ExecutionClosed, StepDeferred):
+            raise  # another launch claimed the execution (its row is that launch's), or the step waits
         except BaseException as exc:
             # `attempt` comes from the caller: on the runner's thread `self.request` is another (empty) request.
             final = not (self.retryable(exc) and attempt - 1 < self.max_retries)

@@ -19,6 +19,7 @@ from pipelines.probe import probe_app_db
 from pipelines.stage import Phase, Plan, Stage
 from pipelines.stages import STAGES
 from pipelines.stages.notify import notify_failure as notify_failure_step
+from shared.events.coalesce import COALESCED
 from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, StageResult, claim_step, finish_step
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
@@ -51,8 +52,10 @@ class WorkflowTask(StageTask):
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.start", queue="hrsync.workflow")
 def start(self: StageTask, execution_id: str) -> dict[str, Any]:
     """Claim the execution (pending → running). Another launch of the same execution stops here; a
-    redelivered `start` of the canvas that claimed it goes on."""
-    return self.run_stage(execution_id, ShardKind.START, claim_step(execution_id, self.request.id), control=True)
+    redelivered `start` of the canvas that claimed it goes on. A coalesced kind runs one execution at a
+    time: while another of its kind runs, the claim waits (the message is sent again a second later)."""
+    return self.run_stage(execution_id, ShardKind.START, claim_step(execution_id, self.request.id, COALESCED),
+                          control=True)
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")

@@ -55,6 +55,14 @@ class ExecutionClosed(Exception):
         self.status = status
 
 
+class StepDeferred(Exception):
+    """The step cannot start yet (another execution of its kind is running): it is sent again later, and
+    the wait is not an attempt."""
+
+    def __init__(self, execution_id: str, reason: str) -> None:
+        super().__init__(f"execution {execution_id} waits: {reason}")
+
+
 def new_execution_id() -> str:
     """A fresh execution id (a random UUID)."""
     return str(uuid.uuid4())
@@ -279,18 +287,23 @@ async def cancel_execution(execution_id: str, reason: str | None = None) -> tupl
 
 
 @retry_transient
-async def claim_execution(execution_id: str, task_id: str) -> str:
+async def claim_execution(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> str:
     """pending → running, once, by the canvas whose `start` task is `task_id`.
 
     Returns `claimed` (this call moved it) or `continued` (this task claimed it before: a redelivered
     `start` of the same canvas goes on); raises `ExecutionClosed` when another canvas claimed it or the
     execution is finished or cancelled. The claimer is stored in the `workflow/@start` stage row in the
     same transaction as the claim, so a crash between the two cannot happen.
+
+    For a kind in `one_running`, at most one execution runs at a time: while another of the kind is
+    running, the claim raises `StepDeferred` (and the pending one goes on gathering events).
     """
     s = execution_stages.c
     start = (s.execution_id == execution_id, s.stage == WORKFLOW, s.shard == ShardKind.START)
     engine = await app_engine()
     async with engine.begin() as conn:
+        if one_running:
+            await _wait_for_kind(conn, execution_id, one_running)
         if await _start_running(conn, execution_id):
             await conn.execute(update(execution_stages).where(*start, s.task_id == task_id)
                                .values(result={CLAIMED_BY: task_id}))
@@ -304,9 +317,26 @@ async def claim_execution(execution_id: str, task_id: str) -> str:
                           else str(getattr(execution, "status", "missing")))
 
 
-async def claim_step(execution_id: str, task_id: str) -> StageResult:
+async def _wait_for_kind(conn: AsyncConnection, execution_id: str, one_running: tuple[str, ...]) -> None:
+    """Raise `StepDeferred` when `execution_id` is pending and another execution of its kind (one of
+    `one_running`) is running. The open executions of the kind are locked, in one statement and so in one
+    order, so two claims of the kind take turns instead of both seeing none running."""
+    e = executions.c
+    kind = (await conn.execute(select(e.kind).where(e.id == execution_id))).scalar()
+    if kind not in one_running:
+        return
+    rows = (await conn.execute(
+        select(e.id, e.status).where(e.kind == kind, e.status.in_((ExecutionStatus.PENDING, ExecutionStatus.RUNNING)))
+        .order_by(e.status, e.created_at).with_for_update())).all()
+    mine = next((r.status for r in rows if r.id == execution_id), None)
+    other = next((r.id for r in rows if r.id != execution_id and r.status == ExecutionStatus.RUNNING), None)
+    if mine == ExecutionStatus.PENDING and other is not None:
+        raise StepDeferred(execution_id, f"{kind} execution {other} is running")
+
+
+async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> StageResult:
     """The `start` step: claim the execution (see `claim_execution`)."""
-    outcome = await claim_execution(execution_id, task_id)
+    outcome = await claim_execution(execution_id, task_id, one_running)
     return StageResult(output={CLAIMED_BY: task_id, "claim": outcome})
 
 

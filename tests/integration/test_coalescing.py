@@ -3,6 +3,8 @@ pending execution of their kind, each event id maps to exactly one execution, in
 
 from __future__ import annotations
 
+import datetime as dt
+import itertools
 import json
 import time
 from typing import Any
@@ -10,8 +12,9 @@ from typing import Any
 import pytest
 
 from shared.database.tables import event_inbox
+from shared.events.coalesce import COALESCED
 from shared.events.inbox import Arrival, admit_batch, admit_event
-from shared.records.executions import claim_execution
+from shared.records.executions import StepDeferred, cancel_execution, claim_execution
 from shared.records.queries import execution_details, get_execution
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
@@ -57,8 +60,40 @@ def test_events_of_one_kind_join_the_pending_execution_until_it_is_claimed(app_d
     served = run_async(execution_details(a.execution_id))["events"]
     assert sorted(e["event_id"] for e in served) == [first, second, third]
     assert [r["execution_id"] for r in app_rows(event_inbox, event_inbox.c.event_id == fourth)] == [d.execution_id]
-    # Leave no pending punches execution in the session's database for a later test's events to join.
-    assert run_async(claim_execution(d.execution_id, "task-2")) == "claimed"
+    # One punches execution runs at a time: the fourth's claim waits while the first runs.
+    with pytest.raises(StepDeferred):
+        run_async(claim_execution(d.execution_id, "task-2", COALESCED))
+    assert (run_async(get_execution(d.execution_id)) or {})["status"] == "pending"
+    run_async(cancel_execution(a.execution_id, "test over"))
+    assert run_async(claim_execution(d.execution_id, "task-2", COALESCED)) == "claimed"
+    # Leave no open punches execution in the session's database for a later test's events to join or wait for.
+    run_async(cancel_execution(d.execution_id, "test over"))
+
+
+def test_one_running_per_kind_holds_other_kinds_and_sync_requests_apart(app_db: str) -> None:
+    """A running employee execution holds back the next employee execution only: a punches one and two
+    sync requests are claimed beside it."""
+    people = {"scope": "employee", "stages": ["extract", "merge"], "fields": None,
+              "extract": {"employees": ["E1"]}, "merge": {"employees": ["E1"], "from": "2026-11-24",
+                                                           "to": "2026-11-30"}}
+    first = run_async(admit_event("one-1", "test.employee", "test", b"{}", kind="employee", trigger="event",
+                                  params=people)).execution_id
+    assert run_async(claim_execution(first, "t-1", COALESCED)) == "claimed"
+    second = run_async(admit_event("one-2", "test.employee", "test", b"{}", kind="employee", trigger="event",
+                                   params=people)).execution_id
+    punch = run_async(admit_event("one-3", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-01T08:00:00+00:00", "2026-12-01T08:01:00+00:00",
+                                                 [1]))).execution_id
+    sync = {"scope": "hris", "stages": ["extract"]}
+    one, two = (a.execution_id for a in run_async(admit_batch([arrival("one-4", "hris", sync),
+                                                               arrival("one-5", "hris", sync)])))
+    with pytest.raises(StepDeferred):
+        run_async(claim_execution(second, "t-2", COALESCED))
+    assert [run_async(claim_execution(e, f"t-{e}", COALESCED)) for e in (punch, one, two)] == ["claimed"] * 3
+    for execution_id in (first, punch, one, two):
+        run_async(cancel_execution(execution_id, "test over"))
+    assert run_async(claim_execution(second, "t-2", COALESCED)) == "claimed"
+    run_async(cancel_execution(second, "test over"))
 
 
 def test_sync_requests_are_never_merged_and_a_repeated_id_is_one_event(app_db: str) -> None:
@@ -103,3 +138,29 @@ def wait_admitted(ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:
             return rows
         time.sleep(0.3)
     raise AssertionError(f"not all of {ids} admitted: {app_rows(event_inbox, event_inbox.c.event_id.in_(ids))}")
+
+
+@pytest.mark.slow
+def test_punch_events_in_a_stream_run_one_execution_at_a_time(stack: Stack) -> None:
+    """Punch events published faster than an execution runs: each execution of the kind starts only
+    after the one before it ended (one running per kind), and every event is served by one of them."""
+    ids = []
+    for minute in range(12):
+        start = at(MONDAY, f"10:{minute:02d}")
+        end = start + dt.timedelta(minutes=1)
+        ids.append(stack.publish_event("hrsync.punches.imported", {"from": start.isoformat(), "to": end.isoformat()}))
+        time.sleep(0.05)
+    served = {r["execution_id"] for r in wait_admitted(ids)}
+    deadline = time.monotonic() + 120
+    runs: list[dict[str, Any]] = []
+    while time.monotonic() < deadline:
+        runs = [run_async(get_execution(e)) or {} for e in served]
+        if all(r["status"] in ("succeeded", "failed") for r in runs):
+            break
+        time.sleep(0.3)
+    assert [r["status"] for r in runs] == ["succeeded"] * len(runs), runs
+    assert len(runs) >= 2  # the first started at once with the first event(s); later ones waited for it
+    runs.sort(key=lambda r: r["started_at"])
+    for before, after in itertools.pairwise(runs):
+        assert after["started_at"] >= before["finished_at"], (before, after)
+    assert sum(int(r["params"]["events"]) for r in runs) == len(ids)
