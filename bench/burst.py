@@ -23,7 +23,6 @@ import datetime as dt
 import json
 import statistics
 import sys
-import tempfile
 import threading
 import time
 import uuid
@@ -40,6 +39,7 @@ from bench.events import (  # noqa: E402 - after the path fix, so `python bench/
     VirtualHost,
     app_database,
     app_query,
+    bench_main,
     percentile,
     stack_env,
     start_bridge,
@@ -204,17 +204,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--punches", type=int, default=2000)
-    parser.add_argument("--rate", type=float, default=40.0)
-    parser.add_argument("--single", type=int, default=20)
-    parser.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for the burst to show")
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hrsync-burst-") as tmp:
-        result = run(args, Path(tmp))
+    result = bench_main(__doc__, "burst", run, timeout=300.0, punches=2000, rate=40.0, single=20)
     single, burst = result["single"], result["burst"]
-    print(json.dumps(result, indent=2, default=str))
     if single["p50_s"] and burst["p99_s"]:
         print(f"burst p99 / single p50: {burst['p99_s'] / single['p50_s']:.1f}x")
 

@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -246,6 +246,24 @@ def small_hris(employees: int, keep: bool) -> Iterator[str]:
 def percentile(values: Sequence[float], share: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))]
+
+
+def bench_main(doc: str | None, name: str, run: Callable[[argparse.Namespace, Path], dict[str, Any]],
+               timeout: float, **options: float) -> dict[str, Any]:
+    """The command line of a stack benchmark (bench/burst.py, bench/soak.py): `--<option>` for each of
+    `options` (typed and defaulted by its value), `--timeout` (seconds to wait for the last results) and
+    `--keep`; calls `run(args, folder)` with a temporary folder (its processes' logs), prints its result as
+    JSON and returns it."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0] if doc else None)
+    for option, default in options.items():
+        parser.add_argument(f"--{option}", type=type(default), default=default)
+    parser.add_argument("--timeout", type=float, default=timeout, help="seconds to wait for the last results")
+    parser.add_argument("--keep", action="store_true", help="keep the databases and the vhost")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix=f"hrsync-{name}-") as tmp:
+        result = run(args, Path(tmp))
+    print(json.dumps(result, indent=2, default=str))
+    return result
 
 
 # -- 1. throughput -----------------------------------------------------------------------------------

@@ -1,63 +1,148 @@
-"""Soak: many small executions through one worker process; does its memory or Redis stay flat?
+"""Soak: many small executions through one worker process; do its memory and Redis stay flat?
 
-One command:   python bench/soak.py [--executions 10000] [--rate 6] [--employees 40] [--keep]
+One command:   python bench/soak.py [--executions 10000] [--rate 6] [--employees 40] [--samples 20] [--keep]
 
-A RabbitMQ vhost of its own, a fresh migrated MariaDB app database, a PostgreSQL HRIS of `--employees`
-people, `hrsync bridge` and one gevent worker (`-P gevent -c 50`) as subprocesses. `--executions`
-`hrsync.sync.requested {scope: hris}` events are published at `--rate` per second (the issue's
-measurement: 40 people, 6/s). Every 10 % of the run: the worker's RSS (`/proc/<pid>/status` VmRSS),
-Redis's pub/sub channels (`PUBSUB CHANNELS`, all of them: the worker is the only Celery client of this
-run's results) and the executions finished. The baseline is the run's own warm-up: the RSS after the
-first 10 %; target: every later sample within ±10 % of it, and the channel count not growing.
+A redis-server of its own (a free loopback port, no persistence) as the result backend, a RabbitMQ vhost
+of its own, a fresh migrated MariaDB app database, a PostgreSQL HRIS of `--employees` people, `hrsync
+bridge` and one gevent worker (`-P gevent -c 50`) as subprocesses. `--executions` `hrsync.sync.requested
+{scope: hris}` events are published at `--rate` per second (the issue's measurement: 40 people, 6/s).
+`--samples` times in the run (and once drained): the executions finished, the worker's and the bridge's
+RSS (`/proc/<pid>/status` VmRSS) and, all of them this run's alone, Redis's pub/sub channels (`PUBSUB
+CHANNELS`) and their subscriptions (`PUBSUB NUMSUB`), its clients (`INFO clients`, without the sampler),
+the connections and subscriptions of the worker and of the bridge (`CLIENT LIST`, matched to the
+processes' sockets), the keys (`DBSIZE`) and Redis's memory. Each sample is printed as it is taken.
+After the processes stop: the keys by kind and how many have no expiry, and any channel left.
+
+The baseline is the run's own warm-up: the first sample at or after 10 % of the executions; target:
+every later worker RSS within ±10 % of it, and the channel count not growing.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import re
+import socket
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
 from typing import Any
+
+import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from bench.events import (  # noqa: E402 - after the path fix, so `python bench/soak.py` works
-    REDIS_URL,
     Process,
     Publisher,
     VirtualHost,
     app_database,
     app_query,
+    bench_main,
     small_hris,
     stack_env,
     start_bridge,
     start_worker,
 )
 
-SAMPLES = 10
+SAMPLES = 20
+MB = 1024 * 1024
+HEX_RUN = re.compile(r"[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}")  # a task or execution id
+
+
+class OwnRedis:
+    """A redis-server of this run alone (a free loopback port, no persistence, its files in `folder`), so
+    that its channels, clients and keys are this run's; `sample()` reads them, per hrsync process."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.port = 0
+        self.server: Process | None = None
+        self.client: Any = None
+        self.own_id = 0
+
+    def __enter__(self) -> OwnRedis:
+        import redis
+
+        with contextlib.closing(socket.socket()) as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.server = Process("redis", ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                                        "--save", "", "--appendonly", "no", "--dir", str(self.folder),
+                                        "--daemonize", "no"], {}, self.folder)
+        try:
+            self.server.wait_for("Ready to accept connections", timeout=30)
+            self.client = redis.Redis(host="127.0.0.1", port=self.port, db=0)
+            self.own_id = self.client.client_id()
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def sample(self, pids: dict[str, int]) -> dict[str, Any]:
+        """Channels, their subscriptions (`PUBSUB NUMSUB`), clients (`INFO clients`, without this sampler's
+        connection) and the connections and subscriptions of each of `pids` (name → pid), keys, memory."""
+        channels = self.client.pubsub_channels()
+        numsub = sum(n for _, n in self.client.pubsub_numsub(*channels)) if channels else 0
+        owner: dict[int, str] = {}
+        for name, pid in pids.items():
+            with contextlib.suppress(psutil.NoSuchProcess):  # a process that died: its clients count as other
+                owner.update((conn.laddr.port, name) for conn in psutil.Process(pid).net_connections("tcp")
+                             if conn.raddr and conn.raddr.port == self.port)
+        per: dict[str, list[int]] = {name: [0, 0] for name in [*pids, "other"]}  # name → [connections, subs]
+        for client in self.client.client_list():
+            if int(client["id"]) != self.own_id:
+                counts = per[owner.get(int(client["addr"].rsplit(":", 1)[1]), "other")]
+                counts[0] += 1
+                counts[1] += int(client["sub"]) + int(client["psub"])
+        return {"channels": len(channels), "numsub": numsub,
+                "clients": int(self.client.info("clients")["connected_clients"]) - 1,
+                **{f"{name}_conns": counts[0] for name, counts in per.items()},
+                **{f"{name}_subs": counts[1] for name, counts in per.items()},
+                "keys": int(self.client.dbsize()),
+                "redis_mb": round(int(self.client.info("memory")["used_memory"]) / MB, 1)}
+
+    def leftovers(self) -> dict[str, Any]:
+        """The keys by kind (ids replaced by `*`), with how many of each have no expiry; channels left."""
+        kinds: dict[str, list[int]] = {}
+        keys = [key.decode() for key in self.client.scan_iter(count=1000)]
+        for at in range(0, len(keys), 1000):
+            batch = keys[at:at + 1000]
+            pipe = self.client.pipeline(transaction=False)
+            for key in batch:
+                pipe.ttl(key)
+            for key, ttl in zip(batch, pipe.execute(), strict=True):
+                kind = kinds.setdefault(HEX_RUN.sub("*", key), [0, 0])
+                kind[0] += 1
+                kind[1] += ttl == -1
+        return {"keys": {kind: {"count": n, "no_expiry": forever} for kind, (n, forever) in sorted(kinds.items())},
+                "channels": sorted(c.decode() for c in self.client.pubsub_channels())[:20]}
+
+    def __exit__(self, *_: object) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.server is not None:
+            self.server.stop()
 
 
 def rss_mb(pid: int) -> float:
-    """The resident set of process `pid`, in MB."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return 0.0
-
-
-def redis_channels() -> int:
-    import redis
-
-    client = redis.Redis.from_url(REDIS_URL)
+    """The resident set of process `pid`, in MB (0 when it has ended)."""
     try:
-        return len(client.pubsub_channels())
-    finally:
-        client.close()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return 0.0
+    for line in status.splitlines():
+        if line.startswith("VmRSS:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
 
 
 def finished(app_url: str) -> int:
@@ -66,54 +151,68 @@ def finished(app_url: str) -> int:
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
-    with VirtualHost(args.keep) as vhost, app_database("soak", args.keep) as app_url, \
-            small_hris(args.employees, args.keep) as hris_dsn:
-        env = stack_env(app_url, vhost.url, HRSYNC_HRIS_ODBC=hris_dsn)
+    with OwnRedis(folder) as own_redis, VirtualHost(args.keep) as vhost, \
+            app_database("soak", args.keep) as app_url, small_hris(args.employees, args.keep) as hris_dsn:
+        env = stack_env(app_url, vhost.url, HRSYNC_HRIS_ODBC=hris_dsn, HRSYNC_RESULT_BACKEND=own_redis.url)
         bridge = start_bridge(env, folder)
         worker: Process | None = None
         publisher = Publisher(vhost.url)
+
+        def sample(published: int) -> None:
+            assert worker is not None
+            pids = {"worker": worker.process.pid, "bridge": bridge.process.pid}
+            samples.append({"at": time.strftime("%H:%M:%S", time.gmtime()), "published": published,
+                            "finished": finished(app_url), "worker_rss_mb": rss_mb(pids["worker"]),
+                            "bridge_rss_mb": rss_mb(pids["bridge"]), **own_redis.sample(pids)})
+            print(json.dumps(samples[-1]), flush=True)
+
         try:
             worker = start_worker(env, folder)
-            samples.append({"published": 0, "finished": 0, "rss_mb": round(rss_mb(worker.process.pid), 1),
-                            "redis_channels": redis_channels()})
+            sample(0)
             start = time.time()
-            step = max(1, args.executions // SAMPLES)
+            step = max(1, args.executions // args.samples)
             for i in range(args.executions):
                 time.sleep(max(0.0, start + i / args.rate - time.time()))
                 publisher.publish(str(uuid.uuid4()), {"scope": "hris"})
                 if (i + 1) % step == 0:
-                    samples.append({"published": i + 1, "finished": finished(app_url),
-                                    "rss_mb": round(rss_mb(worker.process.pid), 1),
-                                    "redis_channels": redis_channels()})
+                    sample(i + 1)
+            published_s = time.time() - start
             deadline = time.monotonic() + args.timeout
             while finished(app_url) < args.executions and time.monotonic() < deadline:
                 time.sleep(1)
-            samples.append({"published": args.executions, "finished": finished(app_url),
-                            "rss_mb": round(rss_mb(worker.process.pid), 1), "redis_channels": redis_channels()})
+            sample(args.executions)
             statuses = app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status")
         finally:
             publisher.close()
             if worker is not None:
                 worker.stop()
             bridge.stop()
-    warm = samples[1]["rss_mb"] if len(samples) > 1 else samples[0]["rss_mb"]
-    later = [s["rss_mb"] for s in samples[2:]]
-    return {"samples": samples, "statuses": statuses, "warm_rss_mb": warm,
-            "rss_range_vs_warm": [round(min(later) / warm, 3), round(max(later) / warm, 3)] if later else None,
-            "seconds": round(time.time() - start, 1)}
+        leftovers = own_redis.leftovers()  # the processes stopped: what they left in Redis
+    warm = next((s for s in samples if s["published"] >= args.executions / 10), samples[-1])
+    later = samples[samples.index(warm) + 1:]
+    return {"samples": samples, "statuses": statuses, "warm_up": warm["published"],
+            "worker_rss_vs_warm": [round(min(s["worker_rss_mb"] for s in later) / warm["worker_rss_mb"], 3),
+                                   round(max(s["worker_rss_mb"] for s in later) / warm["worker_rss_mb"], 3)]
+            if later else None,
+            "published_s": round(published_s, 1), "seconds": round(time.time() - start, 1),
+            "after_stop": leftovers}
+
+
+COLUMNS = ("at", "published", "finished", "worker_rss_mb", "bridge_rss_mb", "channels", "numsub", "clients",
+           "worker_conns", "worker_subs", "bridge_conns", "bridge_subs", "other_conns", "keys", "redis_mb")
+
+
+def table(samples: list[dict[str, Any]]) -> str:
+    """The samples as a markdown table."""
+    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---:|" * len(COLUMNS)]
+    lines += ["| " + " | ".join(str(s[c]) for c in COLUMNS) + " |" for s in samples]
+    return "\n".join(lines)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--executions", type=int, default=10000)
-    parser.add_argument("--rate", type=float, default=6.0)
-    parser.add_argument("--employees", type=int, default=40)
-    parser.add_argument("--timeout", type=float, default=600.0, help="seconds to wait for the last executions")
-    parser.add_argument("--keep", action="store_true")
-    args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="hrsync-soak-") as tmp:
-        result = run(args, Path(tmp))
-    print(json.dumps(result, indent=2, default=str))
+    result = bench_main(__doc__, "soak", run, timeout=600.0, executions=10000, rate=6.0, employees=40,
+                        samples=SAMPLES)
+    print(table(result["samples"]))
 
 
 if __name__ == "__main__":
