@@ -1,6 +1,6 @@
 """Coalescing: the params of a pending execution grown by one more event of its kind (docs/workflows.md).
 
-Pure functions on the params shapes `pipelines.plans.request_for` builds. Only the kinds in `COALESCED`
+Pure code (no I/O) on the params shapes `pipelines.plans.request_for` builds. Only the kinds in `COALESCED`
 are merged; `sync.requested` executions never are.
 """
 
@@ -29,39 +29,67 @@ def initial(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 def coalesce(kind: str, pending: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     """`pending` grown by the event whose own params are `new`, or None when the union would leave the
     bounds of one event (the event then opens a new execution)."""
-    if kind == "punches":
-        grown = _punches(pending, new)
-    elif kind == "employee":
-        grown = _employees(pending, new)
-    else:
+    if kind not in COALESCED:
         return None
-    if grown is not None:
-        grown["events"] = int(pending.get("events", 1)) + 1
-    return grown
+    gathering = Gathering(kind, pending)
+    return gathering.params() if gathering.join(new) else None
 
 
-def _punches(pending: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    merge = pending["merge"]
-    windows = merge_windows([*merge.get("windows", [merge["window"]]), new["merge"]["window"]])
-    hull = {"from": windows[0]["from"], "to": max(w["to"] for w in windows)}
-    if _when(hull["to"]) - _when(hull["from"]) > MAX_WINDOW:
-        return None
-    grown = copy.deepcopy(pending)
-    grown["merge"].update(window=hull, windows=windows,
-                          devices=_union_or_all(merge.get("devices"), new["merge"].get("devices")))
-    return grown
+class Gathering:
+    """The params of a pending execution growing by events of its kind: each `join` costs O(1) (bounds
+    kept as running minima, maxima and sets), and `params()` writes the union out once — a batch of the
+    bridge grows an execution of thousands of windows without copying them per event."""
 
+    def __init__(self, kind: str, params: dict[str, Any]) -> None:
+        self.kind = kind
+        self.base = params
+        self.events = int(params.get("events", 1))
+        merge = params["merge"]
+        if kind == "punches":
+            self.windows = [dict(w) for w in merge.get("windows", [merge["window"]])]
+            self.start = min((w["from"] for w in self.windows), key=_when)
+            self.end = max((w["to"] for w in self.windows), key=_when)
+            self.devices = _set_or_all(merge.get("devices"))
+        else:
+            self.employees = _set_or_all(merge["employees"])
+            self.first, self.last = merge["from"], merge["to"]
+            self.fields = _set_or_all(params.get("fields"))
 
-def _employees(pending: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
-    employees = _union_or_all(pending["merge"]["employees"], new["merge"]["employees"])
-    if employees is None or len(employees) > MAX_EMPLOYEES:
-        return None
-    grown = copy.deepcopy(pending)
-    grown["extract"]["employees"] = employees
-    grown["merge"].update(employees=employees, **{"from": min(pending["merge"]["from"], new["merge"]["from"]),
-                                                  "to": max(pending["merge"]["to"], new["merge"]["to"])})
-    grown["fields"] = _union_or_all(pending.get("fields"), new.get("fields"))
-    return grown
+    def join(self, new: dict[str, Any]) -> bool:
+        """Grow by one event's params; False (nothing changed) when the union would leave one event's bounds."""
+        if self.kind == "punches":
+            window = new["merge"]["window"]
+            start = min(self.start, window["from"], key=_when)
+            end = max(self.end, window["to"], key=_when)
+            if _when(end) - _when(start) > MAX_WINDOW:
+                return False
+            self.windows.append(dict(window))
+            self.start, self.end = start, end
+            self.devices = _union(self.devices, _set_or_all(new["merge"].get("devices")))
+        else:
+            employees = _union(self.employees, _set_or_all(new["merge"]["employees"]))
+            if employees is None or len(employees) > MAX_EMPLOYEES:
+                return False
+            self.employees = employees
+            self.first, self.last = min(self.first, new["merge"]["from"]), max(self.last, new["merge"]["to"])
+            self.fields = _union(self.fields, _set_or_all(new.get("fields")))
+        self.events += 1
+        return True
+
+    def params(self) -> dict[str, Any]:
+        """The grown params (a new dict; the params it started from are not changed)."""
+        grown = copy.deepcopy(self.base)
+        grown["events"] = self.events
+        if self.kind == "punches":
+            windows = merge_windows(self.windows)
+            grown["merge"].update(window={"from": windows[0]["from"], "to": max((w["to"] for w in windows), key=_when)},
+                                  windows=windows, devices=_listed(self.devices))
+        else:
+            employees = _listed(self.employees)
+            grown["extract"]["employees"] = employees
+            grown["merge"].update(employees=employees, **{"from": self.first, "to": self.last})
+            grown["fields"] = _listed(self.fields)
+        return grown
 
 
 def merge_windows(windows: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -76,11 +104,17 @@ def merge_windows(windows: list[dict[str, str]]) -> list[dict[str, str]]:
     return merged
 
 
-def _union_or_all(first: list[Any] | None, second: list[Any] | None) -> list[Any] | None:
-    """Sorted union; None (everything) when either side is None."""
-    if first is None or second is None:
-        return None
-    return sorted(set(first) | set(second))
+def _set_or_all(values: list[Any] | None) -> set[Any] | None:
+    return None if values is None else set(values)
+
+
+def _union(first: set[Any] | None, second: set[Any] | None) -> set[Any] | None:
+    """The union; None (everything) when either side is None."""
+    return None if first is None or second is None else first | second
+
+
+def _listed(values: set[Any] | None) -> list[Any] | None:
+    return None if values is None else sorted(values)
 
 
 def _when(value: str) -> dt.datetime:

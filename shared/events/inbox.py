@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine
 from shared.database.tables import event_inbox, executions
-from shared.events.coalesce import COALESCED, coalesce, initial
+from shared.events.coalesce import COALESCED, Gathering, initial
 from shared.records.executions import insert_execution, new_execution_id
 from shared.runtime.clock import utcnow
 
@@ -103,6 +103,7 @@ class _Pending:
     params: dict[str, Any]
     launched: bool
     opened_by: str | None = None  # the event id that opened it in this batch (inserted at `write`)
+    gathering: Gathering | None = None  # of a coalesced kind: the events joining it in this batch
     grown: bool = False
 
 
@@ -118,15 +119,15 @@ class _Batch:
 
     async def admit(self, a: Arrival) -> Admission:
         pending = await self._pending(a.kind, a.trigger) if a.kind in COALESCED else None
-        grown = coalesce(a.kind, pending.params, a.params) if pending is not None else None
-        if pending is not None and grown is not None:
+        if pending is not None and pending.gathering is not None and pending.gathering.join(a.params):
             slot = pending
-            slot.params, slot.grown = grown, True
+            slot.grown = True
         else:
             slot = _Pending(new_execution_id(), a.kind, a.trigger, initial(a.kind, a.params), launched=False,
                             opened_by=a.event_id)
             self.opened.append(slot)
             if a.kind in COALESCED:
+                slot.gathering = Gathering(a.kind, slot.params)
                 self.pending[(a.kind, a.trigger)] = slot
         self.inbox.append({"event_id": a.event_id, "type": a.event_type, "source": a.source,
                            "status": "launched" if slot.launched else "received", "execution_id": slot.id,
@@ -146,11 +147,15 @@ class _Batch:
             launched = row is not None and bool((await self.conn.execute(select(exists().where(
                 event_inbox.c.execution_id == row.id, event_inbox.c.status == "launched")))).scalar())
             self.pending[(kind, trigger)] = (None if row is None else
-                                             _Pending(str(row.id), kind, trigger, dict(row.params), launched))
+                                             _Pending(str(row.id), kind, trigger, dict(row.params), launched,
+                                                      gathering=Gathering(kind, dict(row.params))))
         return self.pending[(kind, trigger)]
 
     async def write(self) -> None:
         """Insert the executions opened and the inbox rows, write the grown params of the pending ones."""
+        for slot in [*self.opened, *(p for p in self.pending.values() if p is not None)]:
+            if slot.grown and slot.gathering is not None:
+                slot.params = slot.gathering.params()  # once per batch, however many events joined
         for slot in self.opened:
             await insert_execution(self.conn, slot.id, kind=slot.kind, trigger=slot.trigger, params=slot.params,
                                    event_id=slot.opened_by, created_at=self.now)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
-from shared.events.coalesce import coalesce, initial, merge_windows
+from shared.events.coalesce import Gathering, coalesce, initial, merge_windows
 
 
 def punches(start: str, end: str, devices: list[int] | None = None) -> dict[str, Any]:
@@ -93,3 +96,41 @@ def test_the_employee_union_stops_at_the_bound() -> None:
 def test_sync_requests_never_coalesce() -> None:
     """A `sync.requested` kind is not merged."""
     assert coalesce("hris", {"scope": "hris"}, {"scope": "hris"}) is None
+
+
+def test_a_gathering_refuses_an_event_past_the_bound_and_keeps_what_it_had() -> None:
+    """Joined 08:00 and 09:00 (devices 1, 2), then an event 40 days later is refused: the params stay those
+    of the two events (hull 08:00..09:05, devices [1, 2], 2 events)."""
+    gathering = Gathering("punches", initial("punches", punches("2026-12-01T08:00:00+00:00",
+                                                                "2026-12-01T08:05:00+00:00", [1])))
+    assert gathering.join(punches("2026-12-01T09:00:00+00:00", "2026-12-01T09:05:00+00:00", [2]))
+    assert not gathering.join(punches("2027-01-10T09:00:00+00:00", "2027-01-10T09:05:00+00:00", [3]))
+    merge = gathering.params()["merge"]
+    assert merge["window"] == {"from": "2026-12-01T08:00:00+00:00", "to": "2026-12-01T09:05:00+00:00"}
+    assert (merge["devices"], gathering.params()["events"]) == ([1, 2], 2)
+
+
+minutes = st.lists(st.tuples(st.integers(0, 60 * 24 * 40), st.integers(1, 120),
+                             st.one_of(st.none(), st.lists(st.integers(1, 5), max_size=3))),
+                   min_size=1, max_size=30)
+
+
+@given(minutes)
+def test_one_gathering_of_many_events_equals_growing_the_params_event_by_event(
+        events: list[tuple[int, int, list[int] | None]]) -> None:
+    """Joining events one after another into one gathering gives the params that folding `coalesce` over
+    them gives (each step re-read from the params), and refuses the same events."""
+    def event(start: int, length: int, devices: list[int] | None) -> dict[str, Any]:
+        begin = dt.datetime(2026, 11, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=start)
+        return punches(begin.isoformat(), (begin + dt.timedelta(minutes=length)).isoformat(), devices)
+
+    first, *rest = [event(*e) for e in events]
+    folded = initial("punches", first)
+    gathering = Gathering("punches", folded)
+    joined = 0
+    for params in rest:
+        grown = coalesce("punches", folded, params)
+        assert gathering.join(params) == (grown is not None)
+        folded, joined = (grown, joined + 1) if grown is not None else (folded, joined)
+    if joined:  # (with none, the bridge writes nothing: the params stay as the first event gave them)
+        assert gathering.params() == folded
