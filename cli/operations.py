@@ -39,7 +39,7 @@ from shared.records.views import jsonable, shown_details, shown_error, timeline
 from shared.runtime.runner import run_async
 
 if TYPE_CHECKING:
-    from pipelines.replay import ReplayPlan
+    from workers.operations import ServedReplayPlan
 
 STATUSES = tuple(ExecutionStatus)
 TRIGGERS = ("schedule", "event", "replay", "manual")
@@ -210,9 +210,16 @@ def served_list(events: list[Any], shown: int = 10) -> str:
 
 # -- replay / cancel -------------------------------------------------------------------------------------
 
-def _print_plan(plan: ReplayPlan) -> None:
+def _print_served(events: list[str]) -> None:
+    """The events a replay serves, on one line (nothing for an execution no event started)."""
+    if events:
+        out.print(Text(f"  serves {len(events)} event{'s' if len(events) > 1 else ''}: {served_list(events)}"))
+
+
+def _print_plan(plan: ServedReplayPlan) -> None:
     out.print(f"replay of [bold]{plan.source_id}[/] ({escape(plan.kind)}, attempt {plan.attempt - 1} → "
               f"{plan.attempt}), failed at {escape(plan.failed_stage or '?')}")
+    _print_served(plan.events)
     for stage in plan.plan:
         if stage.action == "skip":
             out.print(f"  [green]{stage.stage:<8} skip[/]  succeeded in {stage.done_in or '?'}: "
@@ -272,6 +279,7 @@ def replay(
         print_json(outcome.as_json())
     elif outcome.relaunched:
         out.print(f"replay {outcome.execution_id} of {outcome.replay_of} was never started: launched it again")
+        _print_served(outcome.plan.events if outcome.plan else [])
     else:
         assert outcome.plan is not None
         _print_plan(outcome.plan)
@@ -300,6 +308,7 @@ def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
             _print_plan(o.plan)
         else:
             out.print(Text(f"{o.replay_of}: launched replay {o.execution_id} ({', '.join(o.stages)})"))
+            _print_served(o.plan.events if o.plan else [])
     if not outcomes and not as_json:
         out.print("no failed execution to replay")
     if any(o.error for o in outcomes):

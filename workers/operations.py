@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from pipelines.replay import ReplayPlan, ReplayRefused
@@ -29,6 +29,7 @@ from shared.records.queries import (
     find_execution,
     outbox_state,
     replays_of,
+    served_events,
     stage_rows,
 )
 from shared.records.status import OPEN, ExecutionStatus
@@ -42,11 +43,19 @@ class CancelRefused(HrsyncError):
 
 
 @dataclass
+class ServedReplayPlan(ReplayPlan):
+    """A replay plan and the ids of the events the execution's lineage serves, oldest first (several when
+    coalesced; none for a scheduled or manual run): the events the replay serves."""
+
+    events: list[str] = field(default_factory=list)
+
+
+@dataclass
 class ReplayOutcome:
     """One replay: the new execution (`execution_id`), or why there is none (`skipped` / `error`).
 
     `relaunched`: a replay created earlier but never started was launched again; `plan`: what it runs
-    (a dry run has the plan and no execution).
+    and the events it serves (a dry run has the plan and no execution).
     """
 
     replay_of: str
@@ -54,7 +63,7 @@ class ReplayOutcome:
     stages: list[str] = field(default_factory=list)
     relaunched: bool = False
     dry_run: bool = False
-    plan: ReplayPlan | None = None
+    plan: ServedReplayPlan | None = None
     skipped: str | None = None
     error: str | None = None
 
@@ -96,17 +105,19 @@ def _direct_replays(execution_id: str) -> list[dict[str, Any]]:
     return [c for c in run_async(replays_of(execution_id)) if c["replay_of"] == execution_id]
 
 
-def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ReplayPlan:
+def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ServedReplayPlan:
     lineage = run_async(execution_lineage(source["id"]))
     ids = [e["id"] for e in lineage]
     children = [] if ignore_replays else _direct_replays(source["id"])
     outbox = run_async(outbox_state(ids))
-    return plan_from_rows(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
+    plan = plan_from_rows(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
                           outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids)
+    return ServedReplayPlan(**{f.name: getattr(plan, f.name) for f in fields(plan)},
+                            events=[str(e["event_id"]) for e in run_async(served_events(ids))])
 
 
-def plan_replay(execution_id: str, from_stage: str | None = None) -> ReplayPlan:
-    """The dry run: what `replay` would run and skip. Creates nothing, records nothing."""
+def plan_replay(execution_id: str, from_stage: str | None = None) -> ServedReplayPlan:
+    """The dry run: what `replay` would run and skip, and the events it serves. Creates nothing, records nothing."""
     return _plan(run_async(find_execution(execution_id)), from_stage)
 
 
