@@ -2,8 +2,9 @@
 
 `admit_event` inserts the inbox row and the execution row in **one transaction**; a second delivery of
 the same id finds the row and gets the same execution back. An event of a coalesced kind (`punches`,
-`employee`) instead joins the kind's `pending` execution, growing its params in the same transaction
-with its row locked (`start`'s claim takes the same lock, so inputs are fixed once it runs).
+`employee`) instead joins a `pending` execution of its kind (the newest one that can take it: an older
+one may be full), growing its params in the same transaction with its row locked (`start`'s claim takes
+the same lock, so inputs are fixed once it runs).
 `mark_launched` records that the canvas was sent. Together with the canvas's first task claiming its
 execution (pending → running once), a bridge that crashes between any two steps launches exactly one
 execution after redelivery.
@@ -15,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import exists, select, update
+from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -114,13 +115,15 @@ class _Batch:
         self.conn = conn
         self.now = utcnow()
         self.inbox: list[dict[str, Any]] = []
-        self.pending: dict[tuple[str, str], _Pending | None] = {}
+        self.pending: dict[tuple[str, str], list[_Pending]] = {}
         self.opened: list[_Pending] = []
 
     async def admit(self, a: Arrival) -> Admission:
-        pending = await self._pending(a.kind, a.trigger) if a.kind in COALESCED else None
-        if pending is not None and pending.gathering is not None and pending.gathering.join(a.params):
-            slot = pending
+        pending = await self._pending(a.kind, a.trigger) if a.kind in COALESCED else []
+        # The newest pending execution that can take the event (an older one may be full: at its bounds).
+        joins = next((p for p in reversed(pending) if p.gathering is not None and p.gathering.join(a.params)), None)
+        if joins is not None:
+            slot = joins
             slot.grown = True
         else:
             slot = _Pending(new_execution_id(), a.kind, a.trigger, initial(a.kind, a.params), launched=False,
@@ -128,7 +131,7 @@ class _Batch:
             self.opened.append(slot)
             if a.kind in COALESCED:
                 slot.gathering = Gathering(a.kind, slot.params)
-                self.pending[(a.kind, a.trigger)] = slot
+                pending.append(slot)
         self.inbox.append({"event_id": a.event_id, "type": a.event_type, "source": a.source,
                            "status": "launched" if slot.launched else "received", "execution_id": slot.id,
                            "received_at": self.now, "launched_at": self.now if slot.launched else None,
@@ -136,24 +139,25 @@ class _Batch:
         return Admission(a.event_id, slot.id, launched=slot.launched, duplicate=False,
                          joined=slot.opened_by != a.event_id)
 
-    async def _pending(self, kind: str, trigger: str) -> _Pending | None:
-        """The kind's pending execution, its row locked (looked up once per batch)."""
+    async def _pending(self, kind: str, trigger: str) -> list[_Pending]:
+        """The kind's pending executions, oldest first, their rows locked (looked up once per batch)."""
         if (kind, trigger) not in self.pending:
-            e = executions.c
-            row = (await self.conn.execute(
+            e, i = executions.c, event_inbox.c
+            rows = (await self.conn.execute(
                 select(e.id, e.params).where(e.kind == kind, e.status == "pending", e.trigger == trigger,
                                              e.replay_of.is_(None))
-                .order_by(e.created_at).limit(1).with_for_update())).first()
-            launched = row is not None and bool((await self.conn.execute(select(exists().where(
-                event_inbox.c.execution_id == row.id, event_inbox.c.status == "launched")))).scalar())
-            self.pending[(kind, trigger)] = (None if row is None else
-                                             _Pending(str(row.id), kind, trigger, dict(row.params), launched,
-                                                      gathering=Gathering(kind, dict(row.params))))
+                .order_by(e.created_at).with_for_update())).all()
+            launched = set((await self.conn.execute(select(i.execution_id).distinct().where(
+                i.execution_id.in_([r.id for r in rows]), i.status == "launched"))).scalars()) if rows else set()
+            self.pending[(kind, trigger)] = [
+                _Pending(str(r.id), kind, trigger, dict(r.params), r.id in launched,
+                         gathering=Gathering(kind, dict(r.params))) for r in rows]
         return self.pending[(kind, trigger)]
 
     async def write(self) -> None:
         """Insert the executions opened and the inbox rows, write the grown params of the pending ones."""
-        for slot in [*self.opened, *(p for p in self.pending.values() if p is not None)]:
+        found = [slot for slots in self.pending.values() for slot in slots if slot.opened_by is None]
+        for slot in [*self.opened, *found]:
             if slot.grown and slot.gathering is not None:
                 slot.params = slot.gathering.params()  # once per batch, however many events joined
         for slot in self.opened:
@@ -161,10 +165,9 @@ class _Batch:
                                    event_id=slot.opened_by, created_at=self.now)
         if self.inbox:
             await self.conn.execute(event_inbox.insert(), self.inbox)
-        for found in self.pending.values():
-            if found is not None and found.grown and found.opened_by is None:
-                await self.conn.execute(update(executions).where(executions.c.id == found.id)
-                                        .values(params=found.params))
+        for slot in found:
+            if slot.grown:
+                await self.conn.execute(update(executions).where(executions.c.id == slot.id).values(params=slot.params))
 
 
 async def _existing(event_id: str) -> Admission:

@@ -70,6 +70,27 @@ def test_events_of_one_kind_join_the_pending_execution_until_it_is_claimed(app_d
     run_async(cancel_execution(d.execution_id, "test over"))
 
 
+def test_an_event_a_full_pending_execution_cannot_take_joins_the_next_pending_one(app_db: str) -> None:
+    """A pending employee execution holding the bound (5,000 people) takes no one more: the first
+    newcomer opens a second pending execution, and a newcomer in a later batch joins that one."""
+    def people(*numbers: str) -> dict[str, Any]:
+        return {"scope": "employee", "stages": ["extract", "merge"], "fields": None,
+                "extract": {"employees": list(numbers)},
+                "merge": {"employees": list(numbers), "from": "2026-11-24", "to": "2026-11-30"}}
+
+    def admit(event_id: str, *numbers: str) -> str:
+        return run_async(admit_event(event_id, "test.employee", "test", b"{}", kind="employee", trigger="event",
+                                     params=people(*numbers))).execution_id
+
+    full = admit("full-1", *(f"F{n:04d}" for n in range(5000)))
+    second = admit("full-2", "X1")
+    assert second != full
+    assert admit("full-3", "X2") == second
+    assert (run_async(get_execution(second)) or {})["params"]["merge"]["employees"] == ["X1", "X2"]
+    for execution_id in (full, second):
+        run_async(cancel_execution(execution_id, "test over"))
+
+
 def test_one_running_per_kind_holds_other_kinds_and_sync_requests_apart(app_db: str) -> None:
     """A running employee execution holds back the next employee execution only: a punches one and two
     sync requests are claimed beside it."""
