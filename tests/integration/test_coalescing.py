@@ -70,17 +70,19 @@ def test_events_of_one_kind_join_the_pending_execution_until_it_is_claimed(app_d
     run_async(cancel_execution(d.execution_id, "test over"))
 
 
+def staff(*numbers: str) -> dict[str, Any]:
+    """The params of an `employee.changed` naming `numbers`."""
+    return {"scope": "employee", "stages": ["extract", "merge"], "fields": None,
+            "extract": {"employees": list(numbers)},
+            "merge": {"employees": list(numbers), "from": "2026-11-24", "to": "2026-11-30"}}
+
+
 def test_an_event_a_full_pending_execution_cannot_take_joins_the_next_pending_one(app_db: str) -> None:
     """A pending employee execution holding the bound (5,000 people) takes no one more: the first
     newcomer opens a second pending execution, and a newcomer in a later batch joins that one."""
-    def people(*numbers: str) -> dict[str, Any]:
-        return {"scope": "employee", "stages": ["extract", "merge"], "fields": None,
-                "extract": {"employees": list(numbers)},
-                "merge": {"employees": list(numbers), "from": "2026-11-24", "to": "2026-11-30"}}
-
     def admit(event_id: str, *numbers: str) -> str:
         return run_async(admit_event(event_id, "test.employee", "test", b"{}", kind="employee", trigger="event",
-                                     params=people(*numbers))).execution_id
+                                     params=staff(*numbers))).execution_id
 
     full = admit("full-1", *(f"F{n:04d}" for n in range(5000)))
     second = admit("full-2", "X1")
@@ -91,12 +93,25 @@ def test_an_event_a_full_pending_execution_cannot_take_joins_the_next_pending_on
         run_async(cancel_execution(execution_id, "test over"))
 
 
+def test_a_pending_execution_that_fills_up_inside_a_batch_keeps_the_events_it_took(app_db: str) -> None:
+    """A pending execution of 4,999 people; one batch: P1 joins it (5,000, the bound), P2 cannot and opens
+    a second one, P3 joins that. The first keeps P1 (its grown params are written although the batch's
+    newest pending execution is the second), the second holds P2 and P3."""
+    full = run_async(admit_event("fill-0", "test.employee", "test", b"{}", kind="employee", trigger="event",
+                                 params=staff(*(f"F{n:04d}" for n in range(4999))))).execution_id
+    p1, p2, p3 = run_async(admit_batch([arrival(f"fill-{n}", "employee", staff(f"P{n}")) for n in (1, 2, 3)]))
+    assert (p1.execution_id, p2.execution_id == full, p3.execution_id) == (full, False, p2.execution_id)
+    employees = (run_async(get_execution(full)) or {})["params"]["merge"]["employees"]
+    assert (len(employees), "P1" in employees) == (5000, True)
+    assert (run_async(get_execution(p2.execution_id)) or {})["params"]["merge"]["employees"] == ["P2", "P3"]
+    for execution_id in (full, p2.execution_id):
+        run_async(cancel_execution(execution_id, "test over"))
+
+
 def test_one_running_per_kind_holds_other_kinds_and_sync_requests_apart(app_db: str) -> None:
     """A running employee execution holds back the next employee execution only: a punches one and two
     sync requests are claimed beside it."""
-    people = {"scope": "employee", "stages": ["extract", "merge"], "fields": None,
-              "extract": {"employees": ["E1"]}, "merge": {"employees": ["E1"], "from": "2026-11-24",
-                                                           "to": "2026-11-30"}}
+    people = staff("E1")
     first = run_async(admit_event("one-1", "test.employee", "test", b"{}", kind="employee", trigger="event",
                                   params=people)).execution_id
     assert run_async(claim_execution(first, "t-1", COALESCED)) == "claimed"
