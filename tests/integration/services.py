@@ -10,6 +10,8 @@ import socket
 import subprocess
 import time
 
+from shared.events.bus import AUDIT_QUEUE, BRIDGE_QUEUE, DEAD_QUEUE
+
 RABBITMQ_PORT, MARIADB_PORT = 5672, 3306
 
 
@@ -53,11 +55,40 @@ def rabbitmq_kill9_and_restart() -> None:
     run("rabbitmq-server", "-detached")
     wait_port(RABBITMQ_PORT, timeout=180)
     run("rabbitmqctl", "await_startup", timeout=180)
+    wait_quorum_leaders(BRIDGE_QUEUE, AUDIT_QUEUE, DEAD_QUEUE)
 
 
-def rabbitmq_memory_alarm(on: bool) -> None:
-    """Raise (a tiny watermark) or clear (the default 0.4) RabbitMQ's memory alarm."""
+def wait_quorum_leaders(*queues: str, timeout: float = 180) -> None:
+    """Wait until each quorum queue of vhost `/` that exists has a leader again. A node restarted after
+    SIGKILL recovers every quorum queue it holds (all vhosts) one by one, after `await_startup`; until a
+    queue's leader is back, publishes routed to it wait."""
+    deadline = time.monotonic() + timeout
+    for queue in queues:
+        while True:
+            status = subprocess.run(["rabbitmq-queues", "quorum_status", queue], capture_output=True, text=True,
+                                    timeout=60)
+            if status.returncode != 0 or "leader" in status.stdout:  # no such queue, or it has its leader
+                break
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"quorum queue {queue} has no leader {timeout}s after the restart")
+            time.sleep(0.5)
+
+
+def rabbitmq_memory_alarm(on: bool, timeout: float = 60) -> None:
+    """Raise (a tiny watermark) or clear (the default 0.4) RabbitMQ's memory alarm, and wait until the node
+    says it is raised or cleared (setting the watermark only schedules the check)."""
     run("rabbitmqctl", "set_vm_memory_high_watermark", "0.0000001" if on else "0.4")
+    deadline = time.monotonic() + timeout
+    while _memory_alarm_raised() != on:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"RabbitMQ's memory alarm not {'raised' if on else 'cleared'} after {timeout}s")
+        time.sleep(0.2)
+
+
+def _memory_alarm_raised() -> bool:
+    alarms = subprocess.run(["rabbitmqctl", "eval", "rabbit_alarm:get_alarms()."], check=True,
+                            capture_output=True, text=True, timeout=60).stdout
+    return "memory" in alarms
 
 
 def mariadb_kill9() -> None:

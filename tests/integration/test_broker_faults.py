@@ -141,7 +141,9 @@ def test_broker_stopped_mid_burst_every_confirmed_event_is_consumed_once(broker:
     consumer.start()
     producer.start()
     try:
+        deadline = time.monotonic() + 120
         while len(confirmed) < total // 5:
+            assert time.monotonic() < deadline, f"only {len(confirmed)} events confirmed before the outage"
             time.sleep(0.05)
         services.rabbitmq_stop_app()
         time.sleep(2)
