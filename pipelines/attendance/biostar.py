@@ -119,7 +119,8 @@ def log_table(name: str, metadata: MetaData | None = None) -> Table:
 
 
 def _window_select(
-    table: Table, start: int, end: int, codes: Sequence[tuple[int, int]], devices: Sequence[int] | None
+    table: Table, start: int, end: int, codes: Sequence[tuple[int, int]], devices: Sequence[int] | None,
+    users: Sequence[str] | None = None,
 ) -> Select[Any]:
     evt = table.c.EVT
     conditions: list[ColumnElement[bool]] = [
@@ -128,6 +129,8 @@ def _window_select(
     ]
     if devices is not None:
         conditions.append(table.c.DEVUID.in_(devices))
+    if users is not None:
+        conditions.append(table.c.USRID.in_(users))
     return select(table.c.USRID, table.c.DEVUID, table.c.DEVDT, table.c.EVT, table.c.TNAKEY).where(*conditions)
 
 
@@ -143,16 +146,18 @@ async def stream_punch_logs(
     *,
     include_duress: bool = False,
     devices: Sequence[int] | None = None,
+    users: Sequence[str] | None = None,
     partition: int = READ_PARTITION,
 ) -> AsyncIterator[list[LogRow]]:
     """The punches logged at `start`..`end` (aware, both ends included), in partitions of rows.
 
     One query (a UNION ALL over the monthly tables the span touches); months without a table are skipped,
     since BioStar creates a month's table only when the month's first event arrives. `devices=None` reads
-    every device, an empty list none. Rows come in no particular order. Each round trip waits at most
-    HRSYNC_SOURCE_TIMEOUT (`SourceTimeout`; the connection is then invalidated, never reused).
+    every device, an empty list none; `users` (BioStar user ids) likewise. Rows come in no particular
+    order. Each round trip waits at most HRSYNC_SOURCE_TIMEOUT (`SourceTimeout`; the connection is then
+    invalidated, never reused).
     """
-    if devices is not None and not devices:
+    if (devices is not None and not devices) or (users is not None and not users):
         return
     lo, hi = int(start.timestamp()), int(end.timestamp())  # DEVDT has whole seconds: floor both ends
     codes = event_code_ranges(include_duress)
@@ -163,7 +168,7 @@ async def stream_punch_logs(
             names = await conn.run_sync(_existing, log_table_names(start, end))
         if not names:
             return
-        selects = [_window_select(log_table(name), lo, hi, codes, devices) for name in names]
+        selects = [_window_select(log_table(name), lo, hi, codes, devices, users) for name in names]
         query = selects[0] if len(selects) == 1 else union_all(*selects)
         async with source_call(BIOSTAR):
             result = await conn.stream(query.execution_options(yield_per=partition))

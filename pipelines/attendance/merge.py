@@ -276,13 +276,15 @@ async def import_punches(
     execution_id: str,
     devices: Sequence[int] | None = None,
     *,
+    employees: Sequence[str] | None = None,
     overlap: timedelta | None = None,
     include_duress: bool | None = None,
 ) -> StageResult:
     """Store the BioStar punches of `window` (read from `overlap` earlier) in `punches`/`unmatched_punches`.
 
     `overlap` defaults to `HRSYNC_BIOSTAR_READ_OVERLAP_MINUTES`, `include_duress` to
-    `HRSYNC_BIOSTAR_COUNT_DURESS`; `devices=None` reads all devices. Rows already stored keep their first
+    `HRSYNC_BIOSTAR_COUNT_DURESS`; `devices=None` reads all devices; `employees` (employee numbers) reads
+    only their BioStar users' logs (None: every user's, known or not). Rows already stored keep their first
     `execution_id`/`received_at`. Output: counts (`logs` read, `punches`/`unmatched` found, `*_new`
     inserted), `unknown_users`, the `dates` (`{from, to}` local dates, or None) and `departments` whose
     attendance the found punches may change — the input of `plan_merge_after_import`.
@@ -295,6 +297,8 @@ async def import_punches(
     source = await biostar_engine()
     target = await app_engine()
     users = await _employees_by_user_id(target)
+    named = None if employees is None else set(employees)
+    user_filter = None if named is None else sorted(u for u, (no, _) in users.items() if no in named)
     received_at = utcnow()
 
     logs = matched_total = unmatched_total = inserted = unmatched_inserted = 0
@@ -305,7 +309,8 @@ async def import_punches(
     touched: dict[str, tuple[int, int]] = {}  # employee → first/last tap inside the window (epoch s)
     window_from = int(window.start.timestamp())
     late = False  # some matched taps fell in the overlap before the window
-    async for rows in stream_punch_logs(source, read_from, read_to, include_duress=duress, devices=devices):
+    async for rows in stream_punch_logs(source, read_from, read_to, include_duress=duress, devices=devices,
+                                        users=user_filter):
         matched: list[dict[str, Any]] = []
         unmatched: list[dict[str, Any]] = []
         for user, device, devdt, evt, tna in rows:

@@ -38,6 +38,8 @@ from shared.records.shards import ShardKind
 
 NAME = "merge"
 IMPORT_WINDOW_HOURS = 24.0
+FEW_EMPLOYEES = 100  # a date-range merge of at most this many named people imports in one window (inline)
+FEW_WINDOW_HOURS = 31 * 24.0  # ... of at most 31 days (a longer range: windows of 31 days)
 MERGE_DAYS_PER_SHARD = 7
 DAY_SHARD_BUDGET = MAX_SHARDS // 2  # day shards grow longer past this; the rest is room for `leave:` shards
 
@@ -99,16 +101,26 @@ async def plan_merge(execution_id: str) -> StageResult:
             first = min(first, await earliest_open_day(first, merge.get("employees")) or first)
             days = {"from": first.isoformat(), "to": last.isoformat()}
             start, end = punch_range_needed(first, last, current_shift_config(), get_settings().zone)
-        windows = plan_punch_windows(start, end, IMPORT_WINDOW_HOURS)
+        windows = plan_punch_windows(start, end, import_window_hours(start, end, merge.get("employees")))
         plan = {"days": days, "shards": [ImportShard(ShardKind.PUNCHES.of(w.key), w).to_json() for w in windows]}
     typed = [ImportShard.from_json(s) for s in plan["shards"]]
     return plan_of(typed, await succeeded_outputs(execution_id, NAME), days=plan.get("days"))
 
 
+def import_window_hours(start: dt.datetime, end: dt.datetime, employees: list[str] | None) -> float:
+    """The import windows' length: a day each, or one window for a few named people (their logs only are
+    read, so one query is small and the import runs inline: no chord for an `employee.changed`)."""
+    if employees is not None and len(employees) <= FEW_EMPLOYEES:
+        return max(IMPORT_WINDOW_HOURS, min((end - start).total_seconds() / 3600, FEW_WINDOW_HOURS))
+    return IMPORT_WINDOW_HOURS
+
+
 async def import_window(execution_id: str, shard: dict[str, Any]) -> StageResult:
-    """Import one window of BioStar logs into `punches` (unknown users into `unmatched_punches`)."""
+    """Import one window of BioStar logs into `punches` (unknown users into `unmatched_punches`); a merge
+    of named people reads only their logs."""
     merge = await stage_params(execution_id, NAME)
-    return await import_punches(ImportShard.from_json(shard).window, execution_id, merge.get("devices"))
+    return await import_punches(ImportShard.from_json(shard).window, execution_id, merge.get("devices"),
+                                employees=merge.get("employees"))
 
 
 async def plan_merge_days(execution_id: str) -> StageResult:

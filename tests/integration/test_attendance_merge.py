@@ -95,6 +95,20 @@ def test_window_reads_both_monthly_tables_with_the_overlap(biostar_db: str, staf
         utc("2026-05-31 22:30"), utc("2026-05-31 23:59:59"), utc("2026-06-01 00:30"), utc("2026-06-01 03:00")]
 
 
+def test_a_merge_of_named_people_reads_only_their_logs(biostar_db: str, staff: Staff) -> None:
+    """Employees 1 and 2 and an unknown user punch; an import naming employee 1 reads only user 1's two logs
+    (no punch of employee 2, nothing unmatched); naming nobody reads nothing."""
+    staff.add(1)
+    staff.add(2)
+    seed(biostar_db, (staff.user(1), "2026-06-01 08:00", VERIFY), (staff.user(1), "2026-06-01 17:00", VERIFY),
+         (staff.user(2), "2026-06-01 08:05", VERIFY), ("no-such-user", "2026-06-01 08:10", VERIFY))
+    named = import_window("2026-06-01 00:00", "2026-06-02 00:00", employees=[staff.no(1)])
+    assert (named.output["logs"], named.output["punches"], named.output["unmatched"]) == (2, 2, 0)
+    assert {p["employee_no"] for p in staff.punches()} == {staff.no(1)}
+    nobody = import_window("2026-06-01 00:00", "2026-06-02 00:00", employees=[])
+    assert nobody.output["logs"] == 0
+
+
 def test_default_overlap_comes_from_the_setting(biostar_db: str, staff: Staff, hrsync_env: SetEnv) -> None:
     """HRSYNC_BIOSTAR_READ_OVERLAP_MINUTES sets how much earlier a window's read starts."""
     hrsync_env(biostar_read_overlap_minutes="30")

@@ -48,3 +48,16 @@ def test_a_one_punch_event_runs_inline_and_recomputes_only_its_employee(stack: S
     assert [s["employees"] for s in days_plan["shards"]] == [[stack.no("LONE")]]
     statuses = {(r["employee_no"], r["work_date"]): r["status"] for r in attendance_rows(stack)}
     assert statuses[(stack.no("LONE"), MONDAY)] == "missing_punch"  # one tap (08:58) that day
+
+
+def test_a_one_person_employee_change_imports_their_logs_in_one_inline_window(stack: Stack) -> None:
+    """`employee.changed` of one person: merge imports the 7 recent days as one window of that person's
+    logs, run in the planner's task (no chord of day-long windows)."""
+    execution = stack.wait_for_execution(stack.publish_event("hrsync.employee.changed",
+                                                             {"employee_no": stack.no("LONE")}))
+    assert execution["status"] == "succeeded", execution
+    rows = [r for r in run_async(get_stages(execution["id"])) if r["stage"] == "merge"]
+    imports = [r for r in rows if r["shard"].startswith(ShardKind.PUNCHES)]
+    assert len(imports) == 1  # 7 days: one window, not 7
+    planners = {r["task_id"] for r in rows if r["shard"] in (ShardKind.PLAN, ShardKind.PLAN_DAYS)}
+    assert {r["task_id"] for r in rows} <= planners  # every merge step ran in a planner's task

@@ -17,6 +17,7 @@ from pipelines.attendance.merge import (
     plan_merge_touched,
     plan_punch_windows,
 )
+from pipelines.stages.merge import import_window_hours
 
 D = date.fromisoformat
 
@@ -282,3 +283,21 @@ def test_plan_merge_touched(outputs: list[dict[str, Any]], employee_nos: list[st
     """The (employee, days) pairs to recompute are the union of what the imports' taps touched."""
     spans = plan_merge_touched(outputs, employee_nos)
     assert spans == (None if expected is None else [(no, D(a), D(b)) for no, a, b in expected])
+
+
+@pytest.mark.parametrize(("employees", "hours"), [
+    (None, 24.0),  # everyone (a nightly): a window per day, a chord of them
+    (["E1"], 168.0),  # one person over 7 days (168 h): one window, their logs only
+    ([f"E{n}" for n in range(100)], 168.0),  # up to FEW_EMPLOYEES (100): still one
+    ([f"E{n}" for n in range(101)], 24.0),  # more: day-long windows again (each reads only their logs)
+])
+def test_import_windows_of_a_merge_of_named_people(employees: list[str] | None, hours: float) -> None:
+    """Seven days (168 h) of imports: day-long windows, or one window when a few people are named."""
+    start = datetime(2026, 11, 24, tzinfo=UTC)
+    assert import_window_hours(start, start + timedelta(days=7), employees) == hours
+
+
+def test_a_long_range_of_a_few_people_imports_in_windows_of_31_days() -> None:
+    """60 days for one person: windows of 31 days (744 h), not one of 60."""
+    start = datetime(2026, 9, 1, tzinfo=UTC)
+    assert import_window_hours(start, start + timedelta(days=60), ["E1"]) == 744.0
