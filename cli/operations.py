@@ -39,7 +39,7 @@ from shared.records.views import jsonable, shown_details, shown_error, timeline
 from shared.runtime.runner import run_async
 
 if TYPE_CHECKING:
-    from workers.operations import ServedReplayPlan
+    from pipelines.replay import ReplayPlan
 
 STATUSES = tuple(ExecutionStatus)
 TRIGGERS = ("schedule", "event", "replay", "manual")
@@ -216,7 +216,7 @@ def _print_served(events: list[str]) -> None:
         out.print(Text(f"  serves {len(events)} event{'s' if len(events) > 1 else ''}: {served_list(events)}"))
 
 
-def _print_plan(plan: ServedReplayPlan) -> None:
+def _print_plan(plan: ReplayPlan) -> None:
     out.print(f"replay of [bold]{plan.source_id}[/] ({escape(plan.kind)}, attempt {plan.attempt - 1} → "
               f"{plan.attempt}), failed at {escape(plan.failed_stage or '?')}")
     _print_served(plan.events)

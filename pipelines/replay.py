@@ -62,6 +62,7 @@ class ReplayPlan:
     params: dict[str, Any]
     plan: list[StagePlan]
     emails: dict[str, int]
+    events: list[str] = field(default_factory=list)  # the events the lineage serves (several when coalesced)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
 from pipelines.replay import ReplayPlan, ReplayRefused
@@ -43,14 +43,6 @@ class CancelRefused(HrsyncError):
 
 
 @dataclass
-class ServedReplayPlan(ReplayPlan):
-    """A replay plan and the ids of the events the execution's lineage serves, oldest first (several when
-    coalesced; none for a scheduled or manual run): the events the replay serves."""
-
-    events: list[str] = field(default_factory=list)
-
-
-@dataclass
 class ReplayOutcome:
     """One replay: the new execution (`execution_id`), or why there is none (`skipped` / `error`).
 
@@ -63,7 +55,7 @@ class ReplayOutcome:
     stages: list[str] = field(default_factory=list)
     relaunched: bool = False
     dry_run: bool = False
-    plan: ServedReplayPlan | None = None
+    plan: ReplayPlan | None = None
     skipped: str | None = None
     error: str | None = None
 
@@ -105,18 +97,17 @@ def _direct_replays(execution_id: str) -> list[dict[str, Any]]:
     return [c for c in run_async(replays_of(execution_id)) if c["replay_of"] == execution_id]
 
 
-def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ServedReplayPlan:
+def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: bool = False) -> ReplayPlan:
     lineage = run_async(execution_lineage(source["id"]))
     ids = [e["id"] for e in lineage]
     children = [] if ignore_replays else _direct_replays(source["id"])
     outbox = run_async(outbox_state(ids))
     plan = plan_from_rows(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
                           outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids)
-    return ServedReplayPlan(**{f.name: getattr(plan, f.name) for f in fields(plan)},
-                            events=[str(e["event_id"]) for e in run_async(served_events(ids))])
+    return replace(plan, events=[str(e["event_id"]) for e in run_async(served_events(ids))])
 
 
-def plan_replay(execution_id: str, from_stage: str | None = None) -> ServedReplayPlan:
+def plan_replay(execution_id: str, from_stage: str | None = None) -> ReplayPlan:
     """The dry run: what `replay` would run and skip, and the events it serves. Creates nothing, records nothing."""
     return _plan(run_async(find_execution(execution_id)), from_stage)
 
