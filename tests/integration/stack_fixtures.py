@@ -29,7 +29,7 @@ from sqlalchemy import func, select
 
 from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
 from shared.database.db import app_engine
-from shared.database.tables import attendance_days, executions
+from shared.database.tables import attendance_days, event_inbox, executions
 from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
@@ -373,3 +373,14 @@ def drain(url: str, queue: str) -> list[tuple[Any, Any, bytes]]:
 def read_dead_letters(url: str) -> dict[str, dict[str, Any]]:
     """message id → headers of every message in the dead-letter queue (acked: the queue is ours in tests)."""
     return {str(properties.message_id): dict(properties.headers or {}) for _, properties, _ in drain(url, DEAD_QUEUE)}
+
+
+def wait_admitted(ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:
+    """The inbox rows of `ids` once every one is launched (marked after its canvas was sent)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = app_rows(event_inbox, event_inbox.c.event_id.in_(ids), event_inbox.c.status == "launched")
+        if len(rows) == len(ids):
+            return rows
+        time.sleep(0.3)
+    raise AssertionError(f"not all of {ids} admitted: {app_rows(event_inbox, event_inbox.c.event_id.in_(ids))}")

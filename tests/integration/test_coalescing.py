@@ -20,7 +20,7 @@ from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import MONDAY, Stack, app_rows, at, hrsync, stack_fixture
+from tests.integration.stack_fixtures import MONDAY, Stack, app_rows, at, hrsync, stack_fixture, wait_admitted
 
 pytestmark = pytest.mark.integration
 
@@ -163,17 +163,6 @@ def test_punch_events_published_while_no_worker_runs_are_served_by_one_execution
     assert execution["params"]["events"] == 3
     shown = json.loads(hrsync(stack, "show", execution["id"], "--json").stdout)
     assert sorted(e["event_id"] for e in shown["events"]) == sorted(ids)
-
-
-def wait_admitted(ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:
-    """The inbox rows of `ids` once every one is launched (marked after its canvas was sent)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        rows = app_rows(event_inbox, event_inbox.c.event_id.in_(ids), event_inbox.c.status == "launched")
-        if len(rows) == len(ids):
-            return rows
-        time.sleep(0.3)
-    raise AssertionError(f"not all of {ids} admitted: {app_rows(event_inbox, event_inbox.c.event_id.in_(ids))}")
 
 
 @pytest.mark.slow

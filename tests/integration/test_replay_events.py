@@ -15,8 +15,7 @@ from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import MONDAY, Stack, at, hrsync, replays_of, settle, stack_fixture
-from tests.integration.test_coalescing import wait_admitted
+from tests.integration.stack_fixtures import MONDAY, Stack, at, hrsync, replays_of, settle, stack_fixture, wait_admitted
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
