@@ -12,8 +12,10 @@ from typing import Any
 import pika
 import pytest
 
-from shared.database.tables import operator_actions, punch_corrections
+from shared.database.db import app_engine
+from shared.database.tables import event_inbox, operator_actions, punch_corrections
 from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, REASON_HEADER, event_channel
+from shared.runtime.runner import run_async
 from tests.conftest import require_service
 from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
 from tests.integration.stack_fixtures import app_rows, private_vhost
@@ -22,6 +24,16 @@ from tests.web.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.integration
 __all__ = ["hrsync_env", "staff"]  # fixtures used by name below
+
+
+def insert_rows(table: Any, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` into `table` of the app database."""
+    async def insert() -> None:
+        engine = await app_engine()
+        async with engine.begin() as conn:
+            await conn.execute(table.insert(), rows)
+
+    run_async(insert())
 
 
 def actions_on(target: str) -> list[tuple[str, str, str]]:
@@ -43,10 +55,14 @@ def test_operator_replays_from_the_plan_page(client: Any) -> None:
     """The replay page shows the dry-run plan; its confirm button launches the replay (a new execution,
     `replay_of` the failed one) and writes an operator action with via=web and the user's name."""
     failed = record(f"t{uuid.uuid4().hex[:8]}", status="failed", failed_stage="merge", stages=CHAIN)
+    served = [f"ev-{failed[:8]}-{n}" for n in (1, 2)]  # two coalesced events served by the failed execution
+    insert_rows(event_inbox, [{"event_id": e, "type": "hrsync.punches.imported", "source": "test", "status": "launched",
+                               "execution_id": failed, "received_at": dt.datetime.now(dt.UTC)} for e in served])
     sign_in(client, "otto")
     plan = client.get(f"/executions/{failed}/replay")
     assert plan.status_code == 200
     assert "Dry run" in plan.text
+    assert f"Serves 2 events: <span class=\"mono\">{served[0]}, {served[1]}</span>" in plan.text
     assert 'id="confirm-replay"' in plan.text
     assert actions_on(failed) == []  # the plan alone records nothing
     done = client.post(f"/executions/{failed}/replay", data={"csrf_token": csrf_of(plan.text), "from_stage": ""})
