@@ -41,9 +41,10 @@ def one_line_error(done: subprocess.CompletedProcess[str], code: int, fragment: 
 
 def record(kind: str, *, status: str = "succeeded", trigger: str = "event", age: dt.timedelta = dt.timedelta(0),
            failed_stage: str | None = None, replay_of: str | None = None,
-           stages: list[tuple[str, str, str]] = ()) -> str:  # type: ignore[assignment]
+           stages: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
+           execution_id: str | None = None) -> str:
     """Insert an execution (created `age` ago) and its (stage, shard, status) rows; return its id."""
-    execution_id = str(uuid.uuid4())
+    execution_id = execution_id or str(uuid.uuid4())
     created = NOW - age
     start = created + dt.timedelta(seconds=1)
 
@@ -255,3 +256,13 @@ def test_cancel_then_audit(kind: str) -> None:
     table = hrsync("audit")
     assert table.returncode == 0
     assert "cancel" in table.stdout
+
+
+def test_a_prefix_two_executions_share_is_refused_saying_how_many(app_db: str) -> None:
+    """Two ids starting with the same 8 characters: that prefix exits 2 with one line naming the 2 matches;
+    one more character picks one."""
+    shared = uuid.uuid4().hex[:8]
+    first, second = (record("hris", execution_id=f"{shared}-{n}{uuid.uuid4().hex[:26]}") for n in (1, 2))
+    one_line_error(hrsync("show", shared), 2, "2 executions start with")
+    assert json.loads(hrsync("show", first[:10], "--json").stdout)["execution"]["id"] == first
+    assert json.loads(hrsync("show", second[:10], "--json").stdout)["execution"]["id"] == second
