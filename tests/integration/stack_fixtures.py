@@ -25,7 +25,7 @@ from typing import Any
 
 import pika
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
 from shared.database.db import app_engine
@@ -384,3 +384,24 @@ def wait_admitted(ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:
             return rows
         time.sleep(0.3)
     raise AssertionError(f"not all of {ids} admitted: {app_rows(event_inbox, event_inbox.c.event_id.in_(ids))}")
+
+
+async def on_app_database(statement: str) -> None:
+    """Run one statement on the app database, in its own transaction."""
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(text(statement))
+
+
+@contextmanager
+def refused_attendance_of(employee_no: str) -> Iterator[None]:
+    """While inside, the app database refuses every attendance row of `employee_no` (a trigger)."""
+    trigger = f"refuse_{employee_no}"
+    run_async(on_app_database(f"""CREATE TRIGGER `{trigger}` BEFORE INSERT ON attendance_days FOR EACH ROW
+                                  BEGIN IF NEW.employee_no = '{employee_no}' THEN
+                                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'engineered failure';
+                                  END IF; END"""))
+    try:
+        yield
+    finally:
+        run_async(on_app_database(f"DROP TRIGGER IF EXISTS `{trigger}`"))

@@ -13,7 +13,6 @@ from collections.abc import Iterator
 from typing import Any
 
 import pika
-import pymysql
 import pytest
 from aiosmtpd.smtp import SMTP
 
@@ -21,7 +20,6 @@ from shared.events.bus import DEAD_LETTER_EXCHANGE, REASON_HEADER, pika_url
 from shared.events.dead_letters import list_dead_letters
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
-from tests.conftest import MARIADB
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
@@ -32,6 +30,7 @@ from tests.integration.stack_fixtures import (
     event_body,
     hrsync,
     nightly,
+    refused_attendance_of,
     replays_of,
     running_stack,
     settle,
@@ -152,23 +151,9 @@ def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:
 
 def fail_one_merge_shard(stack: Stack) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """Run a nightly chain whose Sales merge shard fails for good (a trigger refuses NONE's attendance rows)."""
-    database = stack.env["HRSYNC_DATABASE_URL"].rsplit("/", 1)[1]
-    trigger = f"fail_{stack.prefix}"
-    admin = pymysql.connect(host=MARIADB[0], port=MARIADB[1], user="root", database=database, autocommit=True)
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"""CREATE TRIGGER `{trigger}` BEFORE INSERT ON attendance_days FOR EACH ROW
-                            BEGIN IF NEW.employee_no = '{stack.no("NONE")}' THEN
-                              SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'engineered failure';
-                            END IF; END""")
-        try:
-            failed = stack.wait_for_execution(nightly(stack))
-            rows = settle(failed["id"])
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP TRIGGER IF EXISTS `{trigger}`")
-    finally:
-        admin.close()
+    with refused_attendance_of(stack.no("NONE")):
+        failed = stack.wait_for_execution(nightly(stack))
+        rows = settle(failed["id"])
     assert failed["status"] == "failed", failed
     assert failed["failed_stage"] == "merge"
     return failed, rows

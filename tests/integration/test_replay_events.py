@@ -4,42 +4,27 @@ punch events in one execution that fails at merge, its dry run (alone and with `
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pytest
-from sqlalchemy import text
 
-from shared.database.db import app_engine
-from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import MONDAY, Stack, at, hrsync, replays_of, settle, stack_fixture, wait_admitted
+from tests.integration.stack_fixtures import (
+    MONDAY,
+    Stack,
+    at,
+    hrsync,
+    refused_attendance_of,
+    replays_of,
+    settle,
+    stack_fixture,
+    wait_admitted,
+)
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 stack = stack_fixture(extra_env={"HRSYNC_TASK_MAX_RETRIES": "1", "HRSYNC_RETRY_BACKOFF_SECONDS": "0.2"})
-
-
-async def on_app_database(statement: str) -> None:
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        await conn.execute(text(statement))
-
-
-@contextmanager
-def refused_attendance_of(employee_no: str) -> Iterator[None]:
-    """While inside, the app database refuses every attendance row of `employee_no` (a trigger)."""
-    trigger = f"refuse_{employee_no}"
-    run_async(on_app_database(f"""CREATE TRIGGER `{trigger}` BEFORE INSERT ON attendance_days FOR EACH ROW
-                                  BEGIN IF NEW.employee_no = '{employee_no}' THEN
-                                    SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'engineered failure';
-                                  END IF; END"""))
-    try:
-        yield
-    finally:
-        run_async(on_app_database(f"DROP TRIGGER IF EXISTS `{trigger}`"))
 
 
 def test_replay_of_a_coalesced_execution_names_the_events_it_served(stack: Stack) -> None:
