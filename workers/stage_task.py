@@ -38,6 +38,10 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
     """Base of every stage task. Subclasses set `stage`; shells call `run_stage`."""
 
     abstract = True
+    # No result in Redis: an execution's state is in the database, and nothing reads a step's Celery result
+    # except a chord (its header tasks, `workers.tasks._worker_task`, keep theirs) and the probe. So a small
+    # execution leaves no result keys and no STARTED/SUCCESS writes behind (a long run stays flat).
+    ignore_result = True
     stage = "stage"
     runs_when: tuple[str, ...] = OPEN  # execution statuses in which a step runs; others stop it at its start
     opens_execution = True  # a step moves a pending execution to running (the canvas's `start` claims instead)

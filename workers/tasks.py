@@ -64,7 +64,7 @@ def finish(self: StageTask, execution_id: str, stages: list[str]) -> dict[str, A
     return self.run_stage(execution_id, ShardKind.FINISH, finish_step(execution_id, stages), control=True)
 
 
-@app.task(base=StageTask, bind=True, name="hrsync.probe", stage="probe", queue="hrsync.workflow")
+@app.task(base=StageTask, bind=True, name="hrsync.probe", stage="probe", queue="hrsync.workflow", ignore_result=False)
 def probe(self: StageTask, execution_id: str, shard: str = "-", sleep_seconds: float = 0.0) -> dict[str, Any]:
     """Read the app DB through the runner: the plumbing check."""
     return self.run_stage(execution_id, shard, probe_app_db(sleep_seconds))
@@ -102,7 +102,8 @@ def _done_task(stage: Stage) -> Task:
 
 
 def _worker_task(stage: Stage, phase: Phase) -> Task:
-    @app.task(base=StageTask, bind=True, name=stage.task_name(phase.worker), stage=stage.name, queue=stage.queue)
+    @app.task(base=StageTask, bind=True, name=stage.task_name(phase.worker), stage=stage.name, queue=stage.queue,
+              ignore_result=False)  # a chord's header: the chord counts its results
     def work(self: StageTask, execution_id: str, shard: dict[str, Any], params: dict[str, Any] | None = None) -> Any:
         """One shard of the phase (`Phase.work`), as planned."""
         # `params`: only in messages queued by a release whose extract shards did not carry their inputs.
