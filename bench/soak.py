@@ -10,7 +10,8 @@ bridge` and one gevent worker (`-P gevent -c 50`) as subprocesses. `--executions
 RSS (`/proc/<pid>/status` VmRSS) and, all of them this run's alone, Redis's pub/sub channels (`PUBSUB
 CHANNELS`) and their subscriptions (`PUBSUB NUMSUB`), its clients (`INFO clients`, without the sampler),
 the connections and subscriptions of the worker and of the bridge (`CLIENT LIST`, matched to the
-processes' sockets), the keys (`DBSIZE`) and Redis's memory. Each sample is printed as it is taken.
+processes' sockets), the connections it accepted so far (`total_connections_received`), the keys
+(`DBSIZE`) and Redis's memory. Each sample is printed as it is taken.
 After the processes stop: the keys by kind and how many have no expiry, and any channel left.
 
 The baseline is the run's own warm-up: the first sample at or after 10 % of the executions; target:
@@ -89,7 +90,8 @@ class OwnRedis:
 
     def sample(self, pids: dict[str, int]) -> dict[str, Any]:
         """Channels, their subscriptions (`PUBSUB NUMSUB`), clients (`INFO clients`, without this sampler's
-        connection) and the connections and subscriptions of each of `pids` (name → pid), keys, memory."""
+        connection), the connections and subscriptions of each of `pids` (name → pid), the connections
+        accepted since the start (without the sampler's), keys, memory."""
         channels = self.client.pubsub_channels()
         numsub = sum(n for _, n in self.client.pubsub_numsub(*channels)) if channels else 0
         owner: dict[int, str] = {}
@@ -107,6 +109,7 @@ class OwnRedis:
                 "clients": int(self.client.info("clients")["connected_clients"]) - 1,
                 **{f"{name}_conns": counts[0] for name, counts in per.items()},
                 **{f"{name}_subs": counts[1] for name, counts in per.items()},
+                "connects": int(self.client.info("stats")["total_connections_received"]) - 1,  # since start
                 "keys": int(self.client.dbsize()),
                 "redis_mb": round(int(self.client.info("memory")["used_memory"]) / MB, 1)}
 
@@ -199,7 +202,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
 
 
 COLUMNS = ("at", "published", "finished", "worker_rss_mb", "bridge_rss_mb", "channels", "numsub", "clients",
-           "worker_conns", "worker_subs", "bridge_conns", "bridge_subs", "other_conns", "keys", "redis_mb")
+           "worker_conns", "worker_subs", "bridge_conns", "bridge_subs", "other_conns", "connects", "keys",
+           "redis_mb")
 
 
 def table(samples: list[dict[str, Any]]) -> str:
