@@ -81,9 +81,8 @@ class Gathering:
         grown = copy.deepcopy(self.base)
         grown["events"] = self.events
         if self.kind == "punches":
-            windows = merge_windows(self.windows)
-            grown["merge"].update(window={"from": windows[0]["from"], "to": max((w["to"] for w in windows), key=_when)},
-                                  windows=windows, devices=_listed(self.devices))
+            grown["merge"].update(window={"from": self.start, "to": self.end}, windows=merge_windows(self.windows),
+                                  devices=_listed(self.devices))
         else:
             employees = _listed(self.employees)
             grown["extract"]["employees"] = employees
