@@ -1,9 +1,10 @@
 """Where HRIS rows come from: the `HrisSource` protocol, over ODBC (aioodbc) or a SQLAlchemy URL.
 
 Both run the same `?`-parameter SQL (`pipelines.hris.query`), so the stage code is one. The ODBC source
-is production (SQL Server, or any ODBC driver); the SQLAlchemy source serves the embedded demo HRIS, a
-SQLite file `<HRSYNC_HOME>/hris.db`, through aiosqlite (qmark parameters natively, via
-`exec_driver_sql`). `create_demo_hris` makes that file (or any qmark-style database) from rows.
+is production (SQL Server, or any ODBC driver); it imports pyodbc (which needs the system's unixODBC,
+`libodbc.so.2`) only when it runs, so everything else works on a machine without it. The SQLAlchemy
+source serves the embedded demo HRIS, a SQLite file `<HRSYNC_HOME>/hris.db`, through aiosqlite (qmark
+parameters natively, via `exec_driver_sql`). `create_demo_hris` makes that file (or any qmark-style database) from rows.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Protocol, cast
 
-import pyodbc
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -25,7 +25,6 @@ from shared.config.errors import ConfigError, HrsyncError
 from shared.config.retry import is_transient, transient_retrying
 from shared.config.settings import Settings, get_settings
 from shared.database.db import engine_for
-from shared.database.odbc import odbc_fetch_batches
 from shared.observability.redaction import redact_text
 
 DEMO_FILE = "hris.db"
@@ -78,6 +77,11 @@ class OdbcHrisSource:
     dsn: str = field(repr=False)  # may hold a password
 
     async def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches:
+        # Here, not at the top: pyodbc's wheel needs libodbc.so.2, which only an ODBC HRIS requires.
+        import pyodbc
+
+        from shared.database.odbc import odbc_fetch_batches
+
         try:
             rows = cast(Batches, odbc_fetch_batches(self.dsn, sql, params, batch_size))  # an async generator
             async with aclosing(rows) as batches:
