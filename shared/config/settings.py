@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from shared.config.errors import ConfigError
+from shared.config.errors import ConfigError, in_field_order
 from shared.observability.redaction import redact_text, redact_url
 
 ENV_PREFIX = "HRSYNC_"
@@ -175,7 +175,7 @@ class Settings(BaseSettings):
             try:
                 jobs[name] = None if spec is None else ScheduleSpec.model_validate(spec)
             except ValidationError as exc:
-                first = exc.errors()[0]
+                first = in_field_order(exc.errors())[0]
                 where = ".".join(str(part) for part in (name, *first["loc"]))
                 raise ValueError(f"{where}: {str(first['msg']).removeprefix('Value error, ')}") from None
         return jobs
@@ -232,7 +232,7 @@ class Settings(BaseSettings):
 
 def _describe(error: ValidationError) -> str:
     """One line naming the environment variable of the first problem."""
-    first = error.errors()[0]
+    first = in_field_order(error.errors())[0]
     field = str(first["loc"][0]) if first["loc"] else "settings"
     message = str(first["msg"]).removeprefix("Value error, ")
     return f"{ENV_PREFIX}{field.upper()}: {message}"

@@ -36,6 +36,8 @@ from pydantic import (
     model_validator,
 )
 
+from shared.config.errors import in_field_order
+
 SYNC_REQUESTED: Final = "hrsync.sync.requested"
 EMPLOYEE_CHANGED: Final = "hrsync.employee.changed"
 PUNCHES_IMPORTED: Final = "hrsync.punches.imported"
@@ -367,7 +369,7 @@ def _validate(model: type[_Model], json_text: str | bytes, where: tuple[str, ...
         return model.model_validate_json(json_text, strict=True)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-        raise InvalidEvent("; ".join(_describe(error, where) for error in errors)) from exc
+        raise InvalidEvent("; ".join(_describe(error, where) for error in in_field_order(errors))) from exc
 
 
 def _validate_data(model: type[_Model], value: object) -> _Model:

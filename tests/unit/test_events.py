@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from shared.config.errors import in_field_order
 from shared.events.models import (
     CONTENT_TYPE,
     DATA_MODELS,
@@ -174,8 +175,9 @@ INVALID = [
     pytest.param(b"true", "not a JSON object: boolean", id="json-boolean"),
     pytest.param(
         b"{}",
-        "specversion: field required; id: field required; source: field required; type: field required; "
-        "data: field required",
+        # every missing attribute, by field path (hrsync's order, not pydantic's)
+        "data: field required; id: field required; source: field required; specversion: field required; "
+        "type: field required",
         id="empty-object",
     ),
     pytest.param(encode(without(envelope(), "id")), "id: field required", id="missing-id"),
@@ -417,6 +419,28 @@ def test_build_event_accepts_a_data_model() -> None:
 
 
 @pytest.mark.parametrize(
+    ("locs", "expected"),
+    [
+        # by name, whatever order they come in
+        ([("data", "scope"), ("data", "employee_no"), ("data", "fields")],
+         [("data", "employee_no"), ("data", "fields"), ("data", "scope")]),
+        # a parent before its fields; list items by index as numbers: 2 before 10
+        ([("data", "employees", 10), ("data",), ("data", "employees", 2), ("id",)],
+         [("data",), ("data", "employees", 2), ("data", "employees", 10), ("id",)]),
+        # an index before a name at the same depth (both orders in, one order out)
+        ([("x", "a"), ("x", 0)], [("x", 0), ("x", "a")]),
+        ([("x", 0), ("x", "a")], [("x", 0), ("x", "a")]),
+    ],
+)
+def test_errors_are_ordered_by_field_path(locs: list[tuple[str | int, ...]],
+                                          expected: list[tuple[str | int, ...]]) -> None:
+    """Validation errors come out by field path, independent of the order the validator listed them in."""
+    errors = [{"loc": loc, "msg": "m"} for loc in locs]
+    assert [e["loc"] for e in in_field_order(errors)] == expected
+    assert [e["loc"] for e in in_field_order(reversed(errors))] == expected
+
+
+@pytest.mark.parametrize(
     ("type_", "data", "options", "reason"),
     [
         pytest.param("hrsync.foo", SYNC_DATA, {}, "unknown type: 'hrsync.foo'", id="unknown-type"),
@@ -466,6 +490,7 @@ def test_build_event_accepts_a_data_model() -> None:
             SYNC_REQUESTED,
             EmployeeChanged(employee_no="E1"),
             {},
+            # by field path: employee_no < fields < scope (pydantic 2.14 lists scope first)
             "data.employee_no: Extra inputs are not permitted; data.fields: Extra inputs are not permitted; "
             "data.scope: field required",
             id="model-of-another-type",
