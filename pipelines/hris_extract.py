@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import aclosing
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,7 +27,7 @@ import structlog
 from sqlalchemy import select
 
 from pipelines.hris.params import ALL_KEYS, ExtractParams, Key, KeyRange, ReadTally, cut_ranges
-from pipelines.hris.query import Window, build_select
+from pipelines.hris.query import Window, build_select, split_by_employees
 from pipelines.hris.rows import COLUMNS, EmployeeRow, RowRejected, normalise_employee
 from pipelines.hris.source import HrisSource, HrisSourceError, create_demo_hris, hris_source, read_in_batches
 from pipelines.hris.watermark import (
@@ -45,8 +46,8 @@ from shared.records.executions import StageResult
 
 __all__ = [
     "WATERMARK_OVERLAP", "ExtractParams", "HrisSource", "HrisSourceError", "KeyRange", "commit_watermark",
-    "create_demo_hris", "extract_employees", "list_changed_keys", "next_watermark", "pin_extract_window",
-    "plan_extract_shards", "read_watermark",
+    "create_demo_hris", "employee_parts", "extract_employees", "list_changed_keys", "next_watermark",
+    "pin_extract_window", "plan_extract_shards", "read_watermark",
 ]
 
 KEY_BATCH_SIZE = 5000  # keys per fetchmany when planning
@@ -58,19 +59,25 @@ log = structlog.get_logger(__name__)
 async def list_changed_keys(
     params: ExtractParams, key_range: KeyRange = ALL_KEYS, *, source: HrisSource | None = None
 ) -> list[Key]:
-    """The `employee_no` keys `params` selects in `key_range`, in the HRIS's order (NULL keys left out)."""
+    """The `employee_no` keys `params` selects in `key_range`, in the HRIS's order (NULL keys left out).
+
+    A list of more employees than one statement takes is read in parts (`split_by_employees`): the keys
+    are then in the HRIS's order within each part only (`plan_extract_shards` cuts one part at a time).
+    """
     if params.employees == []:
         return []
     source = source or hris_source()
-    window = Window(await extract_since(params), key_range, params.employees)
-    sql, args = build_select(get_settings().hris_query, ("employee_no",), window)
     keys: list[Key] = []
-    async for attempt in transient_retrying():
-        with attempt:
-            keys = []
-            async with aclosing(source.fetch_batches(sql, args, KEY_BATCH_SIZE)) as batches:
-                async for batch in batches:
-                    keys.extend(row[0] for row in batch if row[0] is not None)
+    for part in split_by_employees(Window(await extract_since(params), key_range, params.employees)):
+        sql, args = build_select(get_settings().hris_query, ("employee_no",), part)
+        found: list[Key] = []
+        async for attempt in transient_retrying():
+            with attempt:
+                found = []
+                async with aclosing(source.fetch_batches(sql, args, KEY_BATCH_SIZE)) as batches:
+                    async for batch in batches:
+                        found.extend(row[0] for row in batch if row[0] is not None)
+        keys.extend(found)
     return keys
 
 
@@ -78,9 +85,20 @@ async def plan_extract_shards(params: ExtractParams, max_shards: int, target_sha
     """Contiguous key ranges (at most `max_shards`, ~`target_shard_size` changed rows each) covering all keys.
 
     Reads only the keys of the changed rows. The ranges are cut at keys the HRIS itself ordered, so each
-    shard's `lo < key <= hi` uses the same collation as the plan; the outer ranges are open.
+    shard's `lo < key <= hi` uses the same collation as the plan; the outer ranges are open. A list of
+    employees longer than one statement takes is not cut (its keys come from several statements, each in
+    its own order): one open range, read in parts; `employee_parts` gives the parts to plan one by one.
     """
+    if len(employee_parts(params)) > 1:
+        return [ALL_KEYS]
     return cut_ranges(await list_changed_keys(params), max_shards, target_shard_size)
+
+
+def employee_parts(params: ExtractParams) -> list[ExtractParams]:
+    """`params` as inputs of at most `EMPLOYEES_PER_STATEMENT` employees each (itself when no list, or a
+    short one): the extract plans each part's shards apart, so every read is one statement."""
+    return [replace(params, employees=None if w.employees is None else list(w.employees))
+            for w in split_by_employees(Window(employees=params.employees))]
 
 
 async def extract_employees(

@@ -19,7 +19,7 @@ from typing import Any, Protocol, cast
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.hris.query import Window, build_select, resume_after
+from pipelines.hris.query import Window, build_select, resume_after, split_by_employees
 from pipelines.hris.rows import ABSENCE_COLUMNS, COLUMNS
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.retry import is_transient, transient_retrying
@@ -58,16 +58,21 @@ async def read_in_batches(source: HrisSource, query: str, columns: Sequence[str]
                           store: Callable[[Sequence[tuple[Any, ...]]], Awaitable[None]], *, key: str | None = None
                           ) -> None:
     """Read `query`'s rows in `window` in keyset batches, `store` each one; a transient error retries the
-    read from after the last stored batch (each batch is stored in one transaction)."""
-    async for attempt in transient_retrying():
-        with attempt:
-            sql, args = build_select(query, columns, window, **({"key": key} if key else {}))
-            async with aclosing(source.fetch_batches(sql, args, BATCH_SIZE)) as batches:
-                async for batch in batches:
-                    await store(batch)
-                    last = next((row[0] for row in reversed(batch) if row[0] is not None), None)
-                    if last is not None:
-                        window = resume_after(window, last)  # a retry continues after this batch
+    read from after the last stored batch (each batch is stored in one transaction).
+
+    A long list of employees is read as several statements (`split_by_employees`), one after the other,
+    each in its own keyset order; a retry continues the statement it interrupted.
+    """
+    for part in split_by_employees(window):
+        async for attempt in transient_retrying():
+            with attempt:
+                sql, args = build_select(query, columns, part, **({"key": key} if key else {}))
+                async with aclosing(source.fetch_batches(sql, args, BATCH_SIZE)) as batches:
+                    async for batch in batches:
+                        await store(batch)
+                        last = next((row[0] for row in reversed(batch) if row[0] is not None), None)
+                        if last is not None:
+                            part = resume_after(part, last)  # a retry continues after this batch
 
 
 @dataclass(frozen=True)

@@ -17,6 +17,7 @@ from pipelines.hris_extract import (
     ExtractParams,
     KeyRange,
     commit_watermark,
+    employee_parts,
     extract_employees,
     next_watermark,
     pin_extract_window,
@@ -62,14 +63,27 @@ async def plan_extract(execution_id: str) -> StageResult:
     if plan is None:
         employee_params = ExtractParams.from_json(await stage_params(execution_id, NAME))
         params = await pin_extract_window(employee_params)
-        ranges = await plan_extract_shards(params, EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE)
-        shards = [ExtractShard(ShardKind.KEY_RANGE.of(str(r)), params, r) for r in ranges]
+        shards = await employee_shards(params)
         if absences_enabled():
             leave = await pin_extract_window(absence_params(employee_params))
             shards.append(ExtractShard(ShardKind.ABSENCES.of(), leave))
         plan = {"params": params.to_json(), "shards": [s.to_json() for s in shards]}
     typed = [ExtractShard.from_json(s, plan["params"]) for s in plan["shards"]]
     return plan_of(typed, await succeeded_outputs(execution_id, NAME), params=plan["params"])
+
+
+async def employee_shards(params: ExtractParams) -> list[ExtractShard]:
+    """Key-range shards of `params`; a long list of employees is planned part by part (each part's reads
+    are one statement: SQL Server's parameter limit), its shards named after their part."""
+    parts = employee_parts(params)
+    if len(parts) == 1:
+        ranges = await plan_extract_shards(params, EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE)
+        return [ExtractShard(ShardKind.KEY_RANGE.of(str(r)), params, r) for r in ranges]
+    shards = []
+    for n, part in enumerate(parts, 1):
+        ranges = await plan_extract_shards(part, max(1, EXTRACT_MAX_SHARDS // len(parts)), EXTRACT_SHARD_SIZE)
+        shards += [ExtractShard(ShardKind.KEY_RANGE.of(f"part {n}/{len(parts)} {r}"), part, r) for r in ranges]
+    return shards
 
 
 async def extract_shard(execution_id: str, shard: dict[str, Any]) -> StageResult:

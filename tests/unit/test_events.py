@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -575,7 +576,6 @@ def test_committed_schema_is_up_to_date() -> None:
 @pytest.mark.parametrize(("body", "model"), VALID)
 def test_schema_accepts_valid_events(body: bytes, model: type[Any]) -> None:
     """Every event parse_event accepts also validates against the exported JSON Schema."""
-    jsonschema = pytest.importorskip("jsonschema")
     jsonschema.Draft202012Validator(events_json_schema()).validate(json.loads(body))
 
 
@@ -591,7 +591,6 @@ def test_schema_accepts_valid_events(body: bytes, model: type[Any]) -> None:
 )
 def test_schema_rejects_invalid_events(document: dict[str, Any]) -> None:
     """Events with an unknown type, bad data or bad extensions fail the exported JSON Schema."""
-    jsonschema = pytest.importorskip("jsonschema")
     assert not jsonschema.Draft202012Validator(events_json_schema()).is_valid(document)
 
 

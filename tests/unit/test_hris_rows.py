@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pipelines.hris.params import ExtractParams, KeyRange, cut_ranges
-from pipelines.hris.query import Window, build_select, resume_after
+from pipelines.hris.query import Window, build_select, resume_after, split_by_employees
 from pipelines.hris.rows import COLUMNS, RowRejected, normalise_employee
 from pipelines.hris.watermark import next_watermark
 from shared.config.errors import ConfigError
@@ -138,8 +138,40 @@ def test_the_query_is_a_derived_table_with_question_mark_parameters(
 ) -> None:
     """The configured query becomes a derived table, filtered with ? parameters and ordered by key."""
     sql, args = build_select("SELECT * FROM hrsync_employees ;\n", ("employee_no",), window)
-    assert sql == f"SELECT src.employee_no FROM (SELECT * FROM hrsync_employees) src{where} ORDER BY src.employee_no"
+    assert sql == f"SELECT src.employee_no FROM (SELECT * FROM hrsync_employees) AS src{where} ORDER BY src.employee_no"
     assert args == params
+
+
+@pytest.mark.parametrize(
+    ("count", "sizes"),
+    [
+        (None, [None]),  # no list: the window as it is
+        (0, [0]),
+        (1000, [1000]),  # one statement takes 1,000 employees
+        (1001, [1000, 1]),
+        (2101, [1000, 1000, 101]),  # over SQL Server's 2,100 parameters: three statements
+        (5000, [1000] * 5),  # the largest coalesced list
+    ],
+)
+def test_a_long_list_of_employees_is_read_in_parts(count: int | None, sizes: list[int | None]) -> None:
+    """A window's employees are cut into parts of at most 1,000, in the list's order, each under 2,000
+    parameters with the since and key bounds."""
+    numbers = None if count is None else [f"E{i:05d}" for i in range(count)]
+    window = Window(UTC8, KeyRange("A", "Z"), numbers, with_null_keys=True)
+    parts = split_by_employees(window)
+    assert [None if p.employees is None else len(p.employees) for p in parts] == sizes
+    assert [e for p in parts for e in p.employees or ()] == (numbers or [])
+    assert {(p.since, p.key_range, p.with_null_keys) for p in parts} == {(UTC8, KeyRange("A", "Z"), True)}
+    assert all(len(build_select("SELECT * FROM v", ("employee_no",), p)[1]) <= 2000 for p in parts)
+
+
+def test_a_number_listed_twice_is_read_once_and_an_oversized_statement_is_refused() -> None:
+    """Parts hold each number once; build_select refuses more than 2,000 parameters in one statement."""
+    twice = [f"E{i:05d}" for i in range(1500)] * 2
+    parts = split_by_employees(Window(employees=twice))
+    assert [len(p.employees or ()) for p in parts] == [1000, 500]
+    with pytest.raises(ValueError, match="2001 parameters"):
+        build_select("SELECT * FROM v", ("employee_no",), Window(employees=twice[:2001]))
 
 
 def test_resume_keeps_the_window_and_moves_the_lower_bound() -> None:
