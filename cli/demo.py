@@ -21,7 +21,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,22 +193,13 @@ def _stop_on_termination() -> Iterator[None]:
 
 def admit_and_launch(data: demo_data.DemoData) -> str:
     """Create the execution the way the bridge does (event → request → inbox + execution), then launch."""
-    from pipelines.plans import request_for
-    from shared.events.inbox import admit_event, mark_launched
-    from shared.events.models import CLI_SOURCE, build_event, parse_event
+    from shared.events.models import CLI_SOURCE, build_event
     from shared.runtime.runner import run_async
-    from workers.canvas import launch
+    from workers import event_requests
 
     event = build_event("hrsync.sync.requested", {"scope": "nightly", "from": data.first_day.isoformat(),
                                                   "to": data.last_day.isoformat()}, source=CLI_SOURCE)
-    body = event.to_json_bytes()
-    parsed = parse_event(body)
-    request = request_for(parsed, dt.datetime.now(dt.UTC), get_settings().zone)
-    admission = run_async(admit_event(parsed.id, parsed.type, parsed.envelope.source, body, kind=request.kind,
-                                      trigger=request.trigger, params=request.params))
-    launch(admission.execution_id, request.params["stages"])
-    run_async(mark_launched(parsed.id))
-    return admission.execution_id
+    return run_async(event_requests.admit_and_launch(event))
 
 
 def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, timeout: float) -> dict[str, Any]:
@@ -231,8 +222,12 @@ def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, time
 
 # -- the command ---------------------------------------------------------------------------------------
 
-def run_demo(out: Console) -> None:
-    """Run the demo and print what it did; raise `DemoFailed` (exit 1) when the chain failed."""
+def run_demo(out: Console, then: Callable[[], None] | None = None) -> None:
+    """Run the demo and print what it did; raise `DemoFailed` (exit 1) when the chain failed.
+
+    `then` (the console of `--web`) runs after the report while the demo's worker keeps running, so what
+    it asks for (a correction's recompute) is done on the embedded transport; the worker stops after it.
+    """
     from shared.records.status import ExecutionStatus
     from shared.runtime.runner import shutdown
 
@@ -250,11 +245,16 @@ def run_demo(out: Console) -> None:
             out.print(demo_report.describe_data(data, setup.embedded))
             execution_id = admit_and_launch(data)
             execution = wait_for_execution(execution_id, worker, out, FINISH_TIMEOUT)
-            worker.request_stop()  # a warm shutdown takes a few seconds: report meanwhile
+            if then is None:
+                worker.request_stop()  # a warm shutdown takes a few seconds: report meanwhile
             report = demo_report.collect(execution, setup.mail_folder)
             out.print(demo_report.summary(report, data))
             out.print(demo_report.trace_table(report, out.width))
             out.print(demo_report.where_files_are(setup.folder, setup.embedded))
+            if execution["status"] == ExecutionStatus.SUCCEEDED and then is not None:
+                out.print(f"execution {execution_id} [bold]{execution['status']}[/] in "
+                          f"{time.monotonic() - started:.1f}s; the worker keeps running for the console")
+                then()
             with out.status("stopping the worker …"):
                 worker_code = worker.stop()
         finally:

@@ -175,11 +175,12 @@ def demo(web: Annotated[bool, typer.Option("--web", help="then serve the console
     """Run hrsync end to end on embedded defaults (no services needed) and show what it did."""
     from cli.demo import run_demo
 
-    run_demo(out)
-    if web:  # on the run's own database: run_demo pointed HRSYNC_HOME at it
+    def console() -> None:  # on the run's own database (run_demo pointed HRSYNC_HOME at it), its worker running
         from cli.web import serve
 
-        serve("127.0.0.1", port, out, one_time_note="; Ctrl-C stops it (the demo's worker has stopped)")
+        serve("127.0.0.1", port, out, one_time_note="; Ctrl-C stops it and the demo's worker")
+
+    run_demo(out, then=console if web else None)
 
 
 def main() -> None:

@@ -46,7 +46,8 @@ def _show(punch: dict[str, Any]) -> str:
 
 def _recompute_line(result: dict[str, Any]) -> str:
     r = result["recompute"]
-    return f"recompute of {r['from']}..{r['to']} requested (event {r['event_id']})"
+    execution = f", execution {r['execution_id']}" if r.get("execution_id") else ""
+    return f"recompute of {r['from']}..{r['to']} requested (event {r['event_id']}{execution})"
 
 
 @punches_app.command("list")
@@ -87,9 +88,10 @@ def punches_add(
     from pipelines.attendance.corrections import add_punch
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async
+    from workers.event_requests import request_event
 
     at = parse_local_time(time, get_settings().zone)
-    result = run_async(add_punch(employee_no, at, reason, actor=cli_actor(), via="cli"))
+    result = run_async(add_punch(employee_no, at, reason, actor=cli_actor(), via="cli", request_event=request_event))
     if as_json:
         print_json(result)
         return
@@ -106,8 +108,9 @@ def punches_void(
     from pipelines.attendance.corrections import void_punch
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async
+    from workers.event_requests import request_event
 
-    result = run_async(void_punch(punch_id, reason, actor=cli_actor(), via="cli"))
+    result = run_async(void_punch(punch_id, reason, actor=cli_actor(), via="cli", request_event=request_event))
     if as_json:
         print_json(result)
         return

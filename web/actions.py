@@ -47,14 +47,26 @@ def list_punches(employee_no: str, date_from: dt.date, date_to: dt.date) -> list
 
 
 def add_punch(employee_no: str, at: dt.datetime, reason: str, user: User) -> dict[str, Any]:
-    """A manual punch (its day recomputed through the normal event path)."""
+    """A manual punch (its day recomputed through the normal event path, in-process on the embedded
+    defaults); `corrections.UnknownEmployee` for an unknown employee."""
     from pipelines.attendance import corrections
+    from workers.event_requests import request_event
 
-    return run_async(corrections.add_punch(employee_no, at, reason, actor=user.name, via=VIA))
+    return run_async(corrections.add_punch(employee_no, at, reason, actor=user.name, via=VIA,
+                                           request_event=request_event))
 
 
 def void_punch(punch_id: int, reason: str, user: User) -> dict[str, Any]:
     """Void a punch with a reason (kept, ignored by the rules)."""
     from pipelines.attendance import corrections
+    from workers.event_requests import request_event
 
-    return run_async(corrections.void_punch(punch_id, reason, actor=user.name, via=VIA))
+    return run_async(corrections.void_punch(punch_id, reason, actor=user.name, via=VIA,
+                                            request_event=request_event))
+
+
+def recompute_status(correction_id: int) -> dict[str, Any] | None:
+    """Where a correction's recompute is (its event, execution and status); None for no such correction."""
+    from pipelines.attendance import corrections
+
+    return run_async(corrections.recompute_status(correction_id))

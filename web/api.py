@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from pipelines.attendance.corrections import UnknownEmployee
 from shared.records.views import jsonable
 from web import actions, data
 from web.auth import operator, session_of, signed_in
@@ -143,7 +144,19 @@ def add_punch(user: Operator, body: NewPunch) -> dict[str, Any]:
     """`hrsync punches add EMP TIME --reason R` (operators)."""
     if body.at.tzinfo is None:
         raise HTTPException(422, "at: give the offset (e.g. 2026-11-23T08:55:00+01:00)")
-    return actions.add_punch(body.employee_no, body.at, body.reason, user)
+    try:
+        return actions.add_punch(body.employee_no, body.at, body.reason, user)
+    except UnknownEmployee as exc:
+        raise HTTPException(422, f"employee_no: no employee {exc.employee_no!r}") from None
+
+
+@router.get("/corrections/{correction_id}/recompute")
+def recompute_status(user: Viewer, correction_id: Annotated[int, Path(ge=1, le=2**62)]) -> dict[str, Any]:
+    """Where a correction's recompute is: its event, dates, execution and that execution's status."""
+    found = actions.recompute_status(correction_id)
+    if found is None:
+        raise HTTPException(404, f"no correction {correction_id}")
+    return found
 
 
 @router.post("/punches/{punch_id}/void")

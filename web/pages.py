@@ -12,6 +12,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipelines.attendance.corrections import UnknownEmployee
 from shared.config.errors import HrsyncError
 from shared.config.settings import get_settings
 from web import actions, data
@@ -161,14 +162,29 @@ def board(request: Request, user: Viewer, department: Annotated[str | None, Quer
 @router.get("/employees/{employee_no}")
 def employee(request: Request, user: Viewer, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
              date_from: Annotated[str | None, Query(alias="from", max_length=10)] = None,
-             date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None) -> HTMLResponse:
+             date_to: Annotated[str | None, Query(alias="to", max_length=10)] = None,
+             correction: Annotated[int | None, Query(ge=1, le=2**62)] = None,
+             partial: Annotated[bool, Query()] = False) -> HTMLResponse:
     last = date_param("to", date_to, data.today())
     first = date_param("from", date_from, last - dt.timedelta(days=13))
     found = data.employee_days(employee_no, first, last)
     if found is None:
         raise HTTPException(404, f"no employee {employee_no!r}")
-    return render(request, "employee.html", user, p=found["employee"], days=found["days"], first=first, last=last,
-                  punches=actions.list_punches(employee_no, first, last))
+    # after a correction: what was requested, its execution, live until that execution has ended
+    recompute = actions.recompute_status(correction) if correction is not None else None
+    if recompute is not None and recompute["employee_no"] != employee_no:
+        recompute = None
+    context = {"p": found["employee"], "days": found["days"], "recompute": recompute}
+    if partial:
+        return render(request, "_employee_days.html", user, **context)
+    return render(request, "employee.html", user, first=first, last=last,
+                  punches=actions.list_punches(employee_no, first, last), **context)
+
+
+def _corrected(employee_no: str, outcome: dict[str, Any], day: dt.date) -> Response:
+    """Back to the employee's page on the corrected day, which follows the correction's recompute."""
+    query = urlencode({"from": day, "to": day, "correction": outcome["correction_id"]})
+    return see_other(f"/employees/{quote(employee_no, safe='')}?{query}")
 
 
 @router.post("/employees/{employee_no}/punches")
@@ -180,12 +196,16 @@ def add_punch(user: Operator, employee_no: Annotated[str, Path(min_length=1, max
         raise HTTPException(422, f"time: expected YYYY-MM-DDTHH:MM, got {at[:40]!r}") from None
     if instant.tzinfo is None:  # a browser's datetime-local field is the company's wall-clock time
         instant = instant.replace(tzinfo=get_settings().zone)
-    actions.add_punch(employee_no, instant, reason, user)
-    return see_other(f"/employees/{quote(employee_no, safe='')}?from={instant.date()}&to={instant.date()}")
+    try:
+        outcome = actions.add_punch(employee_no, instant, reason, user)
+    except UnknownEmployee:
+        raise HTTPException(404, f"no employee {employee_no!r}") from None
+    return _corrected(employee_no, outcome, instant.date())
 
 
 @router.post("/punches/{punch_id}/void")
 def void_punch(user: Operator, punch_id: Annotated[int, Path(ge=1, le=2**62)], reason: Text,
                employee_no: Annotated[str, Form(max_length=64)]) -> Response:
-    actions.void_punch(punch_id, reason, user)
-    return see_other(f"/employees/{quote(employee_no, safe='')}")
+    outcome = actions.void_punch(punch_id, reason, user)
+    day = dt.datetime.fromisoformat(outcome["local_time"]).date()
+    return _corrected(outcome["employee_no"], outcome, day)

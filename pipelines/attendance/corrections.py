@@ -2,17 +2,22 @@
 
 Called by `hrsync punches …` and the console through `run_async`. Each correction writes, in one
 transaction, the punch change, a `punch_corrections` row and an `operator_actions` row; after the
-commit it publishes `hrsync.sync.requested` {scope `attendance`, the affected local dates, `employees`:
+commit it requests `hrsync.sync.requested` {scope `attendance`, the affected local dates, `employees`:
 [the employee]} with the id `hrsync-correction:<correction id>`, so the day(s) are recomputed — and
-their mails built — by the normal event path, and a repeated publish launches one chain. Nothing is
-ever written to BioStar. Bad input raises `ConfigError` (naming the field); a correction stored whose
-recompute request the broker did not take raises `RecomputeNotRequested` (the command to run is in it).
+their mails built — by the normal event path, and a repeated request launches one chain. The caller
+says how the event travels (`request_event`: `workers.event_requests.request_event` publishes it, or on
+the embedded defaults admits it in-process); by default it is published to the event plane. Nothing is
+ever written to BioStar. Bad input raises `ConfigError` (naming the field; an unknown employee
+`UnknownEmployee`); a correction stored whose recompute request was not taken raises
+`RecomputeNotRequested` (the command to run is in it). `recompute_status` follows a correction's
+recompute: its event, its execution, that execution's status.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sqlalchemy import select, update
@@ -23,9 +28,10 @@ from pipelines.attendance.rules import work_dates_affected
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
-from shared.database.tables import employees, punch_corrections, punches
+from shared.database.tables import employees, executions, punch_corrections, punches
 from shared.events.bus import publish_once
-from shared.events.models import CLI_SOURCE, build_event
+from shared.events.inbox import inbox_entry
+from shared.events.models import CLI_SOURCE, Event, build_event
 from shared.records.operator_actions import record_operator_action
 
 MANUAL_DEVICE = 0  # the device id of manual punches (BioStar device ids are positive)
@@ -34,8 +40,32 @@ REASON_MAX = 1000
 WEB_SOURCE = "hrsync/web"
 
 
+# How a correction's recompute event travels: `{"event_id", "execution_id" (None until the bridge admits it)}`.
+EventRequest = Callable[[Event], Awaitable[dict[str, Any]]]
+
+
 class RecomputeNotRequested(HrsyncError):
     """The correction is stored, but its recompute request was not published (run the named command)."""
+
+
+class UnknownEmployee(ConfigError):
+    """No employee of that number (`employee_no`): nothing was stored."""
+
+    def __init__(self, employee_no: str) -> None:
+        super().__init__(f"EMP: no employee {employee_no!r}")
+        self.employee_no = employee_no
+
+
+def _published_to_event_plane() -> EventRequest:
+    """The default: publish to the event plane, whose URL is read now, so a correction nobody can recompute
+    is refused before anything is written."""
+    url = get_settings().events()
+
+    async def publish(event: Event) -> dict[str, Any]:
+        await asyncio.to_thread(publish_once, url, event)  # pika blocks: keep it off the runner's loop
+        return {"event_id": event.id, "execution_id": None}
+
+    return publish
 
 
 def _reason(reason: str) -> str:
@@ -87,10 +117,12 @@ async def list_punches(employee_no: str, date_from: dt.date, date_to: dt.date) -
     return [{**_punch_json(r, zone), "added_by": r.actor, "added_reason": r.reason} for r in rows]
 
 
-async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: str, via: str) -> dict[str, Any]:
+async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: str, via: str,
+                    request_event: EventRequest | None = None) -> dict[str, Any]:
     """Store a manual punch of `employee_no` at the instant `at` (aware) and request its day's recompute.
 
-    Returns the punch (as `list_punches` shows it) with `correction_id` and `recompute` (event id, dates).
+    Returns the punch (as `list_punches` shows it) with `correction_id` and `recompute` (event id, dates,
+    execution id when known).
     """
     if at.utcoffset() is None:
         raise ConfigError("TIME: needs a time zone (or is read in HRSYNC_TIMEZONE by the CLI)")
@@ -98,13 +130,13 @@ async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: st
         raise ConfigError("TIME: must lie in the years 1900-2100")
     text = _reason(reason)
     at = at.astimezone(dt.UTC)
-    url = get_settings().events()  # before writing: a correction nobody can recompute is refused
+    request_event = request_event or _published_to_event_plane()
     now = dt.datetime.now(dt.UTC)
     engine = await app_engine()
     async with engine.begin() as conn:
         if (await conn.execute(select(employees.c.employee_no).where(employees.c.employee_no == employee_no))
                 ).first() is None:
-            raise ConfigError(f"EMP: no employee {employee_no!r}")
+            raise UnknownEmployee(employee_no)
         existing = (await conn.execute(select(punches.c.id).where(
             punches.c.employee_no == employee_no, punches.c.punched_at == at,
             punches.c.device_id == MANUAL_DEVICE))).scalar_one_or_none()
@@ -117,18 +149,19 @@ async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: st
         punch_id = _new_id(result)
         correction_id = await _record(conn, "add", punch_id, employee_no, at, text, actor=actor, via=via)
         row = (await conn.execute(select(*_PUNCH_COLUMNS).where(punches.c.id == punch_id))).one()
-    recompute = await _request_recompute(url, correction_id, employee_no, at, via)
+    recompute = await _request_recompute(request_event, correction_id, employee_no, at, via)
     return {**_punch_json(row, get_settings().zone), "added_by": actor, "added_reason": text,
             "correction_id": correction_id, "recompute": recompute}
 
 
-async def void_punch(punch_id: int, reason: str, *, actor: str, via: str) -> dict[str, Any]:
+async def void_punch(punch_id: int, reason: str, *, actor: str, via: str,
+                     request_event: EventRequest | None = None) -> dict[str, Any]:
     """Mark punch `punch_id` (device or manual) void with `reason` and request its day's recompute.
 
     The punch is kept; the rules ignore it. A punch already void is refused (`ConfigError`).
     """
     text = _reason(reason)
-    url = get_settings().events()
+    request_event = request_event or _published_to_event_plane()
     now = dt.datetime.now(dt.UTC)
     engine = await app_engine()
     async with engine.begin() as conn:
@@ -142,7 +175,7 @@ async def void_punch(punch_id: int, reason: str, *, actor: str, via: str) -> dic
         correction_id = await _record(conn, "void", punch_id, found.employee_no, found.punched_at, text,
                                       actor=actor, via=via)
         row = (await conn.execute(select(*_PUNCH_COLUMNS).where(punches.c.id == punch_id))).one()
-    recompute = await _request_recompute(url, correction_id, found.employee_no, found.punched_at, via)
+    recompute = await _request_recompute(request_event, correction_id, found.employee_no, found.punched_at, via)
     return {**_punch_json(row, get_settings().zone), "correction_id": correction_id, "recompute": recompute}
 
 
@@ -166,20 +199,51 @@ async def _record(conn: AsyncConnection, action: str, punch_id: int, employee_no
     return correction_id
 
 
-async def _request_recompute(url: str, correction_id: int, employee_no: str, at: dt.datetime,
+async def _request_recompute(request_event: EventRequest, correction_id: int, employee_no: str, at: dt.datetime,
                              via: str) -> dict[str, Any]:
-    """Publish the attendance sync of the days a punch at `at` may change, for this employee only."""
+    """Request the attendance sync of the days a punch at `at` may change, for this employee only."""
     settings = get_settings()
     span = work_dates_affected(at, at, current_shift_config(), settings.zone)
     local = at.astimezone(settings.zone).date()
     first, last = span if span is not None else (local, local)
     event = build_event("hrsync.sync.requested",
                         {"scope": "attendance", "from": first, "to": last, "employees": [employee_no]},
-                        id=f"hrsync-correction:{correction_id}", source=CLI_SOURCE if via == "cli" else WEB_SOURCE)
+                        id=recompute_event_id(correction_id), source=CLI_SOURCE if via == "cli" else WEB_SOURCE)
     try:
-        await asyncio.to_thread(publish_once, url, event)  # pika blocks: keep it off the runner's loop
+        requested = await request_event(event)
     except Exception as exc:
         raise RecomputeNotRequested(
             f"correction {correction_id} is stored, but its recompute request was not published ({exc}); "
             f"run: hrsync sync --scope attendance --from {first} --to {last}") from exc
-    return {"event_id": event.id, "from": first.isoformat(), "to": last.isoformat()}
+    return {"event_id": event.id, "from": first.isoformat(), "to": last.isoformat(),
+            "execution_id": requested.get("execution_id")}
+
+
+def recompute_event_id(correction_id: int) -> str:
+    """The id of the event that recomputes correction `correction_id`'s days (one chain per correction)."""
+    return f"hrsync-correction:{correction_id}"
+
+
+async def recompute_status(correction_id: int) -> dict[str, Any] | None:
+    """Where correction `correction_id`'s recompute is: None for no such correction, else the correction
+    (id, employee_no, action, punched_at, local_time), its event id, the dates it asked for, and its execution's id and
+    status once an execution serves the event (None before, e.g. while the bridge has not taken it)."""
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        found = (await conn.execute(select(punch_corrections).where(punch_corrections.c.id == correction_id))).first()
+    if found is None:
+        return None
+    event_id = recompute_event_id(correction_id)
+    entry = await inbox_entry(event_id)
+    execution = None
+    if entry is not None and entry.get("execution_id"):
+        async with engine.connect() as conn:
+            execution = (await conn.execute(select(executions.c.id, executions.c.status, executions.c.params)
+                                            .where(executions.c.id == entry["execution_id"]))).first()
+    merge = (execution.params or {}).get("merge", {}) if execution is not None else {}
+    return {"correction_id": correction_id, "employee_no": found.employee_no, "action": found.action,
+            "punched_at": found.punched_at.isoformat(),
+            "local_time": found.punched_at.astimezone(get_settings().zone).isoformat(), "event_id": event_id,
+            "from": merge.get("from"), "to": merge.get("to"),
+            "execution_id": None if execution is None else execution.id,
+            "status": None if execution is None else execution.status}

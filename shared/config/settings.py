@@ -214,10 +214,15 @@ class Settings(BaseSettings):
 
     def events(self) -> str:
         """The AMQP URL of the event plane: HRSYNC_EVENTS_URL, else an AMQP broker URL."""
-        url = self.events_url or (self.broker_url if self.broker().startswith(("amqp", "pyamqp")) else None)
+        url = self.event_plane_url()
         if url is None:
             raise ConfigError("HRSYNC_EVENTS_URL: not set (and HRSYNC_BROKER_URL is not AMQP)")
-        return url.replace("pyamqp://", "amqp://", 1)
+        return url
+
+    def event_plane_url(self) -> str | None:
+        """The event plane's AMQP URL, or None on the embedded defaults (no AMQP server at all)."""
+        url = self.events_url or (self.broker_url if self.broker().startswith(("amqp", "pyamqp")) else None)
+        return None if url is None else url.replace("pyamqp://", "amqp://", 1)
 
     def redacted(self) -> dict[str, Any]:
         """Settings as shown to people and logs: passwords masked, embedded defaults resolved."""
