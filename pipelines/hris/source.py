@@ -83,9 +83,13 @@ class OdbcHrisSource:
 
     async def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches:
         # Here, not at the top: pyodbc's wheel needs libodbc.so.2, which only an ODBC HRIS requires.
-        import pyodbc
+        try:
+            import pyodbc
 
-        from shared.database.odbc import odbc_fetch_batches
+            from shared.database.odbc import odbc_fetch_batches
+        except ImportError as exc:
+            raise ConfigError(f"HRSYNC_HRIS_ODBC: the ODBC driver manager cannot be loaded ({exc}); install "
+                              "unixODBC (apt-get install unixodbc) and the HRIS's ODBC driver") from exc
 
         try:
             rows = cast(Batches, odbc_fetch_batches(self.dsn, sql, params, batch_size))  # an async generator

@@ -98,3 +98,31 @@ def test_demo_check_and_every_help_work_without_libodbc(tmp_path: Path) -> None:
     assert "succeeded" in words, demo.stdout[-4000:]
     assert "worker stopped (exit code 0)" in words, demo.stdout[-4000:]
     assert "libodbc" not in demo.stdout
+
+
+# An ODBC HRIS configured on such a machine: the extract's first read says what to install.
+READ_ODBC_HRIS = """\
+from pipelines.hris.source import hris_source
+from shared.config.errors import ConfigError
+from shared.runtime.runner import run_async
+
+async def first_batch():
+    async for batch in hris_source().fetch_batches("SELECT 1", (), 10):
+        return batch
+
+try:
+    run_async(first_batch())
+except ConfigError as exc:
+    print("REFUSED", exc)
+"""
+
+
+def test_an_odbc_hris_without_libodbc_is_refused_naming_what_to_install(tmp_path: Path) -> None:
+    """With HRSYNC_HRIS_ODBC set and no unixODBC, reading the HRIS fails with one line naming the setting
+    and `apt-get install unixodbc`, not an ImportError from deep inside."""
+    env = {**without_odbc_env(tmp_path), "HRSYNC_HRIS_ODBC": "Driver={PostgreSQL Unicode};Server=127.0.0.1"}
+    done = subprocess.run([sys.executable, "-c", READ_ODBC_HRIS], env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "REFUSED HRSYNC_HRIS_ODBC: the ODBC driver manager cannot be loaded (libodbc.so.2" in done.stdout
+    assert "apt-get install unixodbc" in done.stdout
