@@ -26,17 +26,21 @@ MAX_BATCH: Final = 100
 
 
 class Rejected(Exception):
-    """Events that cannot be taken: (field, message) pairs, the field a path from the request's body."""
+    """Events that cannot be taken: `detail` is the bridge's reason (one line; in a batch prefixed with the
+    event's index), `errors` the (field, message) pairs, the field a path from the request's body."""
 
-    def __init__(self, errors: tuple[tuple[str, str], ...]) -> None:
-        self.errors = errors
-        super().__init__(self.detail)
+    def __init__(self, detail: str, errors: tuple[tuple[str, str], ...]) -> None:
+        self.detail, self.errors = detail, errors
+        super().__init__(detail)
 
-    @property
-    def detail(self) -> str:
-        """The first problem, as one line."""
-        field, message = self.errors[0]
-        return f"{field}: {message}" if field else message
+    @classmethod
+    def of(cls, invalid: InvalidEvent, index: int | None = None) -> Rejected:
+        """The refusal of one event (of the batch's event `index`)."""
+        if index is None:
+            return cls(invalid.reason, tuple((field or "body", message) for field, message in invalid.errors))
+        return cls(f"event [{index}]: {invalid.reason}",
+                   tuple((f"[{index}].{field}" if field else f"[{index}]", message)
+                         for field, message in invalid.errors))
 
 
 def media_type(content_type: str | None) -> str:
@@ -80,7 +84,7 @@ def read_events(body: bytes, content_type: str | None, headers: Mapping[str, str
         event = parse_message(body, content_type, ce_headers(headers))
         check_admissible(event, now, zone)
     except InvalidEvent as invalid:
-        raise Rejected(tuple((field or "body", message) for field, message in invalid.errors)) from None
+        raise Rejected.of(invalid) from None
     return [event]
 
 
@@ -88,17 +92,17 @@ def _read_batch(body: bytes, now: datetime, zone: tzinfo) -> list[ParsedEvent]:
     try:
         document = load_json(body)
     except InvalidEvent as invalid:
-        raise Rejected(tuple((field or "body", message) for field, message in invalid.errors)) from None
+        raise Rejected.of(invalid) from None
     if not isinstance(document, list):
-        raise Rejected((("body", "a batch is a JSON array of structured events"),))
+        message = "a batch is a JSON array of structured events"
+        raise Rejected(message, (("body", message),))
     events = []
     for index, element in enumerate(document):
         try:
             event = parse_message(_structured(element), CONTENT_TYPE)
             check_admissible(event, now, zone)
         except InvalidEvent as invalid:
-            raise Rejected(tuple((f"[{index}].{field}" if field else f"[{index}]", message)
-                                 for field, message in invalid.errors)) from None
+            raise Rejected.of(invalid, index) from None
         events.append(event)
     return events
 
