@@ -7,6 +7,7 @@ answer 503 until it is back.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated
 
@@ -46,6 +47,8 @@ def intake(
     assert settings.intake_sources_file is not None
     sources = load_sources(settings.intake_sources_file)
     ensure_logging()
+    # aiormq logs a lost connection with its traceback; the intake's own line (503, the reason) says it once.
+    logging.getLogger("aiormq").setLevel(logging.CRITICAL)
     app = create_app(sources, EventSender(settings.events()), settings.zone)
     shown = f"[{host}]" if ":" in host else host
     scheme = "https" if certfile is not None else "http"

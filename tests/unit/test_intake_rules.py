@@ -146,7 +146,8 @@ def test_the_token_bucket(rate: float, steps: list[tuple[float, float]], expecte
 
 def test_a_batch_above_the_rate_never_fits() -> None:
     """A source with rate 50 can never send 51 events at once (the burst is the rate)."""
-    assert TokenBucket(50).fits(50) and not TokenBucket(50).fits(51)
+    assert TokenBucket(50).fits(50)
+    assert not TokenBucket(50).fits(51)
 
 
 GOOD = "whsec_" + base64.b64encode(b"k" * 32).decode()
@@ -186,7 +187,8 @@ def test_the_sources_file_as_documented(tmp_path: Path) -> None:
     assert sources.by_name["payroll"].rate_per_second == 50
     assert sources.by_name["badges"].rate_per_second == 100
     assert sources.highest_rate == 100
-    assert "kkkk" not in repr(sources) and b"k" * 32 in sources.by_name["payroll"].keys
+    assert "kkkk" not in repr(sources)
+    assert b"k" * 32 in sources.by_name["payroll"].keys
 
 
 def bridge_reason(body: bytes, content_type: str | None, headers: dict[str, Any]) -> str | None:
