@@ -103,6 +103,7 @@ class EventSender:
         channel = await self.channel()
         sends: list[Confirming] = [asyncio.ensure_future(channel.basic_publish(
             message.body, exchange=EVENTS_EXCHANGE, routing_key=message.routing_key, mandatory=True,
+            wait=False,  # no drain per message: the confirms say when the broker has them
             properties=Basic.Properties(content_type=CONTENT_TYPE, delivery_mode=PERSISTENT,
                                         message_id=message.message_id)))
             for message in messages]
