@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Final, cast
 
 import aiormq
 import aiormq.abc
@@ -64,7 +64,7 @@ class EventSender:
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
         self._connection: aiormq.abc.AbstractConnection | None = None
-        self._channel: aiormq.abc.AbstractChannel | None = None
+        self._channel: aiormq.Channel | None = None
         self._opening = asyncio.Lock()
 
     @property
@@ -78,7 +78,7 @@ class EventSender:
         return self._connection is not None and not self._connection.is_closed \
             and self._channel is not None and not self._channel.is_closed
 
-    async def channel(self) -> aiormq.abc.AbstractChannel:
+    async def channel(self) -> aiormq.Channel:
         """The confirming channel, (re)opened when needed; `BrokerUnavailable` if the broker cannot be reached."""
         async with self._opening:
             if self._open():
@@ -88,7 +88,9 @@ class EventSender:
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     self._connection = await aiormq.connect(self.url)
-                    self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+                    # aiormq's abstract type lacks basic_publish's `wait`; the channel it opens is a Channel.
+                    self._channel = cast(aiormq.Channel, await self._connection.channel(
+                        publisher_confirms=True, on_return_raises=True))
                 # The one declaration of the topology (pika, in a thread), as every publisher makes it.
                 await asyncio.wait_for(asyncio.to_thread(_declare_topology, self.url), self.connect_timeout * 3)
             except (TimeoutError, OSError, aiormq.exceptions.AMQPError, pika.exceptions.AMQPError) as exc:
