@@ -32,6 +32,7 @@ from shared.observability.redaction import redact_url
 CONNECT_TIMEOUT: Final = 3.0
 CONFIRM_TIMEOUT: Final = 5.0
 PERSISTENT: Final = 2
+RETRY_PAUSE: Final = 1.0  # after a failed opening, requests answer 503 at once for this long
 BLOCKED_POLL: Final = 0.05  # how often a publish waiting for confirms looks for a `connection.blocked`
 
 
@@ -66,6 +67,7 @@ class EventSender:
         self._connection: aiormq.abc.AbstractConnection | None = None
         self._channel: aiormq.Channel | None = None
         self._opening = asyncio.Lock()
+        self._failure: tuple[float, str] | None = None  # (loop time, message) of the last failed opening
 
     @property
     def blocked(self) -> bool:
@@ -85,6 +87,10 @@ class EventSender:
                 assert self._channel is not None
                 return self._channel
             await self.close()
+            now = asyncio.get_running_loop().time()
+            if self._failure is not None and now - self._failure[0] < RETRY_PAUSE:
+                # Requests queued behind a failed opening fail at once instead of each waiting a timeout.
+                raise BrokerUnavailable(self._failure[1])
             try:
                 async with asyncio.timeout(self.connect_timeout):
                     self._connection = await aiormq.connect(self.url)
@@ -95,7 +101,10 @@ class EventSender:
                 await asyncio.wait_for(asyncio.to_thread(_declare_topology, self.url), self.connect_timeout * 3)
             except (TimeoutError, OSError, aiormq.exceptions.AMQPError, pika.exceptions.AMQPError) as exc:
                 await self.close()
-                raise BrokerUnavailable(f"broker {redact_url(self.url)} unreachable: {type(exc).__name__}") from None
+                message = f"broker {redact_url(self.url)} unreachable: {type(exc).__name__}"
+                self._failure = (asyncio.get_running_loop().time(), message)
+                raise BrokerUnavailable(message) from None
+            self._failure = None
             return self._channel
 
     async def publish(self, messages: Sequence[Outgoing]) -> None:
