@@ -47,8 +47,9 @@ class Intake:
     async def accept(self, request: Request) -> list[ParsedEvent]:
         """The request's events once published and confirmed; `Problem` at the first check that refuses."""
         content_type = request.headers.get("content-type")
+        batch = is_batch(content_type)
         body = await _body(request)
-        if is_batch(content_type) and (problem := batch_size_problem(body)):
+        if batch and (problem := batch_size_problem(body)):
             raise Problem(400, problem, [("body", problem)])
         try:
             source = signing_source(request.headers, body, self.sources.by_name.values(), self.clock())
@@ -58,7 +59,7 @@ class Intake:
             events = read_events(body, content_type, request.headers, datetime.now(UTC), self.zone)
         except Rejected as rejected:
             raise Problem(400, rejected.detail, rejected.errors) from None
-        self._check_allowed(source, events)
+        self._check_allowed(source, events, batch)
         self._check_rate(source, len(events))
         try:
             await self.sender.publish([Outgoing(e.type, e.id, e.body) for e in events])
@@ -69,8 +70,7 @@ class Intake:
         return events
 
     @staticmethod
-    def _check_allowed(source: Source, events: list[ParsedEvent]) -> None:
-        batch = len(events) > 1
+    def _check_allowed(source: Source, events: list[ParsedEvent], batch: bool) -> None:
         errors = []
         for index, event in enumerate(events):
             prefix = f"[{index}]." if batch else ""

@@ -82,6 +82,8 @@ BIG = b"[" + b" " * (300 * 1024) + b"]"
     pytest.param(as_json(employee(source="badges")), {}, 403, "source", id="wrong-source"),
     pytest.param(as_json(employee(source="payroll ")), {}, 403, "source", id="source-compares-exactly"),
     pytest.param(as_json(employee(source="badges")), {"secret": BADGES}, 403, "type", id="type-not-allowed"),
+    pytest.param(as_json([employee(source="badges")]), {"content_type": "application/cloudevents-batch+json"}, 403,
+                 "[0].source", id="batch-of-one-names-its-index"),
     pytest.param(as_json([employee(id=f"e{i}") for i in range(3)]),
                  {"content_type": "application/cloudevents-batch+json"}, 400, "body", id="batch-above-the-burst"),
     pytest.param(as_json(employee()), {}, 503, None, id="broker-unreachable"),
