@@ -8,7 +8,7 @@ the events stay in that vhost's queues until it goes. Both servers are one uvico
 fed by the same client (httpx, `--concurrency` requests in flight, every request signed beforehand):
 
 1. baseline: a bare ASGI endpoint that publishes the body to `hrsync.events` with confirms and `mandatory`
-   (aiormq, like the intake) — no signature, no validation;
+   (aiormq, on as many channels in turn as the intake) — no signature, no validation;
 2. intake, single events (`application/cloudevents+json`): events/s. Target ≥ 0.5x the baseline;
 3. intake, batches of 100 (`application/cloudevents-batch+json`): events/s. Target ≥ 2,000;
 4. intake, single events sent at 100 requests/s (open loop) for `--paced-seconds`: p50/p99 from send to
@@ -33,10 +33,12 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+# Run as `python bench/intake.py`, this file's folder comes first on the path and its name would shadow the
+# `intake` package: the repository goes first.
+sys.path.insert(0, str(ROOT))
 
 from bench.events import Process, VirtualHost, percentile  # noqa: E402 - after the path fix
+from intake.publisher import CHANNELS  # noqa: E402
 
 SOURCE = "bench"
 SECRET = "whsec_" + base64.b64encode(os.urandom(32)).decode()
@@ -57,7 +59,9 @@ def baseline_app(url: str) -> Any:
         if scope["type"] == "lifespan":
             await receive()  # lifespan.startup
             state["connection"] = await aiormq.connect(url)
-            state["channel"] = await state["connection"].channel(publisher_confirms=True)
+            state["channels"] = [await state["connection"].channel(publisher_confirms=True)
+                                 for _ in range(CHANNELS)]
+            state["turn"] = 0
             await send({"type": "lifespan.startup.complete"})
             await receive()  # lifespan.shutdown
             await state["connection"].close()
@@ -68,7 +72,8 @@ def baseline_app(url: str) -> Any:
             message = await receive()
             body += message.get("body", b"")
             more = message.get("more_body", False)
-        await state["channel"].basic_publish(
+        state["turn"] = (state["turn"] + 1) % CHANNELS  # channels in turn, as the intake uses them
+        await state["channels"][state["turn"]].basic_publish(
             body, exchange="hrsync.events", routing_key="hrsync.sync.requested", mandatory=True,
             properties=Basic.Properties(content_type="application/cloudevents+json", delivery_mode=2))
         await send({"type": "http.response.start", "status": 202, "headers": [(b"content-type", b"text/plain")]})

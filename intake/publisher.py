@@ -1,8 +1,8 @@
 """Publishing to `hrsync.events` from the intake's event loop (aiormq): confirms, `mandatory`, persistent.
 
-One connection and one confirming channel, shared by every request and opened again after it is lost. A batch
-goes out pipelined (every message written, then every confirm awaited), so 100 events cost about one round
-trip, not 100. `publish` returns once the broker confirmed every message, or raises:
+One connection with a few confirming channels used in turn, shared by every request and opened again after it
+is lost. A batch goes out pipelined (every message written, then every confirm awaited), so 100 events cost
+about one round trip, not 100. `publish` returns once the broker confirmed every message, or raises:
 
 - `BrokerBlocked` while RabbitMQ blocks publishers (a memory or disk alarm: `connection.blocked`), or when a
   confirm does not come within the timeout on a connection that is blocked;
@@ -32,6 +32,9 @@ from shared.observability.redaction import redact_url
 CONNECT_TIMEOUT: Final = 3.0
 CONFIRM_TIMEOUT: Final = 5.0
 PERSISTENT: Final = 2
+# Channels on the one connection, used in turn: RabbitMQ runs each channel in a process of its own, so
+# concurrent requests' publishes (and their confirms) do not queue behind one another on a single channel.
+CHANNELS: Final = 4
 RETRY_PAUSE: Final = 1.0  # after a failed opening, requests answer 503 at once for this long
 BLOCKED_POLL: Final = 0.05  # how often a publish waiting for confirms looks for a `connection.blocked`
 
@@ -65,7 +68,8 @@ class EventSender:
         self.confirm_timeout = confirm_timeout
         self.connect_timeout = connect_timeout
         self._connection: aiormq.abc.AbstractConnection | None = None
-        self._channel: aiormq.Channel | None = None
+        self._channels: list[aiormq.Channel] = []
+        self._turn = 0
         self._opening = asyncio.Lock()
         self._failure: tuple[float, str] | None = None  # (loop time, message) of the last failed opening
 
@@ -78,34 +82,38 @@ class EventSender:
 
     def _open(self) -> bool:
         return self._connection is not None and not self._connection.is_closed \
-            and self._channel is not None and not self._channel.is_closed
+            and bool(self._channels) and not any(channel.is_closed for channel in self._channels)
 
     async def channel(self) -> aiormq.Channel:
-        """The confirming channel, (re)opened when needed; `BrokerUnavailable` if the broker cannot be reached."""
+        """A confirming channel (the next of `CHANNELS`, in turn), all (re)opened when needed; `BrokerUnavailable`
+        if the broker cannot be reached."""
         async with self._opening:
-            if self._open():
-                assert self._channel is not None
-                return self._channel
+            if not self._open():
+                await self._reopen()
+            self._turn = (self._turn + 1) % len(self._channels)
+            return self._channels[self._turn]
+
+    async def _reopen(self) -> None:
+        """Open the connection and its channels, declare the topology; `BrokerUnavailable` if it fails."""
+        await self.close()
+        now = asyncio.get_running_loop().time()
+        if self._failure is not None and now - self._failure[0] < RETRY_PAUSE:
+            # Requests queued behind a failed opening fail at once instead of each waiting a timeout.
+            raise BrokerUnavailable(self._failure[1])
+        try:
+            async with asyncio.timeout(self.connect_timeout):
+                self._connection = await aiormq.connect(self.url)
+                # aiormq's abstract type lacks basic_publish's `wait`; the channel it opens is a Channel.
+                self._channels = [cast(aiormq.Channel, await self._connection.channel(
+                    publisher_confirms=True, on_return_raises=True)) for _ in range(CHANNELS)]
+            # The one declaration of the topology (pika, in a thread), as every publisher makes it.
+            await asyncio.wait_for(asyncio.to_thread(_declare_topology, self.url), self.connect_timeout * 3)
+        except (TimeoutError, OSError, aiormq.exceptions.AMQPError, pika.exceptions.AMQPError) as exc:
             await self.close()
-            now = asyncio.get_running_loop().time()
-            if self._failure is not None and now - self._failure[0] < RETRY_PAUSE:
-                # Requests queued behind a failed opening fail at once instead of each waiting a timeout.
-                raise BrokerUnavailable(self._failure[1])
-            try:
-                async with asyncio.timeout(self.connect_timeout):
-                    self._connection = await aiormq.connect(self.url)
-                    # aiormq's abstract type lacks basic_publish's `wait`; the channel it opens is a Channel.
-                    self._channel = cast(aiormq.Channel, await self._connection.channel(
-                        publisher_confirms=True, on_return_raises=True))
-                # The one declaration of the topology (pika, in a thread), as every publisher makes it.
-                await asyncio.wait_for(asyncio.to_thread(_declare_topology, self.url), self.connect_timeout * 3)
-            except (TimeoutError, OSError, aiormq.exceptions.AMQPError, pika.exceptions.AMQPError) as exc:
-                await self.close()
-                message = f"broker {redact_url(self.url)} unreachable: {type(exc).__name__}"
-                self._failure = (asyncio.get_running_loop().time(), message)
-                raise BrokerUnavailable(message) from None
-            self._failure = None
-            return self._channel
+            message = f"broker {redact_url(self.url)} unreachable: {type(exc).__name__}"
+            self._failure = (asyncio.get_running_loop().time(), message)
+            raise BrokerUnavailable(message) from None
+        self._failure = None
 
     async def publish(self, messages: Sequence[Outgoing]) -> None:
         """Publish every message and wait for every confirm (see the module docstring for the errors)."""
@@ -158,7 +166,7 @@ class EventSender:
 
     async def close(self) -> None:
         """Close the connection, if any (quietly: it may be gone already)."""
-        connection, self._connection, self._channel = self._connection, None, None
+        connection, self._connection, self._channels = self._connection, None, []
         if connection is not None and not connection.is_closed:
             try:
                 async with asyncio.timeout(self.connect_timeout):
