@@ -4,9 +4,13 @@ with a bad one, and beyond loopback without TLS or `--behind-proxy`; `hrsync che
 from __future__ import annotations
 
 import base64
+import http.client
 import os
+import socket
+import ssl
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -83,3 +87,41 @@ def test_the_listening_rule(host: str, loopback: bool, tls: bool, proxy: bool, o
 def test_no_sources_file_fails_the_check() -> None:
     """Without HRSYNC_INTAKE_SOURCES_FILE the intake's check fails (it refuses to start)."""
     assert not check_intake_sources(None).ok
+
+
+def test_the_intake_serves_https_with_a_certificate(tmp_path: Path, sources: Path) -> None:
+    """With `--certfile`/`--keyfile` it serves TLS: the handshake answers over https (loopback here)."""
+    from tests.integration.services import port_open
+    from tests.integration.smtp_fixtures import self_signed_cert
+
+    cert, key = self_signed_cert(tmp_path)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    script = os.path.join(os.path.dirname(sys.executable), "hrsync")
+    env = {**os.environ, "HRSYNC_INTAKE_SOURCES_FILE": str(sources),
+           "HRSYNC_EVENTS_URL": "amqp://guest:guest@127.0.0.1:1//"}  # the handshake needs no broker
+    process = subprocess.Popen([script, "intake", "--port", str(port), "--certfile", str(cert), "--keyfile",
+                                str(key)], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not port_open(port):
+            assert process.poll() is None, process.communicate()[0]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        tls = http.client.HTTPSConnection("127.0.0.1", port, timeout=10,
+                                          context=ssl.create_default_context(cafile=str(cert)))
+        tls.request("OPTIONS", "/events", headers={"WebHook-Request-Origin": "payroll.example"})
+        answer = tls.getresponse()
+        assert answer.status == 200
+        assert answer.getheader("webhook-allowed-origin") == "payroll.example"
+        tls.close()
+        plain = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        plain.request("OPTIONS", "/events", headers={"WebHook-Request-Origin": "x"})
+        with pytest.raises((http.client.HTTPException, OSError)):  # plain HTTP to a TLS port gets no answer
+            plain.getresponse()
+        plain.close()
+    finally:
+        process.terminate()
+        output = process.communicate(timeout=30)[0]
+    assert "https://127.0.0.1" in output
