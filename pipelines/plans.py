@@ -15,16 +15,13 @@ from shared.events.models import (
     CLI_SOURCE,
     SCHEDULER_SOURCE,
     EmployeeChanged,
-    InvalidEvent,
     ParsedEvent,
     PunchesImported,
     SyncRequested,
-    check_sync_range,
+    event_day,
+    sync_dates,
 )
 
-# A nightly (or attendance) sync without dates recomputes the last two local days: late logs of the
-# day before yesterday are picked up too, and the upserts make the repetition harmless.
-NIGHTLY_LOOKBACK_DAYS = 2
 EMPLOYEE_RECENT_DAYS = 7
 
 
@@ -51,18 +48,13 @@ def request_for(event: ParsedEvent, now: dt.datetime, zone: ZoneInfo) -> Executi
 
     Raises `InvalidEvent` when a range left open in the event resolves to more than the bound allows.
     """
-    today = (event.envelope.time or now).astimezone(zone).date()
+    today = event_day(event, now, zone)
     yesterday = today - dt.timedelta(days=1)
     data = event.data
     params: dict[str, Any]
     kind: str
     if isinstance(data, SyncRequested):
-        first = data.from_ or (data.to or yesterday) - dt.timedelta(days=NIGHTLY_LOOKBACK_DAYS - 1)
-        last = data.to or max(first, yesterday)
-        try:  # an open-ended range resolved against the event's day must stay within the bound too
-            check_sync_range(first, last)
-        except ValueError as exc:
-            raise InvalidEvent(f"data: {exc} (resolved against the event's day {today})") from None
+        first, last = sync_dates(data, today)  # the open ends resolved; InvalidEvent beyond the bound
         stages = {"nightly": ["extract", "merge", "notify"], "hris": ["extract"],
                   "attendance": ["merge", "notify"]}[data.scope]
         if not data.notify:

@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
 
+from shared.config.errors import ConfigError
+from shared.config.intake_sources import load_sources
 from shared.config.settings import Settings
 from shared.database.db import engine_for
 from shared.observability.redaction import redact_url
@@ -89,10 +92,32 @@ def _probe(name: str, shown: str, action: Callable[[], None]) -> CheckResult:
     return CheckResult(name, True, f"{shown} reachable")
 
 
+def check_intake_sources(path: Path | None) -> CheckResult:
+    """The intake's sources file is set and valid (DESIGN §12: without one the intake refuses to start)."""
+    if path is None:
+        return CheckResult("intake sources", False, "HRSYNC_INTAKE_SOURCES_FILE: not set (who may send events?)")
+    try:
+        sources = load_sources(path)
+    except ConfigError as exc:
+        return CheckResult("intake sources", False, str(exc))
+    return CheckResult("intake sources", True, f"{path}: {', '.join(sorted(sources.by_name))}")
+
+
+def check_intake_listening(host: str, loopback: bool, tls: bool, behind_proxy: bool) -> CheckResult:
+    """Beyond loopback the intake needs TLS (`--certfile`/`--keyfile`) or `--behind-proxy`, like the console."""
+    ok = loopback or tls or behind_proxy
+    how = "loopback" if loopback else "TLS" if tls else "behind a TLS proxy" if behind_proxy else ""
+    return CheckResult("intake listening", ok, f"{host}: {how}" if ok else
+                       f"--host {host}: beyond loopback the intake needs TLS (--certfile/--keyfile) or --behind-proxy")
+
+
 def run_checks(settings: Settings, celery_conf: Mapping[str, Any], connectivity: bool = True) -> list[CheckResult]:
-    """Every check of DESIGN §9; connectivity checks can be skipped for a static run."""
+    """Every check of DESIGN §9 (and the intake's sources file when one is set); connectivity checks can be
+    skipped for a static run."""
     conf = {**celery_conf, "hrsync_consumer_timeout": settings.consumer_timeout}
     results = [*check_celery_config(conf), check_runner_selector()]
+    if settings.intake_sources_file is not None:
+        results.append(check_intake_sources(settings.intake_sources_file))
     if connectivity:
         results.append(check_database("app database", settings.app_db_url()))
         results.append(check_broker(str(celery_conf.get("broker_url"))))

@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     metrics_port: int | None = Field(None, ge=1, le=65535, description="Prometheus endpoint port; unset = off")
     web_users_file: Path | None = Field(None, description="console users (JSON: name -> {hash, role})")
     web_secret: SecretStr | None = Field(None, description="the console's cookie-signing secret")
+    intake_sources_file: Path | None = Field(
+        None, description="the HTTP intake's sources: signing secrets, allowed types, rates (YAML; DESIGN §12)"
+    )
 
     @field_validator("timezone")
     @classmethod

@@ -18,9 +18,9 @@ import re
 import sys
 import unicodedata
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, tzinfo
 from types import MappingProxyType
 from typing import Annotated, Any, Final, Literal, Self, TypeAlias, TypeVar
 
@@ -67,11 +67,25 @@ _ESCAPED_CATEGORIES: Final = frozenset({"Cc", "Cs", "Zl", "Zp"})
 
 
 class InvalidEvent(ValueError):
-    """An event that must be rejected; `reason` is one line (≤ 300 chars) naming the offending field."""
+    """An event that must be rejected; `reason` is one line (≤ 300 chars) naming the offending field.
 
-    def __init__(self, reason: str) -> None:
+    `errors` holds the same verdict per field, as (field, message) pairs: the field is a path such as
+    `data.employee_no` or `ce-id`, or "" when the message is about the event as a whole.
+    """
+
+    def __init__(self, reason: str, errors: Sequence[tuple[str, str]] = ()) -> None:
         self.reason = _one_line(reason)
+        self.errors: tuple[tuple[str, str], ...] = tuple(errors) or (_split_reason(reason),)
         super().__init__(self.reason)
+
+
+# "data.employees[0]: …", "ce-id: …", "type: …": a reason that starts with a field path names that field.
+_REASON_FIELD: Final = re.compile(r"(?P<field>[A-Za-z_][\w-]*(?:\.[A-Za-z_][\w-]*|\[\d+\])*): (?P<message>.*)", re.S)
+
+
+def _split_reason(reason: str) -> tuple[str, str]:
+    found = _REASON_FIELD.fullmatch(reason)
+    return (found["field"], found["message"]) if found else ("", reason)
 
 
 def _reject_control_chars(value: str) -> str:
@@ -135,6 +149,23 @@ def check_sync_range(first: date, last: date) -> None:
     days = (last - first).days + 1
     if days > MAX_SYNC_DAYS:
         raise ValueError(f"the range 'from'..'to' holds {days} days, more than {MAX_SYNC_DAYS}")
+
+
+# A sync request without dates covers the last two local days (late logs of the day before yesterday too).
+NIGHTLY_LOOKBACK_DAYS: Final = 2
+
+
+def sync_dates(data: SyncRequested, today: date) -> tuple[date, date]:
+    """The dates (inclusive) a sync request covers, open ends resolved against `today` (the event's day in the
+    company's zone); `InvalidEvent` naming `data` when they hold more than `MAX_SYNC_DAYS` dates."""
+    yesterday = today - timedelta(days=1)
+    first = data.from_ or (data.to or yesterday) - timedelta(days=NIGHTLY_LOOKBACK_DAYS - 1)
+    last = data.to or max(first, yesterday)
+    try:
+        check_sync_range(first, last)
+    except ValueError as exc:
+        raise InvalidEvent(f"data: {exc} (resolved against the event's day {today})") from None
+    return first, last
 
 
 class EmployeeChanged(_EventData):
@@ -238,6 +269,18 @@ class ParsedEvent:
         return self.envelope.type
 
 
+def event_day(event: ParsedEvent, now: datetime, zone: tzinfo) -> date:
+    """The event's day in the company's `zone`: the day of its `time`, else of `now` (when it arrived)."""
+    return (event.envelope.time or now).astimezone(zone).date()
+
+
+def check_admissible(event: ParsedEvent, now: datetime, zone: tzinfo) -> None:
+    """The checks of a valid event that depend on when it arrives (an open range resolved against its day);
+    `InvalidEvent` with the reason the bridge gives. Whoever takes events in runs this after `parse_event`."""
+    if isinstance(event.data, SyncRequested):
+        sync_dates(event.data, event_day(event, now, zone))
+
+
 def parse_event(body: bytes) -> ParsedEvent:
     """Validate an AMQP message body; raise `InvalidEvent` (and nothing else) if it must be rejected.
 
@@ -251,7 +294,7 @@ def parse_event(body: bytes) -> ParsedEvent:
     envelope = _validate(Event, body, where=())
     model = DATA_MODELS.get(envelope.type)
     if model is None:
-        raise InvalidEvent(f"unknown type: {envelope.type!r}")
+        raise InvalidEvent(f"unknown type: {envelope.type!r}", [("type", f"unknown type: {envelope.type!r}")])
     return ParsedEvent(envelope, _validate_data(model, envelope.data), body)
 
 
@@ -369,7 +412,9 @@ def _validate(model: type[_Model], json_text: str | bytes, where: tuple[str, ...
         return model.model_validate_json(json_text, strict=True)
     except ValidationError as exc:
         errors = exc.errors(include_url=False, include_input=False)
-        raise InvalidEvent("; ".join(_describe(error, where) for error in in_field_order(errors))) from exc
+        ordered = in_field_order(errors)
+        raise InvalidEvent("; ".join(_describe(error, where) for error in ordered),
+                           [_split_reason(_describe(error, where)) for error in ordered]) from exc
 
 
 def _validate_data(model: type[_Model], value: object) -> _Model:

@@ -17,7 +17,8 @@ COMPOSE: dict[str, Any] = yaml.safe_load((REPO / "compose.yaml").read_text())
 SERVICES: dict[str, Any] = COMPOSE["services"]
 
 # Long-running services (with a healthcheck) and the one-shot ones others wait for.
-NEEDED = {"rabbitmq", "mariadb", "sqlserver", "redis", "mailpit", "worker", "bridge", "scheduler", "flower"}
+NEEDED = {"rabbitmq", "mariadb", "sqlserver", "redis", "mailpit", "worker", "bridge", "scheduler", "flower",
+          "intake"}
 ONE_SHOT = {"migrate", "sqlserver-init"}
 # Settings that name a service (a URL or the ODBC string), and the service each must point to.
 SERVICE_SETTINGS = {"database_url": "mariadb", "biostar_url": "mariadb", "hris_odbc": "sqlserver",
@@ -117,3 +118,20 @@ def test_env_example_names_every_variable_compose_reads() -> None:
     listed = {line.split("=", 1)[0] for line in (REPO / ".env.example").read_text().splitlines()
               if line and not line.startswith("#")}
     assert {name for name, _ in used} <= listed
+
+
+def test_the_intake_publishes_to_the_stacks_broker_with_its_sources() -> None:
+    """`hrsync intake` gets the event plane's URL, waits for RabbitMQ, has a sources file that loads, and
+    listens beyond the container's loopback only with `--behind-proxy` (its host port stays on 127.0.0.1)."""
+    from shared.config.intake_sources import load_sources
+
+    intake = SERVICES["intake"]
+    env = intake["environment"]
+    assert host_of("events_url", interpolated(str(env["HRSYNC_EVENTS_URL"]))) == "rabbitmq"
+    assert intake["depends_on"]["rabbitmq"] == {"condition": "service_healthy"}
+    source, target, _ = interpolated(intake["volumes"][0]).split(":")
+    assert target == env["HRSYNC_INTAKE_SOURCES_FILE"]
+    assert load_sources(REPO / source).by_name
+    command = intake["command"]
+    assert command[:2] == ["hrsync", "intake"]
+    assert "--behind-proxy" in command or command[command.index("--host") + 1] == "127.0.0.1"

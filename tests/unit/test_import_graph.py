@@ -1,5 +1,6 @@
 """The import graph of the product's packages, read with `ast`: no cycle, and the arrows of the layers
-(`workers → pipelines → shared`, `scheduler → shared`, nothing in `shared` imports the others)."""
+(`workers → pipelines → shared`, `scheduler → shared`, `intake → shared`, nothing in `shared` imports the
+others)."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("shared", "pipelines", "workers", "scheduler", "cli", "web", "bench")
+PACKAGES = ("shared", "pipelines", "workers", "scheduler", "cli", "web", "bench", "intake")
 # What each layer may import from the product (besides itself).
-ALLOWED = {"shared": set(), "pipelines": {"shared"}, "scheduler": {"shared"}, "workers": {"pipelines", "shared"}}
+ALLOWED = {"shared": set(), "pipelines": {"shared"}, "scheduler": {"shared"}, "workers": {"pipelines", "shared"},
+           "intake": {"shared"}}
 
 
 def _modules() -> dict[str, Path]:
@@ -109,7 +111,7 @@ def test_the_cycle_finder_finds_a_cycle() -> None:
     assert _cycles({"a": {"b"}, "b": {"a"}, "c": {"a"}}) == [["a", "b"]]
 
 
-@pytest.mark.parametrize("layer", ["shared", "pipelines"])
+@pytest.mark.parametrize("layer", ["shared", "pipelines", "intake"])
 def test_no_celery_below_the_workers(layer: str) -> None:
     """Stages and shared code never import Celery (the task shells in `workers/` do)."""
     wrong = []
