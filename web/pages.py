@@ -17,7 +17,7 @@ from shared.config.settings import get_settings
 from web import actions, data
 from web.auth import console_of, operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters
-from web.security import Session
+from web.security import Session, TooManyAttempts
 from web.users import User
 from web.waterfall import waterfall
 
@@ -55,22 +55,25 @@ def login_page(request: Request, next: Annotated[str | None, Query(max_length=50
 def login(request: Request, name: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=200)],
           next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
     console = console_of(request)
-    keys = (f"name:{name}", f"client:{request.client.host if request.client else '?'}")
-    wait = console.throttle.wait_seconds(*keys)
-    if wait:
-        raise HTTPException(429, f"too many wrong passwords: try again in {wait} s", headers={"Retry-After": str(wait)})
+    try:  # counted before the password is checked: parallel guesses cannot outrun the count
+        attempt = console.throttle.begin(f"name:{name}", f"client:{request.client.host if request.client else '?'}")
+    except TooManyAttempts as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     user = console.users.authenticate(name, password)
     if user is None:
-        console.throttle.failed(*keys)
         return render(request, "login.html", None, status=401, next=_safe_next(next),
                       error="wrong name or password")
-    console.throttle.succeeded(keys[0])
-    request.state.session = Session.fresh(user.name)  # a new token on sign-in: no fixation
+    console.throttle.succeeded(attempt)
+    session = Session.fresh(user.name, user.credential)  # a new id and token on sign-in: no fixation
+    console.sessions.open(session.sid)
+    console.sessions.close(session_of(request).sid)
+    request.state.session = session
     return see_other(_safe_next(next))
 
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    console_of(request).sessions.close(session_of(request).sid)  # the old cookie is worth nothing now
     request.state.session = Session.fresh()
     return see_other("/login")
 
