@@ -32,8 +32,7 @@ from cli.output import (
     when,
 )
 from shared.config.errors import ConfigError, HrsyncError
-from shared.config.settings import get_settings
-from shared.records.operator_actions import cli_actor
+from shared.records.operator_actions import checked_reason, cli_actor
 from shared.records.status import ExecutionStatus
 from shared.records.views import jsonable, shown_details, shown_error, timeline
 from shared.runtime.runner import run_async
@@ -46,7 +45,7 @@ TRIGGERS = ("schedule", "event", "replay", "manual")
 SHORT_ID = 8  # characters of an id in the narrow listing (`show`/`trace`/`replay`/`cancel` take a prefix)
 MIN_PRUNE_AGE = dt.timedelta(days=1)
 
-dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (queue hrsync.events.dead).")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (kept in the app database by the bridge).")
 
 
 def register(app: typer.Typer) -> None:
@@ -247,6 +246,8 @@ def replay(
     since: Annotated[str | None, typer.Option("--since", help="with --failed: created within (default 24h)")] = None,
     from_stage: Annotated[str | None, typer.Option(
         "--from-stage", help="rerun from this (earlier) stage on purpose: none of its shards is skipped")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required unless --dry-run; kept in the audit)")]
+        = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, create nothing")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the replay to its end")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds --wait follows at most")] = 3600,
@@ -261,8 +262,9 @@ def replay(
         raise ConfigError(f"{'--from-stage' if from_stage else '--wait'}: only with one execution ID")
     if not failed and since:
         raise ConfigError("--since: only with --failed")
+    text = "" if dry_run else checked_reason(reason, "--reason")
     if failed:
-        _replay_failed(age("--since", since or "24h"), dry_run, as_json)
+        _replay_failed(age("--since", since or "24h"), dry_run, text, as_json)
         return
     assert execution_id is not None
     if dry_run:
@@ -273,7 +275,7 @@ def replay(
             _print_plan(plan)
             out.print("nothing was created (--dry-run)")
         return
-    outcome = operations.replay(execution_id, from_stage, actor=cli_actor(), via="cli")
+    outcome = operations.replay(execution_id, from_stage, reason=text, actor=cli_actor(), via="cli")
     assert outcome.execution_id is not None
     if as_json:
         print_json(outcome.as_json())
@@ -292,11 +294,11 @@ def replay(
         raise typer.Exit(0 if status == ExecutionStatus.SUCCEEDED else 1)
 
 
-def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
+def _replay_failed(since: dt.timedelta, dry_run: bool, reason: str, as_json: bool) -> None:
     from workers import operations
 
     outcomes = operations.plan_failed(since) if dry_run \
-        else operations.replay_failed(since, actor=cli_actor(), via="cli")
+        else operations.replay_failed(since, reason=reason, actor=cli_actor(), via="cli")
     if as_json:
         print_json([o.as_json() for o in outcomes])
     for o in [] if as_json else outcomes:
@@ -317,14 +319,15 @@ def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
 
 def cancel(
     execution_id: Annotated[str, typer.Argument(metavar="ID", help="a pending or running execution")],
-    reason: Annotated[str | None, typer.Option("--reason", help="why (kept in the execution and the audit)")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required; kept in the execution and the audit)")]
+        = None,
     as_json: JsonOpt = False,
 ) -> None:
     """End a pending or running execution as cancelled: its running steps end their current step, its queued
     tasks stop at their start. Exit 1 if it already finished, 2 if the id is unknown."""
     from workers import operations
 
-    outcome = operations.cancel(execution_id, reason, actor=cli_actor(), via="cli")
+    outcome = operations.cancel(execution_id, checked_reason(reason, "--reason"), actor=cli_actor(), via="cli")
     if as_json:
         print_json(outcome.as_json())
         return
@@ -394,40 +397,50 @@ def audit(
 
 @dlq_app.command("list")
 def dlq_list(as_json: JsonOpt = False) -> None:
-    """The dead-lettered events: reason, type, id, first seen (the queue keeps them all)."""
+    """The dead-lettered events waiting for a replay: id, event id, type, reason, first seen (reads the app
+    database, where the bridge moves them; the queue is not touched)."""
     from shared.events.dead_letters import list_dead_letters
 
-    letters = list_dead_letters(get_settings().events())
+    letters = run_async(list_dead_letters())
     if as_json:
         print_json([letter.as_json() for letter in letters])
         return
     table = Table("type", "reason", "first seen", "replays")
     table.add_column("id", no_wrap=True)
+    table.add_column("event id", overflow="fold")
     for letter in letters:
-        add_row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id)
+        add_row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id,
+                letter.event_id or "")
     out.print(table)
     out.print(f"{len(letters)} dead-lettered event(s)")
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="ids from `dlq list` (none: all)")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="ids (or event ids) from `dlq list`")]
+        = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every dead letter waiting (instead of IDs)")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required; kept in the audit)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Republish dead-lettered events to hrsync.events (all, or the given ids); each leaves the queue once
-    the broker confirmed it. One that is still invalid is dead-lettered again by the bridge."""
+    """Republish dead-lettered events to hrsync.events (the given ids, or every one with --all), each audited
+    before it goes out. One that is still invalid is dead-lettered again by the bridge."""
     from workers import operations
 
-    outcome = operations.replay_dead_letters(ids or None, actor=cli_actor(), via="cli")
+    text = checked_reason(reason, "--reason")
+    if replay_all == bool(ids):
+        raise ConfigError("ID: give the dead letters' ids, or --all for every one (not both)")
+    outcome = operations.replay_dead_letters(ids or None, replay_all=replay_all, reason=text, actor=cli_actor(),
+                                             via="cli")
     if as_json:
         print_json(outcome.as_json())
     else:
         for letter in outcome.replayed:
             out.print(Text(f"replayed {letter['id']} ({letter['type']}; was: {letter['reason']})"))
         for failure in outcome.failed:
-            out.print(Text(f"not replayed {failure['id']}: {failure['error']} (still in the queue)", style="red"))
+            out.print(Text(f"not replayed {failure['id']}: {failure['error']} (still waiting)", style="red"))
         out.print(f"{len(outcome.replayed)} replayed")
     if outcome.not_found:
-        raise HrsyncError(f"not in the dead-letter queue: {', '.join(outcome.not_found)}")
+        raise HrsyncError(f"no dead letter waiting under: {', '.join(outcome.not_found)}")
     if outcome.failed:
         raise typer.Exit(1)

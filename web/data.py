@@ -50,7 +50,7 @@ def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:
 def dead_letters(*, with_source: bool = False) -> list[dict[str, Any]]:
     """`hrsync dlq list --json`; `with_source` adds the event's `source` for the page (from the body or the
     `ce-source` header: data, shown as text)."""
-    letters = list_dead_letters(get_settings().events())
+    letters = run_async(list_dead_letters())
     if not with_source:
         return [letter.as_json() for letter in letters]
     return [{**letter.as_json(), "source": _source(letter.body, letter.headers)} for letter in letters]

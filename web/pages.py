@@ -35,6 +35,13 @@ def render(request: Request, name: str, user: User | None, status: int = 200, **
                                         **context), status_code=status)
 
 
+def required_reason(reason: str | None) -> str:
+    """A form's reason; 422 naming `reason` when it is left empty (replay, cancel and dead-letter replay)."""
+    if not (reason or "").strip():
+        raise HTTPException(422, "reason: required — say why (it is kept in the audit)")
+    return reason or ""
+
+
 def see_other(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
@@ -119,15 +126,16 @@ def replay_page(request: Request, user: Viewer, execution_id: ExecutionId,
 
 @router.post("/executions/{execution_id}/replay")
 def replay(user: Operator, execution_id: ExecutionId,
-           from_stage: Annotated[str | None, Form(max_length=32, pattern="^[a-z_]*$")] = None) -> Response:
-    outcome = actions.replay(execution_id, from_stage or None, user)
+           from_stage: Annotated[str | None, Form(max_length=32, pattern="^[a-z_]*$")] = None,
+           reason: Annotated[str | None, Form(max_length=500)] = None) -> Response:
+    outcome = actions.replay(execution_id, from_stage or None, required_reason(reason), user)
     return see_other(f"/executions/{quote(str(outcome.get('execution_id') or execution_id), safe='')}")
 
 
 @router.post("/executions/{execution_id}/cancel")
 def cancel(user: Operator, execution_id: ExecutionId, reason: Annotated[str | None, Form(max_length=500)] = None,
            ) -> Response:
-    outcome = actions.cancel(execution_id, reason or None, user)
+    outcome = actions.cancel(execution_id, required_reason(reason), user)
     return see_other(f"/executions/{quote(str(outcome.get('execution_id') or execution_id), safe='')}")
 
 
@@ -140,10 +148,12 @@ def dead_letters(request: Request, user: Viewer) -> HTMLResponse:
 
 @router.post("/dead-letters/replay")
 def replay_dead_letters(request: Request, user: Operator,
-                        ids: Annotated[list[str] | None, Form(max_length=1000)] = None) -> HTMLResponse:
+                        ids: Annotated[list[str] | None, Form(max_length=1000)] = None,
+                        reason: Annotated[str | None, Form(max_length=500)] = None) -> HTMLResponse:
+    text = required_reason(reason)
     if not ids:
         raise HTTPException(422, "ids: choose at least one dead letter")
-    outcome = actions.replay_dead_letters(ids, user)
+    outcome = actions.replay_dead_letters(ids, False, text, user)
     return render(request, "dead_letters.html", user, letters=data.dead_letters(with_source=True), outcome=outcome)
 
 

@@ -4,6 +4,7 @@ and valid-looking hostile events that must be dead-lettered with a reason while 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,13 +14,14 @@ from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.events.bus import DEAD_QUEUE, REASON_HEADER, pika_url
-from shared.events.dead_letters import REPLAYS_HEADER, replay_dead_letters
+from shared.events.dead_letters import REPLAYS_HEADER, list_dead_letters
 from shared.events.inbox import inbox_entry
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import Stack, drain, event_body, running_stack
+from tests.integration.stack_fixtures import Stack, event_body, running_stack, take_dead_letters
+from workers import operations
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYNC = "hrsync.sync.requested"
@@ -52,8 +54,8 @@ def publish_message(stack: Stack, message: rabbitmq.RabbitMQMessage, routing_key
 
 
 def dead_letters(stack: Stack) -> list[tuple[Any, bytes]]:
-    """(properties, body) of every dead letter now in the queue, taken off it."""
-    return [(properties, body) for _, properties, body in drain(stack.amqp_url, DEAD_QUEUE)]
+    """(properties, body) of every dead letter the bridge moved into the app table so far, taken off it."""
+    return [(letter.properties, letter.body) for letter in take_dead_letters()]
 
 
 def reason_of(letters: list[tuple[Any, bytes]], event_id: str) -> str:
@@ -104,9 +106,11 @@ def test_sdk_events_in_both_content_modes(stack: Stack) -> None:
         for properties, body in letters:
             channel.basic_publish("", DEAD_QUEUE, body, properties, mandatory=True)
     wanted = f"{stack.prefix}-bad-b"
-    dlq_id = binary_letter.message_id or wanted
-    outcome = replay_dead_letters(stack.amqp_url, {dlq_id})
-    assert [letter.id for letter in outcome.replayed] == [dlq_id]
+    while not any(letter.event_id == wanted for letter in run_async(list_dead_letters())):
+        time.sleep(0.2)  # the bridge moves them into the table again
+    outcome = operations.replay_dead_letters([wanted], reason="test", actor="test", via="cli")
+    assert [letter["event_id"] for letter in outcome.replayed] == [wanted]
+    take_dead_letters()  # the others, put back above
     after = stack.publish_event(SYNC, {"scope": "hris"})
     assert stack.wait_for_execution(after)["status"] == "succeeded"
     again = [(p, b) for p, b in dead_letters(stack) if (p.headers or {}).get("ce-id") == wanted]

@@ -18,7 +18,7 @@ import httpx
 import pytest
 
 from tests.integration.test_replay import free_port
-from tests.web.conftest import PASSWORD, csrf_of, new_client, sign_in
+from tests.web.conftest import PASSWORD, csrf_of, sign_in
 from tests.web.test_console_security import run_web
 from web.users import UserStore, add_user, change_password, delete_user, hash_password, read_users_file
 
@@ -196,7 +196,8 @@ def test_forwarded_for_is_ignored_unless_its_sender_is_allowed(users_file: Path)
                 httpx.get(f"{base}/login", timeout=2)
                 break
             except httpx.TransportError:
-                assert process.poll() is None and time.monotonic() < deadline, "console did not start"
+                assert process.poll() is None, "console exited"
+                assert time.monotonic() < deadline, "console did not start"
                 time.sleep(0.3)
         statuses = []
         with httpx.Client(base_url=base) as client:
