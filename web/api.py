@@ -43,7 +43,8 @@ def reason_of(body: Reason | None) -> str:
 
 class NewPunch(BaseModel):
     employee_no: str = Field(min_length=1, max_length=64)
-    at: dt.datetime = Field(description="the punch instant, with its offset")
+    at: dt.datetime = Field(description="the punch instant with its offset, or a wall-clock time in the company's "
+                                        "zone (a DST gap is refused; a repeated time needs the offset)")
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -155,9 +156,7 @@ def punches(user: Viewer, employee_no: Annotated[str, Path(min_length=1, max_len
 
 @router.post("/punches")
 def add_punch(user: Operator, body: NewPunch) -> dict[str, Any]:
-    """`hrsync punches add EMP TIME --reason R` (operators)."""
-    if body.at.tzinfo is None:
-        raise HTTPException(422, "at: give the offset (e.g. 2026-11-23T08:55:00+01:00)")
+    """`hrsync punches add EMP TIME --reason R` (operators): 409 with the stored `punch` when it exists."""
     return actions.add_punch(body.employee_no, body.at, body.reason, user)
 
 

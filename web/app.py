@@ -19,6 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 
+from pipelines.attendance.corrections import AmbiguousTime, PunchExists
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
 from shared.records.queries import UnknownExecution
@@ -71,6 +72,8 @@ def create_app(users: UserStore, secret: str | None = None, *, secure_cookies: b
     app.middleware("http")(_sessions)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(UnknownExecution, _hrsync_error(404))
+    app.add_exception_handler(PunchExists, _punch_exists)
+    app.add_exception_handler(AmbiguousTime, _ambiguous_time)
     app.add_exception_handler(ConfigError, _hrsync_error(422))  # bad input, named (the CLI's exit 2)
     app.add_exception_handler(HrsyncError, _hrsync_error(409))  # refused in this state (the CLI's exit 1)
     app.add_exception_handler(HTTPException, _http_error)
@@ -121,6 +124,22 @@ def _hrsync_error(status: int) -> Callable[[Request, Exception], Awaitable[Respo
         return error_response(request, status, str(exc))
 
     return handle
+
+
+async def _punch_exists(request: Request, exc: Exception) -> Response:
+    """The same punch twice: 409 with the stored punch (in the JSON; named in the page's message)."""
+    assert isinstance(exc, PunchExists)
+    if is_api(request):
+        return JSONResponse({"detail": str(exc), "punch": exc.punch}, status_code=409)
+    return error_response(request, 409, str(exc))
+
+
+async def _ambiguous_time(request: Request, exc: Exception) -> Response:
+    """A repeated wall-clock time: 422 with both instants to choose from."""
+    assert isinstance(exc, AmbiguousTime)
+    if is_api(request):
+        return JSONResponse({"detail": str(exc), "choices": [c.isoformat() for c in exc.choices]}, status_code=422)
+    return error_response(request, 422, str(exc))
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

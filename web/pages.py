@@ -12,8 +12,8 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
+from pipelines.attendance.corrections import AmbiguousTime
 from shared.config.errors import HrsyncError
-from shared.config.settings import get_settings
 from web import actions, data
 from web.auth import console_of, operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters
@@ -185,15 +185,17 @@ def employee(request: Request, user: Viewer, employee_no: Annotated[str, Path(mi
 
 
 @router.post("/employees/{employee_no}/punches")
-def add_punch(user: Operator, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
+def add_punch(request: Request, user: Operator, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
               at: Annotated[str, Form(max_length=40)], reason: Text) -> Response:
     try:
         instant = dt.datetime.fromisoformat(at)
     except ValueError:
         raise HTTPException(422, f"time: expected YYYY-MM-DDTHH:MM, got {at[:40]!r}") from None
-    if instant.tzinfo is None:  # a browser's datetime-local field is the company's wall-clock time
-        instant = instant.replace(tzinfo=get_settings().zone)
-    actions.add_punch(employee_no, instant, reason, user)
+    try:  # a browser's datetime-local field is the company's wall-clock time: the service reads it so
+        actions.add_punch(employee_no, instant, reason, user)
+    except AmbiguousTime as exc:  # offer both instants, each a button that posts it with its offset
+        return render(request, "punch_choice.html", user, status=422, message=str(exc), employee_no=employee_no,
+                      choices=[c.isoformat(timespec="minutes") for c in exc.choices], reason=reason)
     return see_other(f"/employees/{quote(employee_no, safe='')}?from={instant.date()}&to={instant.date()}")
 
 
