@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -24,6 +25,7 @@ from cli.output import (
     add_row,
     age,
     choice,
+    clock,
     out,
     print_json,
     seconds,
@@ -33,6 +35,7 @@ from cli.output import (
 )
 from shared.config.errors import ConfigError, HrsyncError
 from shared.records.operator_actions import checked_reason, cli_actor
+from shared.records.readable import input_rows, stage_rows
 from shared.records.status import ExecutionStatus
 from shared.records.views import jsonable, shown_details, shown_error, timeline
 from shared.runtime.runner import run_async
@@ -89,15 +92,14 @@ def executions(
             add_row(table, r["kind"], r["trigger"], status_text(r["status"]), str(r["attempt"]),
                     when(r["created_at"]), seconds(r["started_at"], r["finished_at"]),
                     r["failed_stage"] or "", (r["replay_of"] or "")[:SHORT_ID], r["id"])
-    else:  # fits 80 columns: what tells executions apart, the rest with --wide or `hrsync show`
-        # On a terminal an id is cut to a prefix the other commands accept; piped output keeps it whole.
-        width = short_id_width([r["id"] for r in rows]) if out.is_terminal else None
-        table = Table("id", "kind", "status", "try", "created", "took", "failed at", box=None, pad_edge=False)
-        table.columns[0].no_wrap = True
+    else:  # fits 80 columns, no word cut: what tells executions apart, the rest with --wide or `hrsync show`
+        width = short_id_width([r["id"] for r in rows])  # a prefix the other commands accept
+        table = Table(box=None, pad_edge=False)
+        for name in ("id", "kind", "status", "created", "took", "failed stage"):
+            table.add_column(name, no_wrap=True)
         for r in rows:
-            add_row(table, r["id"][:width] if width else r["id"], r["kind"], status_text(r["status"]),
-                    str(r["attempt"]),
-                    short_when(r["created_at"]), seconds(r["started_at"], r["finished_at"]), r["failed_stage"] or "")
+            add_row(table, r["id"][:width], r["kind"], status_text(r["status"]), short_when(r["created_at"]),
+                    seconds(r["started_at"], r["finished_at"]), r["failed_stage"] or "")
     out.print(table)
     out.print(f"{len(rows)} execution(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
 
@@ -143,20 +145,53 @@ def show(
         add_row(head, "replay of", " ← ".join(f"{x['id']} ({x['status']})" for x in details["lineage"]))
     if details["replayed_by"]:
         add_row(head, "replayed by", ", ".join(f"{x['id']} ({x['status']})" for x in details["replayed_by"]))
-    add_row(head, "inputs", json.dumps(jsonable(e["params"]), sort_keys=True))
-    if e["summary"]:
-        add_row(head, "summary", json.dumps(jsonable(e["summary"]), sort_keys=True))
     out.print(head)
-    table = Table("stage", "shard", "try", "status", "started", "took", "rows in/out", "error", title="stages")
+    out.print(labelled_inputs(e["params"]))
+    out.print(stage_figures(e["summary"], stages))
+    table = Table(title="stages and shards (started: time of day)", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for name in ("stage", "shard", "try", "status", "started", "took", "in/out"):
+        table.add_column(name, no_wrap=name != "shard", overflow="fold", ratio=1 if name == "shard" else None)
+    errors = []
     for s in stages:
         took = f"{s['duration_ms'] / 1000:.2f}s" if s["duration_ms"] is not None else seconds(s["started_at"], None)
-        error = f"{s['error_type']}: {shown_error(s['error_message'], 200)}" if s["error_type"] else ""
-        add_row(table, s["stage"], s["shard"], str(s["attempt"]), status_text(s["status"]), when(s["started_at"]),
-                      took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
-                            f"{s['rows_out'] if s['rows_out'] is not None else '-'}", error)
+        add_row(table, s["stage"], s["shard"], str(s["attempt"]), status_text(s["status"]), clock(s["started_at"]),
+                took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
+                      f"{s['rows_out'] if s['rows_out'] is not None else '-'}")
+        if s["error_type"]:  # on lines of their own: a narrow terminal still shows them whole
+            errors.append(Text(f"{s['stage']} {s['shard']} (try {s['attempt']}): {s['error_type']}: "
+                               f"{shown_error(s['error_message'], 200)}", style=STATUS_STYLE.get(s["status"], "")))
     out.print(table)
+    if errors:
+        out.print(Text("errors", style="bold"))
+        for line in errors:
+            out.print(line)
     if e["status"] == ExecutionStatus.FAILED and not details["replayed_by"]:
         out.print(f"next: hrsync replay {e['id']} --dry-run")
+
+
+def labelled_inputs(params: dict[str, Any] | None) -> Table:
+    """The execution's inputs as a labelled table (`--json` has them raw)."""
+    table = Table(title="inputs", show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in input_rows(params):
+        add_row(table, label, value)
+    return table
+
+
+def stage_figures(summary: dict[str, Any] | None, stages: list[dict[str, Any]]) -> Table:
+    """What each stage read, wrote, sent and failed (from the summary, else from its shards)."""
+    table = Table(title="per stage" if summary else "per stage (no summary: added up from its shards)",
+                  title_justify="left")
+    table.add_column("stage", no_wrap=True)
+    for name in ("read", "written", "sent", "failed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("details", overflow="fold", ratio=1)
+    for row in stage_rows(summary, stages):
+        figures = ("-" if row[k] is None else str(row[k]) for k in ("read", "written", "sent", "failed"))
+        add_row(table, row["stage"], *figures, "\n".join(row["details"]))
+    return table
 
 
 def trace(

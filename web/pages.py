@@ -14,6 +14,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from pipelines.attendance.corrections import AmbiguousTime
 from shared.config.errors import HrsyncError
+from shared.records.readable import input_rows, stage_rows
 from web import actions, data
 from web.auth import console_of, operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters
@@ -97,6 +98,7 @@ def executions(request: Request, user: Viewer, filters: Annotated[ExecutionFilte
                partial: Annotated[bool, Query()] = False) -> HTMLResponse:
     rows, following = data.executions_page(status=filters.status, kind=filters.kind, trigger=filters.trigger,
                                            since=filters.since, cursor=filters.cursor, limit=filters.limit)
+    rows = data.with_served_counts(rows)
     query = dict(request.query_params)
     next_url = f"/executions?{urlencode({**filters.query(), 'cursor': following})}" if following else None
     return render(request, "_execution_rows.html" if partial else "executions.html", user, rows=rows,
@@ -108,8 +110,10 @@ def execution(request: Request, user: Viewer, execution_id: ExecutionId,
               partial: Annotated[bool, Query()] = False) -> HTMLResponse:
     details = data.execution_details(execution_id)
     line = data.execution_trace(details)
-    return render(request, "_execution_body.html" if partial else "execution.html", user, d=details,
-                  e=details["execution"], trace=line, svg=waterfall(line))
+    e = details["execution"]
+    return render(request, "_execution_body.html" if partial else "execution.html", user, d=details, e=e,
+                  trace=line, svg=waterfall(line), inputs=input_rows(e["params"]),
+                  per_stage=stage_rows(e["summary"], details["stages"]))
 
 
 @router.get("/executions/{execution_id}/replay")

@@ -172,7 +172,8 @@ async def store_dead_letter(properties: pika.BasicProperties, body: bytes) -> st
     letter = describe(properties, body)
     row = {"id": letter.id, "event_id": (letter.event_id or "")[:200] or None, "type": letter.type[:200],
            "reason": letter.reason, "routing_key": letter.routing_key[:255],
-           "first_seen": (letter.first_seen or "")[:64] or None, "replays": letter.replays, "body": base64.b64encode(body).decode(),
+           "first_seen": (letter.first_seen or "")[:64] or None, "replays": letter.replays,
+           "body": base64.b64encode(body).decode(),
            "properties": encode_properties(properties), "received_at": utcnow()}
     engine = await app_engine()
     async with engine.begin() as conn:

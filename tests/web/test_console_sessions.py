@@ -6,9 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
-import time
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,8 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.integration.test_replay import free_port
-from tests.web.conftest import PASSWORD, csrf_of, sign_in
+from tests.web.conftest import PASSWORD, console_process, csrf_of, sign_in
 from tests.web.test_console_security import run_web
 from web.users import UserStore, add_user, change_password, delete_user, hash_password, read_users_file
 
@@ -182,33 +178,11 @@ def test_throttle_waits_until_the_oldest_failure_leaves_the_window(monkeypatch: 
 def test_forwarded_for_is_ignored_unless_its_sender_is_allowed(users_file: Path) -> None:
     """A real `hrsync web` on loopback: 21 wrong sign-ins under 21 names, each naming another client in
     X-Forwarded-For, come from one address: the 21st is 429 (20 per address within 5 minutes)."""
-    port = free_port()
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("HRSYNC_WEB_")},
-           "HRSYNC_WEB_USERS_FILE": str(users_file), "HRSYNC_WEB_SECRET": SECRET}
-    script = str(Path(sys.executable).parent / "hrsync")
-    process = subprocess.Popen([script, "web", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                httpx.get(f"{base}/login", timeout=2)
-                break
-            except httpx.TransportError:
-                assert process.poll() is None, "console exited"
-                assert time.monotonic() < deadline, "console did not start"
-                time.sleep(0.3)
-        statuses = []
-        with httpx.Client(base_url=base) as client:
-            token = csrf_of(client.get("/login").text)
-            for n in range(21):
-                statuses.append(client.post("/login", data={"name": f"guess{n}", "password": "wrong password",
-                                                            "csrf_token": token},
-                                            headers={"X-Forwarded-For": f"198.51.100.{n + 1}"}).status_code)
-    finally:
-        process.terminate()
-        process.communicate(timeout=30)
+    env = {"HRSYNC_WEB_USERS_FILE": str(users_file), "HRSYNC_WEB_SECRET": SECRET}
+    with console_process(env) as base, httpx.Client(base_url=base) as client:
+        token = csrf_of(client.get("/login").text)
+        statuses = [client.post("/login", data={"name": f"guess{n}", "password": "wrong password", "csrf_token": token},
+                                headers={"X-Forwarded-For": f"198.51.100.{n + 1}"}).status_code for n in range(21)]
     assert statuses == [401] * 20 + [429]
 
 
