@@ -26,7 +26,8 @@ URL = re.compile(r"console on\s+(http://127\.0\.0\.1:\d+/)")
 
 def test_demo_serves_the_console_on_its_run(tmp_path: Path) -> None:
     """The demo prints the console's URL and a one-time password; signed in with it, the executions page
-    lists the demo's succeeded execution; the process stops on SIGTERM."""
+    lists the demo's succeeded execution and the dead-letters page answers (no broker on the embedded
+    defaults); the process stops on SIGTERM."""
     script = str(Path(sys.executable).parent / "hrsync")
     env = {**clean_env(tmp_path / "home"), "COLUMNS": "200"}
     process = subprocess.Popen([script, "demo", "--web", "--port", str(free_port())], env=env,
@@ -58,6 +59,9 @@ def test_demo_serves_the_console_on_its_run(tmp_path: Path) -> None:
             assert page.status_code == 200
             assert execution_id in page.text
             assert password not in page.text
+            letters = client.get("/dead-letters")  # a SELECT on the demo's SQLite: no broker needed
+            assert letters.status_code == 200, letters.text
+            assert client.get("/api/dead-letters").json() == []
     finally:
         process.terminate()
         code = process.wait(60)
