@@ -7,15 +7,14 @@ tail, which makes every listing a change of the queue that races an operator rep
 So the bridge moves each dead letter, as it came (body, properties, headers), into `dead_letters` and only
 then acks it (`DeadLetterMover`): a crash in between moves it again onto the same row (its id is a digest
 of the message). Listing reads the table and changes nothing. A replay, per letter and in one database
-transaction, locks the row, writes the caller's audit row, marks the row replayed and publishes the message
-to `hrsync.events` with confirms; a publish the broker refuses rolls all of it back, and only a commit that
-fails after a confirmed publish can leave a republished event unmarked (listed again; the inbox launches
-each event id once, so a second replay is harmless).
+transaction, locks the row, writes the caller's audit row, marks the row replayed and publishes the
+message to `hrsync.events` with confirms before the commit; a publish the broker refuses rolls all of it
+back, and only a commit that fails after a confirmed publish can leave a republished event unmarked (listed
+again; the inbox launches each event id once, so a second replay is harmless).
 """
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import datetime as dt
 import decimal
@@ -297,27 +296,49 @@ class _Refused(Exception):
     """The broker did not take the republished copy."""
 
 
-async def _replay_one(stable_id: str, channel: BlockingChannel, audit: LetterAudit, actor: str) -> DeadLetter | None:
+async def _mark_replayed(conn: AsyncConnection, stable_id: str, audit: LetterAudit,
+                         actor: str) -> DeadLetter | None:
+    """In the caller's open transaction: lock the letter's row, write its audit row, mark it replayed (None:
+    someone replayed it meanwhile)."""
     c = dead_letters.c
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        row = (await conn.execute(select(dead_letters).where(c.id == stable_id, c.replayed_at.is_(None))
-                                  .with_for_update())).first()
-        if row is None:  # replayed by someone else meanwhile
-            return None
-        letter = _letter(row)
-        await audit(conn, letter)
-        await conn.execute(update(dead_letters).where(c.id == stable_id).values(replayed_at=utcnow(),
-                                                                              replayed_by=actor[:200]))
+    row = (await conn.execute(select(dead_letters).where(c.id == stable_id, c.replayed_at.is_(None))
+                              .with_for_update())).first()
+    if row is None:
+        return None
+    letter = _letter(row)
+    await audit(conn, letter)
+    await conn.execute(update(dead_letters).where(c.id == stable_id).values(replayed_at=utcnow(),
+                                                                          replayed_by=actor[:200]))
+    return letter
 
-        def publish() -> None:
-            try:
-                channel.basic_publish(EVENTS_EXCHANGE, letter.routing_key or letter.type, letter.body,
-                                      _replay_properties(letter), mandatory=True)
-            except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
-                raise _Refused(f"{type(exc).__name__}: not taken by the broker") from None
 
-        await asyncio.to_thread(publish)  # pika blocks: off the runner's loop; a refusal rolls all back
+def _replay_one(stable_id: str, channel: BlockingChannel, audit: LetterAudit, actor: str) -> DeadLetter | None:
+    """One letter: its transaction is opened, written and ended on the runner's loop, and the publish runs
+    here in between (pika's connection belongs to this thread, or greenlet); a refused publish rolls back."""
+    async def begin() -> AsyncConnection:
+        conn = await (await app_engine()).connect()
+        await conn.begin()
+        return conn
+
+    async def end(conn: AsyncConnection, commit: bool) -> None:
+        try:
+            await (conn.commit() if commit else conn.rollback())
+        finally:
+            await conn.close()
+
+    conn = run_async(begin())
+    try:
+        letter = run_async(_mark_replayed(conn, stable_id, audit, actor))
+        if letter is not None:
+            channel.basic_publish(EVENTS_EXCHANGE, letter.routing_key or letter.type, letter.body,
+                                  _replay_properties(letter), mandatory=True)
+    except (pika.exceptions.UnroutableError, pika.exceptions.NackError) as exc:
+        run_async(end(conn, commit=False))
+        raise _Refused(f"{type(exc).__name__}: not taken by the broker") from None
+    except BaseException:
+        run_async(end(conn, commit=False))
+        raise
+    run_async(end(conn, commit=True))
     return letter
 
 
@@ -342,7 +363,7 @@ def replay_dead_letters(url: str, ids: Collection[str] | None, audit: LetterAudi
     with _confirmed_channel(url) as channel:
         for stable_id, _ in chosen:
             try:
-                letter = run_async(_replay_one(stable_id, channel, audit, actor))
+                letter = _replay_one(stable_id, channel, audit, actor)
             except _Refused as exc:
                 outcome.failed.append((stable_id, str(exc)))
                 continue
