@@ -53,9 +53,17 @@ def publish_message(stack: Stack, message: rabbitmq.RabbitMQMessage, routing_key
         connection.close()
 
 
-def dead_letters(stack: Stack) -> list[tuple[Any, bytes]]:
-    """(properties, body) of every dead letter the bridge moved into the app table so far, taken off it."""
-    return [(letter.properties, letter.body) for letter in take_dead_letters()]
+def dead_letters(stack: Stack, *event_ids: str) -> list[tuple[Any, bytes]]:
+    """(properties, body) of every dead letter the bridge moved into the app table, taken off it; first waits
+    (up to 30 s) until the letters of `event_ids` are among them."""
+    found: list[tuple[Any, bytes]] = []
+    deadline = time.monotonic() + 30
+    while True:
+        found += [(letter.properties, letter.body) for letter in take_dead_letters()]
+        ids = {str(p.message_id or (p.headers or {}).get("ce-id")) for p, _ in found}
+        if set(event_ids) <= ids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def reason_of(letters: list[tuple[Any, bytes]], event_id: str) -> str:
@@ -91,7 +99,7 @@ def test_sdk_events_in_both_content_modes(stack: Stack) -> None:
     assert stack.wait_for_execution(marker)["status"] == "succeeded"  # the bridge handled all before it
     assert len(stack.executions_of(structured_id)) == 1
 
-    letters = dead_letters(stack)
+    letters = dead_letters(stack, f"{stack.prefix}-bad-s", f"{stack.prefix}-bad-b")
     structured_reason = reason_of(letters, f"{stack.prefix}-bad-s")
     assert "data.scope" in structured_reason
     assert reason_of(letters, f"{stack.prefix}-bad-b") == structured_reason
@@ -113,7 +121,7 @@ def test_sdk_events_in_both_content_modes(stack: Stack) -> None:
     take_dead_letters()  # the others, put back above
     after = stack.publish_event(SYNC, {"scope": "hris"})
     assert stack.wait_for_execution(after)["status"] == "succeeded"
-    again = [(p, b) for p, b in dead_letters(stack) if (p.headers or {}).get("ce-id") == wanted]
+    again = [(p, b) for p, b in dead_letters(stack, wanted) if (p.headers or {}).get("ce-id") == wanted]
     assert len(again) == 1
     properties, body = again[0]
     assert properties.content_type == binary_letter.content_type
@@ -145,7 +153,7 @@ def test_hostile_events_are_dead_lettered_and_the_bridge_goes_on(stack: Stack) -
         stack.publish(json.dumps(body).encode(), event_type, ids[case])
     after = stack.publish_event(SYNC, {"scope": "hris"})
     assert stack.wait_for_execution(after)["status"] == "succeeded"  # still consuming, in order
-    letters = dead_letters(stack)
+    letters = dead_letters(stack, *ids.values())
     reasons = {case: reason_of(letters, ids[case]) for case in HOSTILE}
     assert {case: reason.split(":")[0] for case, reason in reasons.items()} == \
         {case: field for case, (_, _, _, field) in HOSTILE.items()}, reasons
