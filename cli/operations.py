@@ -297,9 +297,10 @@ def replay(
         raise ConfigError(f"{'--from-stage' if from_stage else '--wait'}: only with one execution ID")
     if not failed and since:
         raise ConfigError("--since: only with --failed")
+    within = age("--since", since or "24h") if failed else None
     text = "" if dry_run else checked_reason(reason, "--reason")
-    if failed:
-        _replay_failed(age("--since", since or "24h"), dry_run, text, as_json)
+    if within is not None:
+        _replay_failed(within, dry_run, text, as_json)
         return
     assert execution_id is not None
     if dry_run:

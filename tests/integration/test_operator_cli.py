@@ -96,7 +96,8 @@ def test_executions_lists_and_filters(kind: str) -> None:
         == [failed]
     table = hrsync("executions", "--kind", kind)
     assert table.returncode == 0
-    assert failed in table.stdout
+    assert failed[:8] in table.stdout  # the short id; the whole one with --wide
+    assert failed in hrsync("executions", "--kind", kind, "--wide").stdout
     assert "3 execution(s)" in table.stdout
 
 
