@@ -13,6 +13,7 @@ import json
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
@@ -24,6 +25,7 @@ from cli.output import (
     add_row,
     age,
     choice,
+    clock,
     out,
     print_json,
     seconds,
@@ -32,8 +34,8 @@ from cli.output import (
     when,
 )
 from shared.config.errors import ConfigError, HrsyncError
-from shared.config.settings import get_settings
-from shared.records.operator_actions import cli_actor
+from shared.records.operator_actions import checked_reason, cli_actor
+from shared.records.readable import input_rows, stage_rows
 from shared.records.status import ExecutionStatus
 from shared.records.views import jsonable, shown_details, shown_error, timeline
 from shared.runtime.runner import run_async
@@ -46,7 +48,7 @@ TRIGGERS = ("schedule", "event", "replay", "manual")
 SHORT_ID = 8  # characters of an id in the narrow listing (`show`/`trace`/`replay`/`cancel` take a prefix)
 MIN_PRUNE_AGE = dt.timedelta(days=1)
 
-dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (queue hrsync.events.dead).")
+dlq_app = typer.Typer(no_args_is_help=True, help="Dead-lettered events (kept in the app database by the bridge).")
 
 
 def register(app: typer.Typer) -> None:
@@ -90,15 +92,14 @@ def executions(
             add_row(table, r["kind"], r["trigger"], status_text(r["status"]), str(r["attempt"]),
                     when(r["created_at"]), seconds(r["started_at"], r["finished_at"]),
                     r["failed_stage"] or "", (r["replay_of"] or "")[:SHORT_ID], r["id"])
-    else:  # fits 80 columns: what tells executions apart, the rest with --wide or `hrsync show`
-        # On a terminal an id is cut to a prefix the other commands accept; piped output keeps it whole.
-        width = short_id_width([r["id"] for r in rows]) if out.is_terminal else None
-        table = Table("id", "kind", "status", "try", "created", "took", "failed at", box=None, pad_edge=False)
-        table.columns[0].no_wrap = True
+    else:  # fits 80 columns, no word cut: what tells executions apart, the rest with --wide or `hrsync show`
+        width = short_id_width([r["id"] for r in rows])  # a prefix the other commands accept
+        table = Table(box=None, pad_edge=False)
+        for name in ("id", "kind", "status", "created", "took", "failed stage"):
+            table.add_column(name, no_wrap=True)
         for r in rows:
-            add_row(table, r["id"][:width] if width else r["id"], r["kind"], status_text(r["status"]),
-                    str(r["attempt"]),
-                    short_when(r["created_at"]), seconds(r["started_at"], r["finished_at"]), r["failed_stage"] or "")
+            add_row(table, r["id"][:width], r["kind"], status_text(r["status"]), short_when(r["created_at"]),
+                    seconds(r["started_at"], r["finished_at"]), r["failed_stage"] or "")
     out.print(table)
     out.print(f"{len(rows)} execution(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
 
@@ -144,20 +145,53 @@ def show(
         add_row(head, "replay of", " ← ".join(f"{x['id']} ({x['status']})" for x in details["lineage"]))
     if details["replayed_by"]:
         add_row(head, "replayed by", ", ".join(f"{x['id']} ({x['status']})" for x in details["replayed_by"]))
-    add_row(head, "inputs", json.dumps(jsonable(e["params"]), sort_keys=True))
-    if e["summary"]:
-        add_row(head, "summary", json.dumps(jsonable(e["summary"]), sort_keys=True))
     out.print(head)
-    table = Table("stage", "shard", "try", "status", "started", "took", "rows in/out", "error", title="stages")
+    out.print(labelled_inputs(e["params"]))
+    out.print(stage_figures(e["summary"], stages))
+    table = Table(title="stages and shards (started: time of day)", title_justify="left", box=box.SIMPLE_HEAD,
+                  pad_edge=False)
+    for name in ("stage", "shard", "try", "status", "started", "took", "in/out"):
+        table.add_column(name, no_wrap=name != "shard", overflow="fold", ratio=1 if name == "shard" else None)
+    errors = []
     for s in stages:
         took = f"{s['duration_ms'] / 1000:.2f}s" if s["duration_ms"] is not None else seconds(s["started_at"], None)
-        error = f"{s['error_type']}: {shown_error(s['error_message'], 200)}" if s["error_type"] else ""
-        add_row(table, s["stage"], s["shard"], str(s["attempt"]), status_text(s["status"]), when(s["started_at"]),
-                      took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
-                            f"{s['rows_out'] if s['rows_out'] is not None else '-'}", error)
+        add_row(table, s["stage"], s["shard"], str(s["attempt"]), status_text(s["status"]), clock(s["started_at"]),
+                took, f"{s['rows_in'] if s['rows_in'] is not None else '-'}/"
+                      f"{s['rows_out'] if s['rows_out'] is not None else '-'}")
+        if s["error_type"]:  # on lines of their own: a narrow terminal still shows them whole
+            errors.append(Text(f"{s['stage']} {s['shard']} (try {s['attempt']}): {s['error_type']}: "
+                               f"{shown_error(s['error_message'], 200)}", style=STATUS_STYLE.get(s["status"], "")))
     out.print(table)
+    if errors:
+        out.print(Text("errors", style="bold"))
+        for line in errors:
+            out.print(line)
     if e["status"] == ExecutionStatus.FAILED and not details["replayed_by"]:
         out.print(f"next: hrsync replay {e['id']} --dry-run")
+
+
+def labelled_inputs(params: dict[str, Any] | None) -> Table:
+    """The execution's inputs as a labelled table (`--json` has them raw)."""
+    table = Table(title="inputs", show_header=False, box=None, pad_edge=False, title_justify="left")
+    table.add_column(style="bold", no_wrap=True)
+    table.add_column(overflow="fold")
+    for label, value in input_rows(params):
+        add_row(table, label, value)
+    return table
+
+
+def stage_figures(summary: dict[str, Any] | None, stages: list[dict[str, Any]]) -> Table:
+    """What each stage read, wrote, sent and failed (from the summary, else from its shards)."""
+    table = Table(title="per stage" if summary else "per stage (no summary: added up from its shards)",
+                  title_justify="left")
+    table.add_column("stage", no_wrap=True)
+    for name in ("read", "written", "sent", "failed"):
+        table.add_column(name, justify="right", no_wrap=True)
+    table.add_column("details", overflow="fold", ratio=1)
+    for row in stage_rows(summary, stages):
+        figures = ("-" if row[k] is None else str(row[k]) for k in ("read", "written", "sent", "failed"))
+        add_row(table, row["stage"], *figures, "\n".join(row["details"]))
+    return table
 
 
 def trace(
@@ -247,6 +281,8 @@ def replay(
     since: Annotated[str | None, typer.Option("--since", help="with --failed: created within (default 24h)")] = None,
     from_stage: Annotated[str | None, typer.Option(
         "--from-stage", help="rerun from this (earlier) stage on purpose: none of its shards is skipped")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required unless --dry-run; kept in the audit)")]
+        = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="print the plan, create nothing")] = False,
     wait: Annotated[bool, typer.Option("--wait", help="follow the replay to its end")] = False,
     timeout: Annotated[float, typer.Option("--timeout", help="seconds --wait follows at most")] = 3600,
@@ -261,8 +297,10 @@ def replay(
         raise ConfigError(f"{'--from-stage' if from_stage else '--wait'}: only with one execution ID")
     if not failed and since:
         raise ConfigError("--since: only with --failed")
-    if failed:
-        _replay_failed(age("--since", since or "24h"), dry_run, as_json)
+    within = age("--since", since or "24h") if failed else None
+    text = "" if dry_run else checked_reason(reason, "--reason")
+    if within is not None:
+        _replay_failed(within, dry_run, text, as_json)
         return
     assert execution_id is not None
     if dry_run:
@@ -273,7 +311,7 @@ def replay(
             _print_plan(plan)
             out.print("nothing was created (--dry-run)")
         return
-    outcome = operations.replay(execution_id, from_stage, actor=cli_actor(), via="cli")
+    outcome = operations.replay(execution_id, from_stage, reason=text, actor=cli_actor(), via="cli")
     assert outcome.execution_id is not None
     if as_json:
         print_json(outcome.as_json())
@@ -292,11 +330,11 @@ def replay(
         raise typer.Exit(0 if status == ExecutionStatus.SUCCEEDED else 1)
 
 
-def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
+def _replay_failed(since: dt.timedelta, dry_run: bool, reason: str, as_json: bool) -> None:
     from workers import operations
 
     outcomes = operations.plan_failed(since) if dry_run \
-        else operations.replay_failed(since, actor=cli_actor(), via="cli")
+        else operations.replay_failed(since, reason=reason, actor=cli_actor(), via="cli")
     if as_json:
         print_json([o.as_json() for o in outcomes])
     for o in [] if as_json else outcomes:
@@ -317,14 +355,15 @@ def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
 
 def cancel(
     execution_id: Annotated[str, typer.Argument(metavar="ID", help="a pending or running execution")],
-    reason: Annotated[str | None, typer.Option("--reason", help="why (kept in the execution and the audit)")] = None,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required; kept in the execution and the audit)")]
+        = None,
     as_json: JsonOpt = False,
 ) -> None:
     """End a pending or running execution as cancelled: its running steps end their current step, its queued
     tasks stop at their start. Exit 1 if it already finished, 2 if the id is unknown."""
     from workers import operations
 
-    outcome = operations.cancel(execution_id, reason, actor=cli_actor(), via="cli")
+    outcome = operations.cancel(execution_id, checked_reason(reason, "--reason"), actor=cli_actor(), via="cli")
     if as_json:
         print_json(outcome.as_json())
         return
@@ -394,40 +433,50 @@ def audit(
 
 @dlq_app.command("list")
 def dlq_list(as_json: JsonOpt = False) -> None:
-    """The dead-lettered events: reason, type, id, first seen (the queue keeps them all)."""
+    """The dead-lettered events waiting for a replay: id, event id, type, reason, first seen (reads the app
+    database, where the bridge moves them; the queue is not touched)."""
     from shared.events.dead_letters import list_dead_letters
 
-    letters = list_dead_letters(get_settings().events())
+    letters = run_async(list_dead_letters())
     if as_json:
         print_json([letter.as_json() for letter in letters])
         return
     table = Table("type", "reason", "first seen", "replays")
     table.add_column("id", no_wrap=True)
+    table.add_column("event id", overflow="fold")
     for letter in letters:
-        add_row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id)
+        add_row(table, letter.type, letter.reason, letter.first_seen or "-", str(letter.replays), letter.id,
+                letter.event_id or "")
     out.print(table)
     out.print(f"{len(letters)} dead-lettered event(s)")
 
 
 @dlq_app.command("replay")
 def dlq_replay(
-    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="ids from `dlq list` (none: all)")] = None,
+    ids: Annotated[list[str] | None, typer.Argument(metavar="[ID]...", help="ids (or event ids) from `dlq list`")]
+        = None,
+    replay_all: Annotated[bool, typer.Option("--all", help="every dead letter waiting (instead of IDs)")] = False,
+    reason: Annotated[str | None, typer.Option("--reason", help="why (required; kept in the audit)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Republish dead-lettered events to hrsync.events (all, or the given ids); each leaves the queue once
-    the broker confirmed it. One that is still invalid is dead-lettered again by the bridge."""
+    """Republish dead-lettered events to hrsync.events (the given ids, or every one with --all), each audited
+    before it goes out. One that is still invalid is dead-lettered again by the bridge."""
     from workers import operations
 
-    outcome = operations.replay_dead_letters(ids or None, actor=cli_actor(), via="cli")
+    text = checked_reason(reason, "--reason")
+    if replay_all == bool(ids):
+        raise ConfigError("ID: give the dead letters' ids, or --all for every one (not both)")
+    outcome = operations.replay_dead_letters(ids or None, replay_all=replay_all, reason=text, actor=cli_actor(),
+                                             via="cli")
     if as_json:
         print_json(outcome.as_json())
     else:
         for letter in outcome.replayed:
             out.print(Text(f"replayed {letter['id']} ({letter['type']}; was: {letter['reason']})"))
         for failure in outcome.failed:
-            out.print(Text(f"not replayed {failure['id']}: {failure['error']} (still in the queue)", style="red"))
+            out.print(Text(f"not replayed {failure['id']}: {failure['error']} (still waiting)", style="red"))
         out.print(f"{len(outcome.replayed)} replayed")
     if outcome.not_found:
-        raise HrsyncError(f"not in the dead-letter queue: {', '.join(outcome.not_found)}")
+        raise HrsyncError(f"no dead letter waiting under: {', '.join(outcome.not_found)}")
     if outcome.failed:
         raise typer.Exit(1)

@@ -59,6 +59,11 @@ def short_when(value: dt.datetime | None) -> str:
     return value.astimezone(get_settings().zone).strftime("%m-%d %H:%M") if value else "-"
 
 
+def clock(value: dt.datetime | None) -> str:
+    """The time of day in the company's zone, to the second (`-` for none): beside a date shown once."""
+    return value.astimezone(get_settings().zone).strftime("%H:%M:%S") if value else "-"
+
+
 def seconds(start: dt.datetime | None, end: dt.datetime | None) -> str:
     """A duration from `start` to `end` (or now) as `12.3s` or `4.5m` (`-` before a start)."""
     if start is None:

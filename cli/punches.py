@@ -29,14 +29,15 @@ def _date(value: str | None, option: str, default: dt.date) -> dt.date:
 
 
 def parse_local_time(value: str, zone: dt.tzinfo) -> dt.datetime:
-    """An ISO date and time; without an offset it is a wall-clock time in `zone` (first one when repeated)."""
+    """An ISO date and time; without an offset it is a wall-clock time in `zone`, which must exist and be
+    unique (`local_instant`: a DST gap or a repeated hour is refused, naming it)."""
+    from pipelines.attendance.corrections import local_instant
+
     try:
         at = dt.datetime.fromisoformat(value.strip())
     except ValueError:
         raise ConfigError(f"TIME: not an ISO date and time (YYYY-MM-DDTHH:MM): {value!r}") from None
-    if at.tzinfo is None:
-        at = at.replace(tzinfo=zone, fold=0)
-    return at
+    return local_instant(at, zone)
 
 
 def _show(punch: dict[str, Any]) -> str:

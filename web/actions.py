@@ -21,21 +21,23 @@ def replay_plan(execution_id: str, from_stage: str | None) -> dict[str, Any]:
     return {"dry_run": True, **operations.plan_replay(execution_id, from_stage).as_json()}
 
 
-def replay(execution_id: str, from_stage: str | None, user: User) -> dict[str, Any]:
+def replay(execution_id: str, from_stage: str | None, reason: str, user: User) -> dict[str, Any]:
     """Replay the failed execution (the outcome names the new execution)."""
-    result: dict[str, Any] = operations.replay(execution_id, from_stage, actor=user.name, via=VIA).as_json()
+    result: dict[str, Any] = operations.replay(execution_id, from_stage, reason=reason, actor=user.name,
+                                               via=VIA).as_json()
     return result
 
 
-def cancel(execution_id: str, reason: str | None, user: User) -> dict[str, Any]:
+def cancel(execution_id: str, reason: str, user: User) -> dict[str, Any]:
     """End a pending or running execution as cancelled."""
     result: dict[str, Any] = operations.cancel(execution_id, reason, actor=user.name, via=VIA).as_json()
     return result
 
 
-def replay_dead_letters(ids: list[str] | None, user: User) -> dict[str, Any]:
-    """Republish the chosen dead letters (all with None)."""
-    result: dict[str, Any] = operations.replay_dead_letters(ids, actor=user.name, via=VIA).as_json()
+def replay_dead_letters(ids: list[str] | None, replay_all: bool, reason: str, user: User) -> dict[str, Any]:
+    """Republish the chosen dead letters (every waiting one only with `replay_all`)."""
+    result: dict[str, Any] = operations.replay_dead_letters(ids, replay_all=replay_all, reason=reason,
+                                                            actor=user.name, via=VIA).as_json()
     return result
 
 

@@ -27,16 +27,25 @@ Stage = Annotated[str | None, Query(max_length=32, pattern="^[a-z_]*$", descript
 
 
 class Reason(BaseModel):
-    reason: str | None = Field(None, max_length=500)
+    reason: str | None = Field(None, max_length=500, description="why (required; kept in the audit)")
 
 
-class LetterIds(BaseModel):
-    ids: list[str] | None = Field(None, max_length=1000, description="ids from the list; none: all")
+class LetterChoice(Reason):
+    ids: list[str] | None = Field(None, max_length=1000, description="ids (or event ids) from the list")
+    all: bool = Field(False, description="replay every dead letter waiting (instead of ids)")
+
+
+def reason_of(body: Reason | None) -> str:
+    """The body's reason; 422 naming `reason` when it is missing or blank."""
+    if body is None or not (body.reason or "").strip():
+        raise HTTPException(422, 'reason: required — send {"reason": "why"} (it is kept in the audit)')
+    return body.reason or ""
 
 
 class NewPunch(BaseModel):
     employee_no: str = Field(min_length=1, max_length=64)
-    at: dt.datetime = Field(description="the punch instant, with its offset")
+    at: dt.datetime = Field(description="the punch instant with its offset, or a wall-clock time in the company's "
+                                        "zone (a DST gap is refused; a repeated time needs the offset)")
     reason: str = Field(min_length=1, max_length=500)
 
 
@@ -80,15 +89,17 @@ def replay_plan(execution_id: ExecutionId, user: Viewer, from_stage: Stage = Non
 
 
 @router.post("/executions/{execution_id}/replay")
-def replay(execution_id: ExecutionId, user: Operator, from_stage: Stage = None) -> dict[str, Any]:
-    """Replay the failed execution (operators)."""
-    return jsonable(actions.replay(execution_id, from_stage or None, user))  # type: ignore[no-any-return]
+def replay(execution_id: ExecutionId, user: Operator, from_stage: Stage = None,
+           body: Annotated[Reason | None, Body()] = None) -> dict[str, Any]:
+    """Replay the failed execution (operators); body `{"reason": …}` (required)."""
+    reason = reason_of(body)
+    return jsonable(actions.replay(execution_id, from_stage or None, reason, user))  # type: ignore[no-any-return]
 
 
 @router.post("/executions/{execution_id}/cancel")
 def cancel(execution_id: ExecutionId, user: Operator, body: Annotated[Reason | None, Body()] = None) -> dict[str, Any]:
-    """End a pending or running execution as cancelled (operators)."""
-    return jsonable(actions.cancel(execution_id, body.reason if body else None, user))  # type: ignore[no-any-return]
+    """End a pending or running execution as cancelled (operators); body `{"reason": …}` (required)."""
+    return jsonable(actions.cancel(execution_id, reason_of(body), user))  # type: ignore[no-any-return]
 
 
 @router.get("/dead-letters")
@@ -98,9 +109,14 @@ def dead_letters(user: Viewer) -> list[dict[str, Any]]:
 
 
 @router.post("/dead-letters/replay")
-def replay_dead_letters(user: Operator, body: Annotated[LetterIds | None, Body()] = None) -> dict[str, Any]:
-    """`hrsync dlq replay [ID…] --json` (operators)."""
-    return jsonable(actions.replay_dead_letters(body.ids if body else None, user))  # type: ignore[no-any-return]
+def replay_dead_letters(user: Operator, body: Annotated[LetterChoice | None, Body()] = None) -> dict[str, Any]:
+    """`hrsync dlq replay (ID… | --all) --reason R --json` (operators): body `{"ids": […], "reason": …}` or
+    `{"all": true, "reason": …}`; no ids without `all` replays nothing (422)."""
+    reason = reason_of(body)
+    assert body is not None
+    if bool(body.ids) == body.all:
+        raise HTTPException(422, 'ids: give the ids to replay, or {"all": true} for every one (not both)')
+    return jsonable(actions.replay_dead_letters(body.ids, body.all, reason, user))  # type: ignore[no-any-return]
 
 
 @router.get("/audit")
@@ -141,9 +157,7 @@ def punches(user: Viewer, employee_no: Annotated[str, Path(min_length=1, max_len
 
 @router.post("/punches")
 def add_punch(user: Operator, body: NewPunch) -> dict[str, Any]:
-    """`hrsync punches add EMP TIME --reason R` (operators)."""
-    if body.at.tzinfo is None:
-        raise HTTPException(422, "at: give the offset (e.g. 2026-11-23T08:55:00+01:00)")
+    """`hrsync punches add EMP TIME --reason R` (operators): 409 with the stored `punch` when it exists."""
     try:
         return actions.add_punch(body.employee_no, body.at, body.reason, user)
     except UnknownEmployee as exc:

@@ -1,7 +1,9 @@
 """Who is asking: the console's state, the session of a request, the signed-in user and the CSRF guard.
 
-`signed_in` sends anonymous visitors to the login page (401 on `/api/`); `operator` refuses viewers (403);
-`csrf_guard` (app-wide) refuses a state-changing request without the session's token (403).
+`signed_in` sends anonymous visitors to the login page (401 on `/api/`): a session counts only while the
+console holds its id (not logged out, not restarted) and its user is in the users file now with the same
+credential; `operator` refuses viewers (403) by the role the users file gives now; `csrf_guard`
+(app-wide) refuses a state-changing request without the session's token (403).
 """
 
 from __future__ import annotations
@@ -10,17 +12,35 @@ from dataclasses import dataclass, field
 
 from fastapi import Depends, HTTPException, Request
 
-from web.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, LoginThrottle, Session, SessionCodec
+from web.security import (
+    CSRF_FIELD,
+    CSRF_HEADER,
+    SAFE_METHODS,
+    LoginThrottle,
+    Session,
+    SessionCodec,
+    SessionRegistry,
+)
 from web.users import User, UserStore
 
 
 @dataclass
 class Console:
-    """What one console process serves with: its users, its cookie codec, its login throttle."""
+    """What one console process serves with: its users, its cookie codec, its sessions, its login throttle;
+    `secure_cookies` when it is reached over TLS (its own or a proxy's)."""
 
     users: UserStore
     codec: SessionCodec
     throttle: LoginThrottle = field(default_factory=LoginThrottle)
+    sessions: SessionRegistry = field(default_factory=SessionRegistry)
+    secure_cookies: bool = False
+
+    def user_of(self, session: Session) -> User | None:
+        """The session's user while the session is valid (see the module's docstring), else None."""
+        if session.user is None or not self.sessions.is_open(session.sid):
+            return None
+        user = self.users.get(session.user)
+        return user if user is not None and user.credential == session.credential else None
 
 
 class LoginRequired(Exception):
@@ -39,8 +59,7 @@ def console_of(request: Request) -> Console:
 
 def signed_in(request: Request) -> User:
     """The signed-in user (a dependency of every page but the login)."""
-    name = session_of(request).user
-    user = console_of(request).users.get(name) if name else None
+    user = console_of(request).user_of(session_of(request))
     if user is None:
         raise LoginRequired
     return user

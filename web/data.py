@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -37,6 +38,27 @@ def executions_page(*, status: str | None, kind: str | None, trigger: str | None
     return [{**r, "error": shown_error(r["error"])} for r in rows[:limit]], following
 
 
+def with_served_counts(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The rows with `events` (how many events each execution serves) and `took` (its duration as text)."""
+    counts = run_async(queries.served_counts([r["id"] for r in rows])) if rows else {}
+    return [{**r, "events": counts.get(r["id"], 0), "took": took(r["started_at"], r["finished_at"])} for r in rows]
+
+
+def took(start: dt.datetime | None, end: dt.datetime | None) -> str:
+    """A duration as people read it (`850 ms`, `12.3 s`, `4 min 5 s`, `2 h 3 min`), up to now while running."""
+    if start is None:
+        return "-"
+    seconds = max(0.0, ((end or dt.datetime.now(dt.UTC)) - start).total_seconds())
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, rest = divmod(int(seconds), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
 def execution_details(execution_id: str) -> dict[str, Any]:
     """`hrsync show ID --json`: the execution, its stage rows, lineage and replays."""
     return shown_details(run_async(recorded_details(execution_id)))
@@ -50,7 +72,7 @@ def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:
 def dead_letters(*, with_source: bool = False) -> list[dict[str, Any]]:
     """`hrsync dlq list --json`; `with_source` adds the event's `source` for the page (from the body or the
     `ce-source` header: data, shown as text)."""
-    letters = list_dead_letters(get_settings().events())
+    letters = run_async(list_dead_letters())
     if not with_source:
         return [letter.as_json() for letter in letters]
     return [{**letter.as_json(), "source": _source(letter.body, letter.headers)} for letter in letters]
@@ -81,8 +103,9 @@ def day_board(department: str | None, day: dt.date) -> dict[str, Any]:
     names = run_async(queries.departments())
     chosen = department if department is not None else (names[0] if names else None)
     rows = run_async(queries.day_board(chosen, day)) if chosen is not None else []
-    return {"department": chosen, "date": day, "departments": names, "in_now": sum(r["status"] == "open" for r in rows),
-            "rows": rows}
+    counts = Counter(r["status"] or "not computed" for r in rows)
+    return {"department": chosen, "date": day, "departments": names, "in_now": counts.get("open", 0),
+            "counts": dict(sorted(counts.items(), key=lambda item: (-item[1], item[0]))), "rows": rows}
 
 
 def employee_days(employee_no: str, date_from: dt.date, date_to: dt.date) -> dict[str, Any] | None:

@@ -12,13 +12,13 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipelines.attendance.corrections import UnknownEmployee
+from pipelines.attendance.corrections import AmbiguousTime, UnknownEmployee
 from shared.config.errors import HrsyncError
-from shared.config.settings import get_settings
+from shared.records.readable import input_rows, stage_rows
 from web import actions, data
 from web.auth import console_of, operator, session_of, signed_in
 from web.params import ExecutionFilters, age, date_param, execution_filters
-from web.security import Session
+from web.security import Session, TooManyAttempts
 from web.users import User
 from web.waterfall import waterfall
 
@@ -34,6 +34,13 @@ def render(request: Request, name: str, user: User | None, status: int = 200, **
     template = request.app.state.templates.get_template(name)
     return HTMLResponse(template.render(user=user, csrf=session_of(request).csrf, path=request.url.path,
                                         **context), status_code=status)
+
+
+def required_reason(reason: str | None) -> str:
+    """A form's reason; 422 naming `reason` when it is left empty (replay, cancel and dead-letter replay)."""
+    if not (reason or "").strip():
+        raise HTTPException(422, "reason: required — say why (it is kept in the audit)")
+    return reason or ""
 
 
 def see_other(url: str) -> RedirectResponse:
@@ -56,22 +63,25 @@ def login_page(request: Request, next: Annotated[str | None, Query(max_length=50
 def login(request: Request, name: Annotated[str, Form(max_length=64)], password: Annotated[str, Form(max_length=200)],
           next: Annotated[str | None, Form(max_length=500)] = None) -> Response:
     console = console_of(request)
-    keys = (f"name:{name}", f"client:{request.client.host if request.client else '?'}")
-    wait = console.throttle.wait_seconds(*keys)
-    if wait:
-        raise HTTPException(429, f"too many wrong passwords: try again in {wait} s", headers={"Retry-After": str(wait)})
+    try:  # counted before the password is checked: parallel guesses cannot outrun the count
+        attempt = console.throttle.begin(f"name:{name}", f"client:{request.client.host if request.client else '?'}")
+    except TooManyAttempts as exc:
+        raise HTTPException(429, str(exc), headers={"Retry-After": str(exc.retry_after)}) from None
     user = console.users.authenticate(name, password)
     if user is None:
-        console.throttle.failed(*keys)
         return render(request, "login.html", None, status=401, next=_safe_next(next),
                       error="wrong name or password")
-    console.throttle.succeeded(keys[0])
-    request.state.session = Session.fresh(user.name)  # a new token on sign-in: no fixation
+    console.throttle.succeeded(attempt)
+    session = Session.fresh(user.name, user.credential)  # a new id and token on sign-in: no fixation
+    console.sessions.open(session.sid)
+    console.sessions.close(session_of(request).sid)
+    request.state.session = session
     return see_other(_safe_next(next))
 
 
 @router.post("/logout")
 def logout(request: Request) -> Response:
+    console_of(request).sessions.close(session_of(request).sid)  # the old cookie is worth nothing now
     request.state.session = Session.fresh()
     return see_other("/login")
 
@@ -88,6 +98,7 @@ def executions(request: Request, user: Viewer, filters: Annotated[ExecutionFilte
                partial: Annotated[bool, Query()] = False) -> HTMLResponse:
     rows, following = data.executions_page(status=filters.status, kind=filters.kind, trigger=filters.trigger,
                                            since=filters.since, cursor=filters.cursor, limit=filters.limit)
+    rows = data.with_served_counts(rows)
     query = dict(request.query_params)
     next_url = f"/executions?{urlencode({**filters.query(), 'cursor': following})}" if following else None
     return render(request, "_execution_rows.html" if partial else "executions.html", user, rows=rows,
@@ -99,8 +110,10 @@ def execution(request: Request, user: Viewer, execution_id: ExecutionId,
               partial: Annotated[bool, Query()] = False) -> HTMLResponse:
     details = data.execution_details(execution_id)
     line = data.execution_trace(details)
-    return render(request, "_execution_body.html" if partial else "execution.html", user, d=details,
-                  e=details["execution"], trace=line, svg=waterfall(line))
+    e = details["execution"]
+    return render(request, "_execution_body.html" if partial else "execution.html", user, d=details, e=e,
+                  trace=line, svg=waterfall(line), inputs=input_rows(e["params"]),
+                  per_stage=stage_rows(e["summary"], details["stages"]))
 
 
 @router.get("/executions/{execution_id}/replay")
@@ -117,15 +130,16 @@ def replay_page(request: Request, user: Viewer, execution_id: ExecutionId,
 
 @router.post("/executions/{execution_id}/replay")
 def replay(user: Operator, execution_id: ExecutionId,
-           from_stage: Annotated[str | None, Form(max_length=32, pattern="^[a-z_]*$")] = None) -> Response:
-    outcome = actions.replay(execution_id, from_stage or None, user)
+           from_stage: Annotated[str | None, Form(max_length=32, pattern="^[a-z_]*$")] = None,
+           reason: Annotated[str | None, Form(max_length=500)] = None) -> Response:
+    outcome = actions.replay(execution_id, from_stage or None, required_reason(reason), user)
     return see_other(f"/executions/{quote(str(outcome.get('execution_id') or execution_id), safe='')}")
 
 
 @router.post("/executions/{execution_id}/cancel")
 def cancel(user: Operator, execution_id: ExecutionId, reason: Annotated[str | None, Form(max_length=500)] = None,
            ) -> Response:
-    outcome = actions.cancel(execution_id, reason or None, user)
+    outcome = actions.cancel(execution_id, required_reason(reason), user)
     return see_other(f"/executions/{quote(str(outcome.get('execution_id') or execution_id), safe='')}")
 
 
@@ -138,10 +152,12 @@ def dead_letters(request: Request, user: Viewer) -> HTMLResponse:
 
 @router.post("/dead-letters/replay")
 def replay_dead_letters(request: Request, user: Operator,
-                        ids: Annotated[list[str] | None, Form(max_length=1000)] = None) -> HTMLResponse:
+                        ids: Annotated[list[str] | None, Form(max_length=1000)] = None,
+                        reason: Annotated[str | None, Form(max_length=500)] = None) -> HTMLResponse:
+    text = required_reason(reason)
     if not ids:
         raise HTTPException(422, "ids: choose at least one dead letter")
-    outcome = actions.replay_dead_letters(ids, user)
+    outcome = actions.replay_dead_letters(ids, False, text, user)
     return render(request, "dead_letters.html", user, letters=data.dead_letters(with_source=True), outcome=outcome)
 
 
@@ -188,16 +204,17 @@ def _corrected(employee_no: str, outcome: dict[str, Any], day: dt.date) -> Respo
 
 
 @router.post("/employees/{employee_no}/punches")
-def add_punch(user: Operator, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
+def add_punch(request: Request, user: Operator, employee_no: Annotated[str, Path(min_length=1, max_length=64)],
               at: Annotated[str, Form(max_length=40)], reason: Text) -> Response:
     try:
         instant = dt.datetime.fromisoformat(at)
     except ValueError:
         raise HTTPException(422, f"time: expected YYYY-MM-DDTHH:MM, got {at[:40]!r}") from None
-    if instant.tzinfo is None:  # a browser's datetime-local field is the company's wall-clock time
-        instant = instant.replace(tzinfo=get_settings().zone)
-    try:
+    try:  # a browser's datetime-local field is the company's wall-clock time: the service reads it so
         outcome = actions.add_punch(employee_no, instant, reason, user)
+    except AmbiguousTime as exc:  # offer both instants, each a button that posts it with its offset
+        return render(request, "punch_choice.html", user, status=422, message=str(exc), employee_no=employee_no,
+                      choices=[c.isoformat(timespec="minutes") for c in exc.choices], reason=reason)
     except UnknownEmployee:
         raise HTTPException(404, f"no employee {employee_no!r}") from None
     return _corrected(employee_no, outcome, instant.date())

@@ -9,10 +9,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 
 from shared.database.db import app_engine
-from shared.database.tables import attendance_days, employees, executions
+from shared.database.tables import attendance_days, employees, event_inbox, executions
 from shared.runtime.clock import utcnow
 
 BOARD_LIMIT = 2000  # people on one department's board
@@ -52,6 +52,16 @@ async def execution_page(*, status: str | None = None, kind: str | None = None, 
     engine = await app_engine()
     async with engine.connect() as conn:
         return [dict(r._mapping) for r in await conn.execute(query)]
+
+
+async def served_counts(execution_ids: list[str]) -> dict[str, int]:
+    """How many events each of these executions serves (its inbox rows; none: absent)."""
+    i = event_inbox.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(i.execution_id, func.count()).where(i.execution_id.in_(execution_ids))
+                                  .group_by(i.execution_id))
+        return {str(execution_id): int(count) for execution_id, count in rows}
 
 
 async def departments() -> list[str]:

@@ -1,9 +1,13 @@
 """Sessions, CSRF tokens and login throttling of the console (DESIGN §10).
 
 A session is a cookie signed with `HRSYNC_WEB_SECRET` (itsdangerous, timed): `{"u": user name or null,
-"c": CSRF token}`. Every visitor gets one (anonymous ones too, so the login form carries a token); it is
-`HttpOnly`, `SameSite=Strict`, `Secure` on https. A state-changing request (any method but GET/HEAD/OPTIONS)
-must send the session's token as the form field `csrf_token` or the header `X-CSRF-Token`.
+"s": session id, "g": the credential fingerprint it was made with, "c": CSRF token}`. Every visitor gets
+one (anonymous ones too, so the login form carries a token); it is `HttpOnly`, `SameSite=Strict`, and
+`Secure` when the console is served over TLS or behind a TLS proxy. A signed-in session is valid only while
+its id is in the console's `SessionRegistry` (logging out removes it; a restart forgets them all) and its
+fingerprint is the user's current one (a new password or a removed user ends it). A state-changing request
+(any method but GET/HEAD/OPTIONS) must send the session's token as the form field `csrf_token` or the
+header `X-CSRF-Token`.
 """
 
 from __future__ import annotations
@@ -13,7 +17,8 @@ import math
 import secrets
 import threading
 import time
-from dataclasses import dataclass, field
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 from itsdangerous import BadSignature, URLSafeTimedSerializer
@@ -22,6 +27,8 @@ COOKIE = "hrsync_session"
 SESSION_SECONDS = 12 * 3600
 CSRF_FIELD, CSRF_HEADER = "csrf_token", "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+MIN_SECRET_BYTES = 32
+SWEEP_AT = 10_000  # throttle keys kept before a sweep of expired ones
 
 
 @dataclass
@@ -30,12 +37,14 @@ class Session:
 
     user: str | None
     csrf: str
+    sid: str = ""
+    credential: str = ""
     changed: bool = False
 
     @classmethod
-    def fresh(cls, user: str | None = None) -> Session:
-        """A new session with a new CSRF token (a login gets one too: no token survives a sign-in)."""
-        return cls(user, secrets.token_urlsafe(24), changed=True)
+    def fresh(cls, user: str | None = None, credential: str = "") -> Session:
+        """A new session with a new id and CSRF token (a sign-in gets both: nothing survives it)."""
+        return cls(user, secrets.token_urlsafe(24), secrets.token_urlsafe(18), credential, changed=True)
 
     def token_matches(self, sent: str | None) -> bool:
         return bool(sent) and hmac.compare_digest(self.csrf.encode(), str(sent).encode())
@@ -48,7 +57,8 @@ class SessionCodec:
         self._serializer = URLSafeTimedSerializer(secret, salt="hrsync-web-session")
 
     def dumps(self, session: Session) -> str:
-        return self._serializer.dumps({"u": session.user, "c": session.csrf})
+        return self._serializer.dumps({"u": session.user, "c": session.csrf, "s": session.sid,
+                                       "g": session.credential})
 
     def loads(self, cookie: str | None) -> Session | None:
         """The session in a valid, unexpired cookie, else None."""
@@ -58,51 +68,97 @@ class SessionCodec:
             data: Any = self._serializer.loads(cookie, max_age=SESSION_SECONDS)
         except BadSignature:  # also SignatureExpired
             return None
-        if not isinstance(data, dict) or not isinstance(data.get("c"), str):
+        if not isinstance(data, dict) or not all(isinstance(data.get(k), str) for k in "csg"):
             return None
         user = data.get("u")
-        return Session(user if isinstance(user, str) else None, data["c"])
+        return Session(user if isinstance(user, str) else None, data["c"], data["s"], data["g"])
 
 
-@dataclass
-class _Failures:
-    count: int = 0
-    blocked_until: float = 0.0
-    last: float = field(default_factory=time.monotonic)
+class SessionRegistry:
+    """The signed-in sessions this console process issued, by id, until they expire or are ended."""
+
+    def __init__(self, lifetime: float = SESSION_SECONDS) -> None:
+        self.lifetime = lifetime
+        self._expires: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def open(self, sid: str) -> None:
+        now = time.monotonic()
+        with self._lock:
+            for old in [s for s, until in self._expires.items() if until <= now]:
+                del self._expires[old]
+            self._expires[sid] = now + self.lifetime
+
+    def is_open(self, sid: str) -> bool:
+        with self._lock:
+            return self._expires.get(sid, 0.0) > time.monotonic()
+
+    def close(self, sid: str) -> None:
+        with self._lock:
+            self._expires.pop(sid, None)
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt already counted as a failure under `keys` at `at` (`LoginThrottle.begin`)."""
+
+    keys: tuple[str, ...]
+    at: float
+
+
+class TooManyAttempts(Exception):
+    """The attempt is refused before any password is checked; `retry_after` whole seconds ≥ 1."""
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__(f"too many failed sign-ins: try again in {retry_after} s")
+        self.retry_after = retry_after
 
 
 class LoginThrottle:
-    """Slows password guessing: after `free` failures for one name or one client address, each further
-    attempt is refused until a wait that doubles per failure (1 s, 2 s, 4 s … at most `cap`); a success
-    clears the name's count. Failures are forgotten after `forget` quiet seconds. In memory, per process."""
+    """At most `limits[kind]` failed sign-ins per key of that kind (`name:…`, `client:…`) within `window`
+    seconds. An attempt is counted as a failure *before* its password is checked (so parallel requests
+    cannot slip past the count while the hash runs) and taken back when it succeeds. In memory, per process."""
 
-    def __init__(self, free: int = 5, cap: float = 300.0, forget: float = 900.0) -> None:
-        self.free, self.cap, self.forget = free, cap, forget
-        self._by_key: dict[str, _Failures] = {}
+    def __init__(self, limits: dict[str, int] | None = None, window: float = 300.0) -> None:
+        self.limits = limits or {"name": 5, "client": 20}
+        self.window = window
+        self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
 
-    def wait_seconds(self, *keys: str) -> int:
-        """Whole seconds until these keys may try again (0: now)."""
+    def begin(self, *keys: str) -> Attempt:
+        """Count an attempt under `keys`, or raise `TooManyAttempts` if one of them is at its limit."""
         now = time.monotonic()
         with self._lock:
-            self._expire(now)
-            waits = [f.blocked_until - now for k in keys if (f := self._by_key.get(k))]
-        return max(0, math.ceil(max(waits, default=0.0)))
-
-    def failed(self, *keys: str) -> None:
-        now = time.monotonic()
-        with self._lock:
+            if len(self._failures) > SWEEP_AT:  # many names tried once each: drop what left the window
+                for key in list(self._failures):
+                    self._recent(key, now)
+            waits = []
             for key in keys:
-                entry = self._by_key.setdefault(key, _Failures())
-                entry.count += 1
-                entry.last = now
-                if entry.count >= self.free:
-                    entry.blocked_until = now + min(self.cap, 2.0 ** (entry.count - self.free))
+                times = self._recent(key, now)
+                if len(times) >= self.limits[key.partition(":")[0]]:
+                    waits.append(times[-self.limits[key.partition(":")[0]]] + self.window - now)
+            if waits:
+                raise TooManyAttempts(max(1, math.ceil(max(waits))))
+            for key in keys:
+                self._failures.setdefault(key, deque()).append(now)
+        return Attempt(keys, now)
 
-    def succeeded(self, key: str) -> None:
+    def succeeded(self, attempt: Attempt) -> None:
+        """The password was right: this attempt is not a failure, and the name's earlier failures are forgotten."""
         with self._lock:
-            self._by_key.pop(key, None)
+            for key in attempt.keys:
+                times = self._failures.get(key)
+                if key.startswith("name:"):
+                    self._failures.pop(key, None)
+                elif times and attempt.at in times:
+                    times.remove(attempt.at)
 
-    def _expire(self, now: float) -> None:
-        for key in [k for k, f in self._by_key.items() if now - f.last > self.forget and now > f.blocked_until]:
-            del self._by_key[key]
+    def _recent(self, key: str, now: float) -> deque[float]:
+        times = self._failures.get(key)
+        if times is None:
+            return deque()
+        while times and times[0] <= now - self.window:
+            times.popleft()
+        if not times:
+            del self._failures[key]
+        return times

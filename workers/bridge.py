@@ -25,7 +25,9 @@ event that joins an execution already launched.
   is back: an outage never sends valid events to the dead-letter queue;
 - a message whose handling fails otherwise on every attempt of its last allowed delivery
   (`x-delivery-count`) is dead-lettered by the bridge with the last error as its reason, then acked;
-  one that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit (no reason).
+  one that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit (no reason);
+- between batches (about once a second) it moves what is in `hrsync.events.dead` into the app table
+  `dead_letters` (`shared.events.dead_letters`), where operators list and replay them.
 
 It reconnects after a broker restart and stops cleanly on SIGTERM (the batch in hand finishes).
 """
@@ -57,7 +59,7 @@ from shared.events.bus import (
     connection_parameters,
     declare_topology,
 )
-from shared.events.dead_letters import dead_letter_properties
+from shared.events.dead_letters import DeadLetterMover, dead_letter_properties
 from shared.events.inbox import Admission, Arrival, admit_batch, admit_event, mark_launched
 from shared.events.models import InvalidEvent, ParsedEvent
 from shared.observability.metrics import event_consumed, event_dead_lettered, serve_metrics
@@ -83,6 +85,7 @@ class Bridge:
         self._connection: pika.BlockingConnection | None = None
         self.handled = 0
         self._window: list[tuple[Basic.Deliver, BasicProperties, bytes]] = []
+        self._dead_letters = DeadLetterMover()
 
     def run(self) -> None:
         """Consume until stopped, reconnecting (with backoff) whenever the broker goes away."""
@@ -110,9 +113,11 @@ class Bridge:
             declare_topology(channel)
             channel.basic_qos(prefetch_count=self.prefetch)
             channel.basic_consume(BRIDGE_QUEUE, self._on_message)
+            self._dead_letters.reset()
             log.info("bridge.consuming", queue=BRIDGE_QUEUE, prefetch=self.prefetch)
             while not self._stopping.is_set():
                 connection.process_data_events(time_limit=0.5)
+                self._dead_letters.poll(channel)  # into the app table, where they are listed and replayed
                 while self._window and len(self._window) < self.prefetch:  # take what else is at hand
                     before = len(self._window)
                     connection.process_data_events(time_limit=0)

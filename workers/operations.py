@@ -16,13 +16,17 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from pipelines.replay import ReplayPlan, ReplayRefused
 from pipelines.replay import plan_replay as plan_from_rows
-from shared.config.errors import HrsyncError
+from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
+from shared.database.db import app_engine
+from shared.events.dead_letters import DeadLetter
 from shared.events.dead_letters import replay_dead_letters as republish_dead_letters
-from shared.records.executions import cancel_execution, create_replay
-from shared.records.operator_actions import record_operator_action
+from shared.records.executions import AuditWrite, cancel_execution, create_replay
+from shared.records.operator_actions import checked_reason, record_operator_action
 from shared.records.queries import (
     execution_lineage,
     failed_without_replay,
@@ -80,8 +84,8 @@ class CancelOutcome:
 
 @dataclass
 class DeadLetterReplayOutcome:
-    """A dead-letter replay: the letters republished, those left in the queue (with the error), and the
-    ids asked for that are not in the queue."""
+    """A dead-letter replay: the letters republished, those left as they were (with the error), and the
+    ids asked for that name no letter waiting for a replay."""
 
     replayed: list[dict[str, Any]]
     failed: list[dict[str, str]]
@@ -118,8 +122,8 @@ def _launch(execution_id: str, stages: list[str]) -> None:
     launch(execution_id, stages)
 
 
-def _launch_new(plan: ReplayPlan, source: Mapping[str, Any]) -> str:
-    new_id, created = run_async(create_replay(source, plan.params))
+def _launch_new(plan: ReplayPlan, source: Mapping[str, Any], audit: AuditWrite) -> str:
+    new_id, created = run_async(create_replay(source, plan.params, audit))
     if not created:
         raise HrsyncError(f"execution {source['id']} was just replayed by {new_id} (another operator?)")
     try:
@@ -130,34 +134,56 @@ def _launch_new(plan: ReplayPlan, source: Mapping[str, Any]) -> str:
     return new_id
 
 
-def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None) -> ReplayOutcome | None:
-    """A replay created but never started (its launch failed): launch it again (its `start` runs it once)."""
+def _replay_audit(source_id: str, plan: ReplayPlan, from_stage: str | None, reason: str, relaunched: bool, *,
+                  actor: str, via: str) -> AuditWrite:
+    """The replay's `operator_actions` row, written in the transaction given (the new execution's)."""
+    async def write(conn: AsyncConnection, new_id: str) -> None:
+        await record_operator_action(REPLAY, source_id, {
+            "execution_id": new_id, "stages": plan.stages, "from_stage": from_stage, "relaunched": relaunched,
+            "reason": reason}, via=via, actor=actor, conn=conn)
+
+    return write
+
+
+async def _audit_alone(audit: AuditWrite, target: str) -> None:
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await audit(conn, target)
+
+
+def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None, reason: str, *, actor: str,
+                      via: str) -> ReplayOutcome | None:
+    """A replay created but never started (its launch failed): launch it again (its `start` runs it once).
+    The relaunch is audited before it is launched, so no launch goes unrecorded."""
     pending = [c for c in _direct_replays(source["id"]) if c["status"] == ExecutionStatus.PENDING]
     if not pending:
         return None
     child = pending[-1]
     plan = _plan(source, from_stage or (child["params"].get("rerun_stages") or [None])[0], ignore_replays=True)
+    audit = _replay_audit(str(source["id"]), plan, from_stage, reason, True, actor=actor, via=via)
+    run_async(_audit_alone(audit, str(child["id"])))
     _launch(child["id"], plan.stages)
     return ReplayOutcome(replay_of=str(source["id"]), execution_id=str(child["id"]), stages=plan.stages,
                          relaunched=True, plan=plan)
 
 
-def _replay_source(source: Mapping[str, Any], from_stage: str | None, actor: str, via: str) -> ReplayOutcome:
-    outcome = _relaunch_pending(source, from_stage) if source["status"] == ExecutionStatus.FAILED else None
+def _replay_source(source: Mapping[str, Any], from_stage: str | None, reason: str, actor: str,
+                   via: str) -> ReplayOutcome:
+    outcome = _relaunch_pending(source, from_stage, reason, actor=actor, via=via) \
+        if source["status"] == ExecutionStatus.FAILED else None
     if outcome is None:
         plan = _plan(source, from_stage)
-        outcome = ReplayOutcome(replay_of=str(source["id"]), execution_id=_launch_new(plan, source),
+        audit = _replay_audit(str(source["id"]), plan, from_stage, reason, False, actor=actor, via=via)
+        outcome = ReplayOutcome(replay_of=str(source["id"]), execution_id=_launch_new(plan, source, audit),
                                 stages=plan.stages, plan=plan)
-    run_async(record_operator_action(
-        REPLAY, outcome.replay_of, {"execution_id": outcome.execution_id, "stages": outcome.stages,
-                                    "from_stage": from_stage, "relaunched": outcome.relaunched},
-        via=via, actor=actor))
     return outcome
 
 
-def replay(execution_id: str, from_stage: str | None = None, *, actor: str, via: str) -> ReplayOutcome:
-    """Replay a failed execution from its failed stage (or `from_stage`, rerun whole) and launch it."""
-    return _replay_source(run_async(find_execution(execution_id)), from_stage, actor, via)
+def replay(execution_id: str, from_stage: str | None = None, *, reason: str, actor: str, via: str) -> ReplayOutcome:
+    """Replay a failed execution from its failed stage (or `from_stage`, rerun whole) and launch it; the new
+    execution and its audit row (with `reason`, required) are written in one transaction."""
+    text = checked_reason(reason)
+    return _replay_source(run_async(find_execution(execution_id)), from_stage, text, actor, via)
 
 
 def plan_failed(since: dt.timedelta) -> list[ReplayOutcome]:
@@ -171,16 +197,17 @@ def plan_failed(since: dt.timedelta) -> list[ReplayOutcome]:
     return outcomes
 
 
-def replay_failed(since: dt.timedelta, *, actor: str, via: str) -> list[ReplayOutcome]:
+def replay_failed(since: dt.timedelta, *, reason: str, actor: str, via: str) -> list[ReplayOutcome]:
     """Replay every execution that failed within `since` and has no replay yet, oldest first.
 
     One that cannot be replayed is `skipped`; one whose replay could not be launched has an `error`
     (the others still go).
     """
+    text = checked_reason(reason)
     outcomes = []
     for source in run_async(failed_without_replay(since)):
         try:
-            outcomes.append(_replay_source(source, None, actor, via))
+            outcomes.append(_replay_source(source, None, text, actor, via))
         except ReplayRefused as exc:
             outcomes.append(ReplayOutcome(replay_of=str(source["id"]), skipped=str(exc)))
         except HrsyncError as exc:
@@ -190,30 +217,41 @@ def replay_failed(since: dt.timedelta, *, actor: str, via: str) -> list[ReplayOu
 
 # -- cancel --------------------------------------------------------------------------------------------
 
-def cancel(execution_id: str, reason: str | None = None, *, actor: str, via: str) -> CancelOutcome:
+def cancel(execution_id: str, reason: str, *, actor: str, via: str) -> CancelOutcome:
     """End a pending or running execution as `cancelled`: its running steps end their current step, its
-    queued tasks stop at their start, and it is never set to failed or succeeded afterwards."""
+    queued tasks stop at their start, and it is never set to failed or succeeded afterwards. The cancel and
+    its audit row (with `reason`, required) are written in one transaction."""
+    text = checked_reason(reason)
     found = run_async(find_execution(execution_id))
-    previous, running = run_async(cancel_execution(found["id"], reason))
+
+    async def audit(conn: AsyncConnection, previous: str) -> None:
+        await record_operator_action(CANCEL, found["id"], {"reason": text, "previous_status": previous},
+                                     via=via, actor=actor, conn=conn)
+
+    previous, running = run_async(cancel_execution(found["id"], text, audit))
     if previous not in OPEN:
         raise CancelRefused(f"execution {found['id']} is {previous}: only a pending or running execution "
                             "can be cancelled")
-    run_async(record_operator_action(CANCEL, found["id"], {"reason": reason, "previous_status": previous},
-                                     via=via, actor=actor))
-    return CancelOutcome(str(found["id"]), previous, running, reason)
+    return CancelOutcome(str(found["id"]), previous, running, text)
 
 
 # -- dead letters --------------------------------------------------------------------------------------
 
-def replay_dead_letters(ids: list[str] | None, *, actor: str, via: str) -> DeadLetterReplayOutcome:
-    """Republish dead-lettered events (all when `ids` is None) exactly as they came; one audit row per
-    event republished. A message still invalid is dead-lettered again by the bridge."""
-    wanted = set(ids) if ids else None
-    done = republish_dead_letters(get_settings().events(), wanted)
-    for letter in done.replayed:
-        run_async(record_operator_action(DLQ_REPLAY, letter.id, {"type": letter.type, "reason": letter.reason},
-                                         via=via, actor=actor))
-    found = {letter.id for letter in done.replayed} | {i for i, _ in done.failed}
+def replay_dead_letters(ids: list[str] | None, *, replay_all: bool = False, reason: str, actor: str,
+                        via: str) -> DeadLetterReplayOutcome:
+    """Republish the dead letters `ids` names (by id or event id), or every waiting one with `replay_all`
+    (never by default: no ids and no `replay_all` is bad input), exactly as they came; each with its
+    audit row (`reason` required) in the transaction that marks it replayed, before it is published."""
+    text = checked_reason(reason)
+    if replay_all == bool(ids):
+        raise ConfigError("ids: give the dead letters' ids, or all (--all / {\"all\": true}) — not both, not neither")
+
+    async def audit(conn: AsyncConnection, letter: DeadLetter) -> None:
+        await record_operator_action(DLQ_REPLAY, letter.id, {
+            "event_id": letter.event_id, "type": letter.type, "dead_letter_reason": letter.reason, "reason": text},
+            via=via, actor=actor, conn=conn)
+
+    done = republish_dead_letters(get_settings().events(), None if replay_all else ids, audit, actor)
     return DeadLetterReplayOutcome(replayed=[letter.as_json() for letter in done.replayed],
                                    failed=[{"id": i, "error": e} for i, e in done.failed],
-                                   not_found=sorted((wanted or set()) - found))
+                                   not_found=done.not_found)

@@ -44,6 +44,9 @@ WEB_SOURCE = "hrsync/web"
 EventRequest = Callable[[Event], Awaitable[dict[str, Any]]]
 
 
+FUTURE_SLACK = dt.timedelta(minutes=5)  # clocks differ a little; a punch later than this is refused
+
+
 class RecomputeNotRequested(HrsyncError):
     """The correction is stored, but its recompute request was not published (run the named command)."""
 
@@ -66,6 +69,52 @@ def _published_to_event_plane() -> EventRequest:
         return {"event_id": event.id, "execution_id": None}
 
     return publish
+
+
+class PunchExists(HrsyncError):
+    """The same manual punch is stored already (`punch`: it, as `list_punches` shows it): exit 1, HTTP 409."""
+
+    def __init__(self, message: str, punch: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.punch = punch
+
+
+class AmbiguousTime(ConfigError):
+    """A wall-clock time that happens twice (clocks set back); `choices`: both instants, earlier first."""
+
+    def __init__(self, message: str, choices: list[dt.datetime]) -> None:
+        super().__init__(message)
+        self.choices = choices
+
+
+def local_instant(at: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
+    """The instant `at` names: itself when it has an offset; a wall-clock time in `zone` otherwise, which
+    must exist (a time in a DST gap is a `ConfigError` naming the gap) and be unique (a time that happens
+    twice is `AmbiguousTime` with both instants: an explicit offset must say which)."""
+    if at.utcoffset() is not None:
+        return at
+    first, second = at.replace(tzinfo=zone, fold=0), at.replace(tzinfo=zone, fold=1)
+    if first.utcoffset() == second.utcoffset():
+        return first
+    if first.astimezone(dt.UTC).astimezone(zone).replace(tzinfo=None) != at:
+        start, end = _gap_around(first, second, zone)
+        raise ConfigError(f"TIME: {at:%Y-%m-%d %H:%M} does not exist in {zone}: it falls in the DST gap "
+                          f"{start:%H:%M}-{end:%H:%M} (clocks jump forward); give another time, or an offset")
+    choices = sorted((first, second), key=lambda x: x.astimezone(dt.UTC))
+    raise AmbiguousTime(f"TIME: {at:%Y-%m-%d %H:%M} happens twice in {zone} (clocks go back): give its "
+                        f"offset, {choices[0].isoformat()} or {choices[1].isoformat()}", choices)
+
+
+def _gap_around(first: dt.datetime, second: dt.datetime, zone: dt.tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    """The local wall-clock times where the gap that holds a non-existent time begins and ends."""
+    low, high = sorted((first.astimezone(dt.UTC), second.astimezone(dt.UTC)))
+    before = low.astimezone(zone).utcoffset()
+    while high - low > dt.timedelta(minutes=1):  # the transition instant, to the minute
+        middle = low + (high - low) / 2
+        low, high = (middle, high) if middle.astimezone(zone).utcoffset() == before else (low, middle)
+    transition = high.replace(second=0, microsecond=0)
+    after = transition.astimezone(zone)
+    return (transition + (before or dt.timedelta())).replace(tzinfo=None), after.replace(tzinfo=None)
 
 
 def _reason(reason: str) -> str:
@@ -119,30 +168,34 @@ async def list_punches(employee_no: str, date_from: dt.date, date_to: dt.date) -
 
 async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: str, via: str,
                     request_event: EventRequest | None = None) -> dict[str, Any]:
-    """Store a manual punch of `employee_no` at the instant `at` (aware) and request its day's recompute.
+    """Store a manual punch of `employee_no` at `at` and request its day's recompute.
 
-    Returns the punch (as `list_punches` shows it) with `correction_id` and `recompute` (event id, dates,
-    execution id when known).
+    `at` is an instant (with an offset) or a wall-clock time in HRSYNC_TIMEZONE (`local_instant`: a time in
+    a DST gap or one that happens twice is refused). A time more than `FUTURE_SLACK` ahead is refused; the
+    same manual punch again raises `PunchExists` with the stored one. Returns the punch (as `list_punches`
+    shows it) with `correction_id` and `recompute` (event id, dates, execution id when known).
     """
-    if at.utcoffset() is None:
-        raise ConfigError("TIME: needs a time zone (or is read in HRSYNC_TIMEZONE by the CLI)")
     if not 1900 <= at.year <= 2100:
         raise ConfigError("TIME: must lie in the years 1900-2100")
-    text = _reason(reason)
-    at = at.astimezone(dt.UTC)
-    request_event = request_event or _published_to_event_plane()
+    at = local_instant(at, get_settings().zone).astimezone(dt.UTC)
     now = dt.datetime.now(dt.UTC)
+    if at > now + FUTURE_SLACK:
+        raise ConfigError(f"TIME: {at.astimezone(get_settings().zone).isoformat()} is in the future "
+                          f"(a punch may be at most {FUTURE_SLACK.seconds // 60} minutes ahead of now)")
+    text = _reason(reason)
+    request_event = request_event or _published_to_event_plane()  # before writing: refused if nobody can recompute
     engine = await app_engine()
     async with engine.begin() as conn:
         if (await conn.execute(select(employees.c.employee_no).where(employees.c.employee_no == employee_no))
                 ).first() is None:
             raise UnknownEmployee(employee_no)
-        existing = (await conn.execute(select(punches.c.id).where(
+        existing = (await conn.execute(select(*_PUNCH_COLUMNS).where(
             punches.c.employee_no == employee_no, punches.c.punched_at == at,
-            punches.c.device_id == MANUAL_DEVICE))).scalar_one_or_none()
+            punches.c.device_id == MANUAL_DEVICE))).first()
         if existing is not None:
-            raise ConfigError(f"TIME: a manual punch of {employee_no} at {at.isoformat()} exists already "
-                              f"(id {existing})")
+            shown = _punch_json(existing, get_settings().zone)
+            raise PunchExists(f"TIME: a manual punch of {employee_no} at {shown['local_time']} exists already "
+                              f"(id {shown['id']})", shown)
         result = await conn.execute(punches.insert().values(
             employee_no=employee_no, device_id=MANUAL_DEVICE, punched_at=at, event_code=MANUAL_EVENT_CODE,
             received_at=now, source="manual"))

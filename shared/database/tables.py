@@ -257,6 +257,26 @@ operator_actions = _table(
     Index(None, "at"),
 )
 
+# Dead-lettered events, moved out of `hrsync.events.dead` by the bridge (shared/events/dead_letters.py):
+# listing is a SELECT; a replay republishes the message as it came and marks the row.
+dead_letters = _table(
+    "dead_letters",
+    Column("id", String(32), primary_key=True),  # a digest of the message: the same message moved twice is one row
+    Column("event_id", String(200)),
+    Column("type", String(200), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("routing_key", String(255), nullable=False),
+    Column("first_seen", String(64)),
+    Column("replays", Integer, nullable=False),  # how often it had been replayed before it came back here
+    Column("body", LongText, nullable=False),  # base64 of the bytes as they came (aiomysql cannot bind bytes here)
+    Column("properties", JSON, nullable=False),  # AMQP properties and headers, tagged where JSON has no type
+    Column("received_at", UTCDateTime, nullable=False),
+    Column("replayed_at", UTCDateTime),
+    Column("replayed_by", String(200)),
+    Index(None, "replayed_at", "received_at"),
+    Index(None, "event_id"),
+)
+
 # HRIS absences (DESIGN §6), upserted by the extract; never deleted: a cancellation is a status.
 absences = _table(
     "absences",

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -82,15 +82,23 @@ async def insert_execution(conn: AsyncConnection, execution_id: str, *, kind: st
         status=ExecutionStatus.PENDING, params=params, created_at=created_at or utcnow()))
 
 
+# Written in the action's own transaction (the operator_actions row): the action and its audit, or neither.
+AuditWrite = Callable[[AsyncConnection, str], Awaitable[None]]
+
+
 @retry_transient
-async def create_replay(source: Mapping[str, Any], params: Mapping[str, Any]) -> tuple[str, bool]:
-    """Insert the pending replay execution of `source`; (its id, False) if it already existed."""
+async def create_replay(source: Mapping[str, Any], params: Mapping[str, Any],
+                        audit: AuditWrite | None = None) -> tuple[str, bool]:
+    """Insert the pending replay execution of `source`; (its id, False) if it already existed.
+    `audit(conn, new_id)` runs in the same transaction."""
     new_id = replay_id(str(source["id"]))
     engine = await app_engine()
     try:
         async with engine.begin() as conn:
             await insert_execution(conn, new_id, kind=source["kind"], trigger="replay", params=dict(params),
                                    replay_of=source["id"], attempt=int(source["attempt"] or 1) + 1)
+            if audit is not None:
+                await audit(conn, new_id)
     except IntegrityError:
         return new_id, False
     return new_id, True
@@ -263,11 +271,13 @@ async def _work_running(conn: AsyncConnection, execution_id: str) -> bool:
 
 
 @retry_transient
-async def cancel_execution(execution_id: str, reason: str | None = None) -> tuple[str, int]:
+async def cancel_execution(execution_id: str, reason: str | None = None,
+                           audit: AuditWrite | None = None) -> tuple[str, int]:
     """Cancel a pending or running execution: (the status it had, its steps still running).
 
     A finished execution is left as it is (the status returned says so). The running steps end their
-    current step; every later task of the execution stops at its start.
+    current step; every later task of the execution stops at its start. `audit(conn, previous status)`
+    runs in the cancel's transaction (only when it cancels).
     """
     engine = await app_engine()
     async with engine.begin() as conn:
@@ -283,6 +293,8 @@ async def cancel_execution(execution_id: str, reason: str | None = None) -> tupl
         await conn.execute(update(executions).where(executions.c.id == execution_id)
                            .values(status=ExecutionStatus.CANCELLED, finished_at=utcnow(),
                                    error=f"cancelled: {reason}" if reason else "cancelled"))
+        if audit is not None:
+            await audit(conn, str(execution.status))
     return str(execution.status), running
 
 

@@ -13,11 +13,24 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from shared.config.errors import ConfigError
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine
 from shared.database.tables import operator_actions
 
 VIA = ("cli", "web")
+REASON_MAX = 1000
+
+
+def checked_reason(reason: str | None, option: str = "reason") -> str:
+    """The operator's reason with its whitespace folded; `ConfigError` naming `option` when it is missing,
+    blank or longer than `REASON_MAX` (replay, cancel and dead-letter replay require one)."""
+    text = " ".join((reason or "").split())
+    if not text:
+        raise ConfigError(f"{option}: required (why this is done; kept in the audit)")
+    if len(text) > REASON_MAX:
+        raise ConfigError(f"{option}: at most {REASON_MAX} characters")
+    return text
 
 
 def cli_actor() -> str:
@@ -30,7 +43,8 @@ def cli_actor() -> str:
 
 async def record_operator_action(action: str, target: str, details: Mapping[str, Any] | None = None, *,
                                  via: str, actor: str | None = None, conn: AsyncConnection | None = None) -> None:
-    """Write one audit row; in the caller's transaction when `conn` is given, else in a transaction of its own."""
+    """Write one audit row; in the caller's transaction when `conn` is given (the action's own, so the action
+    and its row commit together or not at all), else in a transaction of its own."""
     if via not in VIA:
         raise ValueError(f"via must be one of {VIA}, not {via!r}")
     row = {"at": dt.datetime.now(dt.UTC), "actor": actor or (cli_actor() if via == "cli" else "unknown"),

@@ -29,7 +29,7 @@ from sqlalchemy import func, select, text
 
 from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
 from shared.database.db import app_engine
-from shared.database.tables import attendance_days, event_inbox, executions
+from shared.database.tables import attendance_days, dead_letters, event_inbox, executions
 from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
@@ -327,6 +327,7 @@ def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: st
              BiostarLog(str(base + 9), 7, at(MONDAY, "09:00"), success)]  # nobody we know
     run_async(create_demo_biostar(biostar_db, logs))
     purge(env["HRSYNC_EVENTS_URL"], BRIDGE_QUEUE, DEAD_QUEUE)
+    take_dead_letters()  # the app table is the session's: start each stack without another test's letters
     worker = rig.worker = WorkerProcess({**env, **(worker_env or {})}, STAGE_QUEUES).start()
     try:
         bridge = rig.bridge = BridgeProcess({**env, **(bridge_env or {})}).start()
@@ -371,8 +372,25 @@ def drain(url: str, queue: str) -> list[tuple[Any, Any, bytes]]:
 
 
 def read_dead_letters(url: str) -> dict[str, dict[str, Any]]:
-    """message id → headers of every message in the dead-letter queue (acked: the queue is ours in tests)."""
-    return {str(properties.message_id): dict(properties.headers or {}) for _, properties, _ in drain(url, DEAD_QUEUE)}
+    """event id → headers of every dead letter the bridge moved into the app table so far, taken off it (the
+    letters are ours in tests); `url` is the event plane, whose dead-letter queue the bridge empties."""
+    return {str(letter.event_id): dict(letter.headers) for letter in take_dead_letters()}
+
+
+def take_dead_letters() -> list[Any]:
+    """The dead letters in the app table (`shared.events.dead_letters.DeadLetter`), deleted from it."""
+    from shared.events.dead_letters import list_dead_letters
+
+    letters = run_async(list_dead_letters())
+    if letters:
+        run_async(_delete_dead_letters([letter.id for letter in letters]))
+    return letters
+
+
+async def _delete_dead_letters(ids: list[str]) -> None:
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(dead_letters.delete().where(dead_letters.c.id.in_(ids)))
 
 
 def wait_admitted(ids: list[str], timeout: float = 120) -> list[dict[str, Any]]:

@@ -4,6 +4,7 @@ and valid-looking hostile events that must be dead-lettered with a reason while 
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -13,13 +14,14 @@ from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.v1.event import CloudEvent
 
 from shared.events.bus import DEAD_QUEUE, REASON_HEADER, pika_url
-from shared.events.dead_letters import REPLAYS_HEADER, replay_dead_letters
+from shared.events.dead_letters import REPLAYS_HEADER, list_dead_letters
 from shared.events.inbox import inbox_entry
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
-from tests.integration.stack_fixtures import Stack, drain, event_body, running_stack
+from tests.integration.stack_fixtures import Stack, event_body, running_stack, take_dead_letters
+from workers import operations
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYNC = "hrsync.sync.requested"
@@ -51,9 +53,17 @@ def publish_message(stack: Stack, message: rabbitmq.RabbitMQMessage, routing_key
         connection.close()
 
 
-def dead_letters(stack: Stack) -> list[tuple[Any, bytes]]:
-    """(properties, body) of every dead letter now in the queue, taken off it."""
-    return [(properties, body) for _, properties, body in drain(stack.amqp_url, DEAD_QUEUE)]
+def dead_letters(stack: Stack, *event_ids: str) -> list[tuple[Any, bytes]]:
+    """(properties, body) of every dead letter the bridge moved into the app table, taken off it; first waits
+    (up to 30 s) until the letters of `event_ids` are among them."""
+    found: list[tuple[Any, bytes]] = []
+    deadline = time.monotonic() + 30
+    while True:
+        found += [(letter.properties, letter.body) for letter in take_dead_letters()]
+        ids = {str(p.message_id or (p.headers or {}).get("ce-id")) for p, _ in found}
+        if set(event_ids) <= ids or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
 
 
 def reason_of(letters: list[tuple[Any, bytes]], event_id: str) -> str:
@@ -89,7 +99,7 @@ def test_sdk_events_in_both_content_modes(stack: Stack) -> None:
     assert stack.wait_for_execution(marker)["status"] == "succeeded"  # the bridge handled all before it
     assert len(stack.executions_of(structured_id)) == 1
 
-    letters = dead_letters(stack)
+    letters = dead_letters(stack, f"{stack.prefix}-bad-s", f"{stack.prefix}-bad-b")
     structured_reason = reason_of(letters, f"{stack.prefix}-bad-s")
     assert "data.scope" in structured_reason
     assert reason_of(letters, f"{stack.prefix}-bad-b") == structured_reason
@@ -104,12 +114,14 @@ def test_sdk_events_in_both_content_modes(stack: Stack) -> None:
         for properties, body in letters:
             channel.basic_publish("", DEAD_QUEUE, body, properties, mandatory=True)
     wanted = f"{stack.prefix}-bad-b"
-    dlq_id = binary_letter.message_id or wanted
-    outcome = replay_dead_letters(stack.amqp_url, {dlq_id})
-    assert [letter.id for letter in outcome.replayed] == [dlq_id]
+    while not any(letter.event_id == wanted for letter in run_async(list_dead_letters())):
+        time.sleep(0.2)  # the bridge moves them into the table again
+    outcome = operations.replay_dead_letters([wanted], reason="test", actor="test", via="cli")
+    assert [letter["event_id"] for letter in outcome.replayed] == [wanted]
+    take_dead_letters()  # the others, put back above
     after = stack.publish_event(SYNC, {"scope": "hris"})
     assert stack.wait_for_execution(after)["status"] == "succeeded"
-    again = [(p, b) for p, b in dead_letters(stack) if (p.headers or {}).get("ce-id") == wanted]
+    again = [(p, b) for p, b in dead_letters(stack, wanted) if (p.headers or {}).get("ce-id") == wanted]
     assert len(again) == 1
     properties, body = again[0]
     assert properties.content_type == binary_letter.content_type
@@ -141,7 +153,7 @@ def test_hostile_events_are_dead_lettered_and_the_bridge_goes_on(stack: Stack) -
         stack.publish(json.dumps(body).encode(), event_type, ids[case])
     after = stack.publish_event(SYNC, {"scope": "hris"})
     assert stack.wait_for_execution(after)["status"] == "succeeded"  # still consuming, in order
-    letters = dead_letters(stack)
+    letters = dead_letters(stack, *ids.values())
     reasons = {case: reason_of(letters, ids[case]) for case in HOSTILE}
     assert {case: reason.split(":")[0] for case, reason in reasons.items()} == \
         {case: field for case, (_, _, _, field) in HOSTILE.items()}, reasons

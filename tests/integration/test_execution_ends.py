@@ -105,7 +105,7 @@ def test_cancel_a_running_execution(stack: Stack) -> None:
     assert (execution["status"], execution["error"]) == ("cancelled", "cancelled: blocked source")
     ran = {(r["stage"], r["shard"]) for r in run_async(get_stages(execution_id))}
     assert ran <= {("workflow", "@start"), ("extract", "@plan")}, ran  # nothing started after the cancel
-    again = hrsync(stack, "cancel", execution_id)
+    again = hrsync(stack, "cancel", execution_id, "--reason", "test")
     assert again.returncode == 1
     assert "is cancelled" in again.stderr
 

@@ -96,7 +96,8 @@ def test_executions_lists_and_filters(kind: str) -> None:
         == [failed]
     table = hrsync("executions", "--kind", kind)
     assert table.returncode == 0
-    assert failed in table.stdout
+    assert failed[:8] in table.stdout  # the short id; the whole one with --wide
+    assert failed in hrsync("executions", "--kind", kind, "--wide").stdout
     assert "3 execution(s)" in table.stdout
 
 
@@ -124,8 +125,9 @@ def test_bad_options_exit_2_naming_the_option(app_db: str, args: list[str], frag
 @pytest.mark.parametrize("command", ["show", "trace", "replay", "cancel"])
 def test_unknown_execution_exits_2_with_one_line(app_db: str, command: str) -> None:
     """An id that matches no execution is bad input: exit 2 with one line, also with --json."""
-    one_line_error(hrsync(command, "00000000-dead-beef-0000-000000000000"), 2, "no execution")
-    one_line_error(hrsync(command, "zzzz-nothing", "--json"), 2, "no execution 'zzzz-nothing'")
+    reason = ["--reason", "test"] if command in ("replay", "cancel") else []
+    one_line_error(hrsync(command, "00000000-dead-beef-0000-000000000000", *reason), 2, "no execution")
+    one_line_error(hrsync(command, "zzzz-nothing", "--json", *reason), 2, "no execution 'zzzz-nothing'")
 
 
 def test_show_and_trace_an_execution(kind: str) -> None:
@@ -156,8 +158,8 @@ def test_show_and_trace_an_execution(kind: str) -> None:
 def test_replay_refuses_running_succeeded_and_replayed(kind: str) -> None:
     """Replaying a running, succeeded or already replayed execution is refused with one line (exit 1)."""
     running = record(kind, status="running")
-    one_line_error(hrsync("replay", running), 1, "is running: wait for it to finish")
-    one_line_error(hrsync("replay", record(kind)), 1, "succeeded: there is nothing to replay")
+    one_line_error(hrsync("replay", running, "--reason", "test"), 1, "is running: wait for it to finish")
+    one_line_error(hrsync("replay", record(kind), "--reason", "test"), 1, "succeeded: there is nothing to replay")
     failed = record(kind, status="failed", failed_stage="merge", stages=CHAIN)
     child = record(kind, status="failed", trigger="replay", replay_of=failed, failed_stage="merge")
     one_line_error(hrsync("replay", failed, "--dry-run"), 1, f"already replayed by {child} (failed): replay that one")
@@ -250,7 +252,8 @@ def test_cancel_then_audit(kind: str) -> None:
                                        "reason": "wrong range", "status": "cancelled"}
     assert json.loads(hrsync("executions", "--kind", kind, "--status", "cancelled", "--json").stdout)[0]["id"] \
         == running
-    one_line_error(hrsync("cancel", running), 1, "is cancelled: only a pending or running execution")
+    one_line_error(hrsync("cancel", running, "--reason", "test"), 1,
+                   "is cancelled: only a pending or running execution")
     actions = [a for a in json.loads(hrsync("audit", "--since", "1h", "--json").stdout) if a["target"] == running]
     assert [(a["action"], a["via"], a["details"]["reason"]) for a in actions] == [("cancel", "cli", "wrong range")]
     table = hrsync("audit")

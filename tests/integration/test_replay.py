@@ -16,6 +16,7 @@ import pika
 import pytest
 from aiosmtpd.smtp import SMTP
 
+from shared.database.tables import operator_actions
 from shared.events.bus import DEAD_LETTER_EXCHANGE, REASON_HEADER, pika_url
 from shared.events.dead_letters import list_dead_letters
 from shared.records.queries import get_execution, get_stages
@@ -26,6 +27,7 @@ from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_s
 from tests.integration.stack_fixtures import (
     TUESDAY,
     Stack,
+    app_rows,
     attendance_rows,
     event_body,
     hrsync,
@@ -122,7 +124,7 @@ def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:
         assert replays_of(failed["id"]) == []  # a dry run creates nothing
 
         back = restart_smtp(stack.smtp)
-        done = hrsync(stack, "replay", failed["id"], "--wait", "--timeout", "180")
+        done = hrsync(stack, "replay", failed["id"], "--reason", "test", "--wait", "--timeout", "180")
         assert done.returncode == 0, done.stdout + done.stderr
     finally:
         if back is not None:
@@ -140,11 +142,11 @@ def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:
     assert len(stack.mails_to(stack.ops)) == 1  # the sync_failed notice, queued while the server was down
     assert max(message_ids(stack).values()) == 1  # every mail exactly once
 
-    again = hrsync(stack, "replay", failed["id"])
+    again = hrsync(stack, "replay", failed["id"], "--reason", "test")
     assert again.returncode == 1
     assert "already replayed by" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
-    succeeded = hrsync(stack, "replay", replay["id"])
+    succeeded = hrsync(stack, "replay", replay["id"], "--reason", "test")
     assert succeeded.returncode == 1
     assert "succeeded: there is nothing to replay" in succeeded.stderr
 
@@ -176,7 +178,7 @@ def test_failed_merge_shard_replay_reruns_that_shard_and_notify_only(stack: Stac
     assert "nothing was created" in text.stdout
     assert broken in text.stdout
 
-    done = hrsync(stack, "replay", failed["id"], "--wait", "--timeout", "180")
+    done = hrsync(stack, "replay", failed["id"], "--reason", "test", "--wait", "--timeout", "180")
     assert done.returncode == 0, done.stdout + done.stderr
     [replay] = replays_of(failed["id"])
     replayed = run_async(get_stages(replay["id"]))
@@ -203,11 +205,12 @@ def test_from_stage_reruns_every_shard_of_that_stage(stack: Stack) -> None:
     assert plan["stages"] == ["merge", "notify"]
     assert plan["params"]["rerun_stages"] == ["merge", "notify"]
     assert stage_plan(plan, "merge")["skipped"] == []
-    late = hrsync(stack, "replay", failed["id"], "--from-stage", "notify")
+    late = hrsync(stack, "replay", failed["id"], "--from-stage", "notify", "--reason", "test")
     assert late.returncode == 2
     assert late.stderr.startswith("hrsync: error: --from-stage: notify comes after the failed stage merge")
 
-    done = hrsync(stack, "replay", failed["id"], "--from-stage", "merge", "--wait", "--timeout", "180")
+    done = hrsync(stack, "replay", failed["id"], "--from-stage", "merge", "--reason", "test", "--wait",
+                  "--timeout", "180")
     assert done.returncode == 0, done.stdout + done.stderr
     [replay] = replays_of(failed["id"])
     replayed = run_async(get_stages(replay["id"]))
@@ -230,15 +233,21 @@ def publish_dead_letter(url: str, body: bytes, message_id: str, reason: str, rou
         connection.close()
 
 
-def dead_letter_ids(stack: Stack) -> list[str]:
+def dead_letters_listed(stack: Stack) -> list[dict[str, Any]]:
     done = hrsync(stack, "dlq", "list", "--json")
     assert done.returncode == 0, done.stderr
-    return [letter["id"] for letter in json.loads(done.stdout)]
+    return list(json.loads(done.stdout))
+
+
+def dead_letter_ids(stack: Stack) -> list[str]:
+    """The event ids of the dead letters `dlq list` shows, oldest first."""
+    return [letter["event_id"] for letter in dead_letters_listed(stack)]
 
 
 def test_dead_letters_are_listed_without_loss_and_replayed(stack: Stack, ports: dict[str, int]) -> None:
-    """`dlq list` loses nothing however often it runs; a fixed dead letter replayed launches one execution,
-    one still invalid comes back to the queue."""
+    """The bridge moves dead letters into the app table; `dlq list` changes nothing however often it runs; a
+    fixed dead letter replayed launches one execution (audited with its reason), one still invalid comes back
+    as a new letter; replaying needs ids or --all."""
     good_id, bad_id = f"{stack.prefix}-fixed", f"{stack.prefix}-broken"
     good = json.dumps(event_body("hrsync.sync.requested", {"scope": "hris"}, good_id)).encode()
     publish_dead_letter(stack.amqp_url, good, good_id, "app database unreachable", "hrsync.sync.requested")
@@ -247,28 +256,31 @@ def test_dead_letters_are_listed_without_loss_and_replayed(stack: Stack, ports: 
     while bad_id not in dead_letter_ids(stack) and time.monotonic() < deadline:
         time.sleep(0.3)
     for _ in range(25):  # more than a 4.x quorum queue's default delivery limit (20)
-        assert [letter.id for letter in list_dead_letters(stack.amqp_url)] == [good_id, bad_id]
-    assert dead_letter_ids(stack) == [good_id, bad_id]
-    listed = json.loads(hrsync(stack, "dlq", "list", "--json").stdout)
+        assert [letter.event_id for letter in run_async(list_dead_letters())] == [good_id, bad_id]
+    listed = dead_letters_listed(stack)
+    assert [letter["event_id"] for letter in listed] == [good_id, bad_id]
     assert listed[1]["reason"].startswith("not JSON")
     assert listed[0]["first_seen"] == "2026-11-25T01:00:00+00:00"
     assert metric(scrape(ports["bridge"]), "hrsync_events_dead_lettered_total") >= 1
 
-    missing = hrsync(stack, "dlq", "replay", "no-such-id")
+    assert hrsync(stack, "dlq", "replay", "--reason", "test").returncode == 2  # neither ids nor --all
+    missing = hrsync(stack, "dlq", "replay", "no-such-id", "--reason", "test")
     assert missing.returncode == 1
-    assert "not in the dead-letter queue: no-such-id" in missing.stderr
-    done = hrsync(stack, "dlq", "replay", good_id)
+    assert "no dead letter waiting under: no-such-id" in missing.stderr
+    done = hrsync(stack, "dlq", "replay", listed[0]["id"], "--reason", "source fixed")
     assert done.returncode == 0, done.stderr
     assert stack.wait_for_execution(good_id)["status"] == "succeeded"
     assert dead_letter_ids(stack) == [bad_id]
+    [audited] = app_rows(operator_actions, operator_actions.c.target == listed[0]["id"])
+    assert (audited["action"], audited["details"]["reason"]) == ("dlq_replay", "source fixed")
 
-    again = hrsync(stack, "dlq", "replay")  # all: the broken one is dead-lettered again by the bridge
+    again = hrsync(stack, "dlq", "replay", "--all", "--reason", "retry all")  # the broken one comes back
     assert again.returncode == 0, again.stderr
     deadline = time.monotonic() + 30
-    while (ids := dead_letter_ids(stack)) != [bad_id] and time.monotonic() < deadline:
+    while ((now := dead_letters_listed(stack)) == [] or now[0]["id"] == listed[1]["id"]) \
+            and time.monotonic() < deadline:
         time.sleep(0.3)
-    assert ids == [bad_id]
-    assert json.loads(hrsync(stack, "dlq", "list", "--json").stdout)[0]["replays"] == 1
+    assert [(letter["event_id"], letter["replays"]) for letter in now] == [(bad_id, 1)]
     assert len(stack.executions_of(good_id)) == 1
     assert stack.executions_of(bad_id) == []
     assert metric(scrape(ports["bridge"]), "hrsync_events_consumed_total", outcome="launched") >= 1

@@ -60,7 +60,7 @@ def test_replay_of_a_coalesced_execution_names_the_events_it_served(stack: Stack
     assert sorted(outcome["plan"]["events"]) == sorted(events)
     assert replays_of(failed["id"]) == []  # the dry runs created nothing
 
-    done = hrsync(stack, "replay", failed["id"], "--wait", "--timeout", "180")
+    done = hrsync(stack, "replay", failed["id"], "--reason", "test", "--wait", "--timeout", "180")
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"serves {len(events)} events: " in done.stdout
     assert all(event in done.stdout for event in events), done.stdout

@@ -151,7 +151,7 @@ def test_a_hung_source_fails_the_execution_cleanly_and_the_worker_keeps_working(
         assert all(t == [(1, "retrying"), (2, "failed")] for t in tries.values()), tries  # one retry, then failed
 
         proxy.set_mode("pass")
-        done = hrsync(stack, "replay", failed["id"], "--wait", "--timeout", "180")
+        done = hrsync(stack, "replay", failed["id"], "--reason", "test", "--wait", "--timeout", "180")
         assert done.returncode == 0, done.stdout + done.stderr
         [replay] = replays_of(failed["id"])
         assert replay["status"] == "succeeded"

@@ -336,7 +336,7 @@ def succeeded_run(stack: Stack, event_id: str) -> dict[str, Any]:
     """The event's execution once it succeeded: at once, or after one `hrsync replay` if it failed cleanly."""
     execution = stack.wait_for_execution(event_id)
     if execution["status"] == "failed":
-        replayed = hrsync(stack, "replay", execution["id"], "--wait", "--timeout", "150", "--json")
+        replayed = hrsync(stack, "replay", execution["id"], "--reason", "test", "--wait", "--timeout", "150", "--json")
         assert replayed.returncode == 0, replayed.stdout + replayed.stderr
         execution = run_async(get_execution(json.loads(replayed.stdout.splitlines()[0])["execution_id"])) or {}
     assert execution["status"] == "succeeded", execution

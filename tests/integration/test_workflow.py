@@ -90,7 +90,11 @@ def test_invalid_events_are_dead_lettered_with_a_reason(stack: Stack, case: str)
     stack.publish(body, "hrsync.sync.requested", message_id)
     after = stack.publish_event("hrsync.sync.requested", {"scope": "hris"})
     assert stack.wait_for_execution(after)["status"] == "succeeded"  # still consuming, in order
-    dead = read_dead_letters(stack.amqp_url)
+    dead: dict[str, Any] = {}
+    deadline = time.monotonic() + 30
+    while message_id not in dead and time.monotonic() < deadline:  # the bridge moves it into the table
+        dead.update(read_dead_letters(stack.amqp_url))
+        time.sleep(0.2)
     assert message_id in dead, dead
     reason = str(dead[message_id][REASON_HEADER])
     expected = {"not-json": "not JSON", "unknown-type": "unknown type", "bad-field": "data.scope",

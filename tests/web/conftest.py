@@ -4,12 +4,19 @@ an operator; helpers to sign in and to record executions."""
 from __future__ import annotations
 
 import datetime as dt
+import os
 import re
+import subprocess
+import sys
+import time
 import uuid
 import warnings
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from shared.database.db import app_engine
@@ -79,3 +86,36 @@ def record_failed(error: str = "ValueError: boom") -> str:
 
     run_async(insert())
     return execution_id
+
+
+@contextmanager
+def console_process(env: dict[str, str]) -> Iterator[str]:
+    """`hrsync web` on a free loopback port with `env` added to this process's; its base URL until the block
+    ends (then it is stopped, and must not have printed a traceback)."""
+    from tests.integration.test_replay import free_port
+
+    port = free_port()
+    script = str(Path(sys.executable).parent / "hrsync")
+    process = subprocess.Popen([script, "web", "--port", str(port)], env={**os.environ, **env},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(base, process)
+        yield base
+    finally:
+        process.terminate()
+        output, _ = process.communicate(timeout=30)
+    assert "Traceback" not in output, output[-3000:]
+
+
+def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"hrsync web ended: {process.communicate()[0][-3000:]}")
+        try:
+            if httpx.get(f"{base}/login", timeout=5).status_code == 200:
+                return
+        except httpx.TransportError:
+            time.sleep(0.2)
+    raise AssertionError(f"hrsync web did not answer on {base}")

@@ -15,6 +15,7 @@ import pytest
 from shared.database.db import app_engine
 from shared.database.tables import event_inbox, operator_actions, punch_corrections
 from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, REASON_HEADER, event_channel
+from shared.events.dead_letters import move_dead_letters
 from shared.runtime.runner import run_async
 from tests.conftest import require_service
 from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
@@ -65,13 +66,15 @@ def test_operator_replays_from_the_plan_page(client: Any) -> None:
     assert f"Serves 2 events: <span class=\"mono\">{served[0]}, {served[1]}</span>" in plan.text
     assert 'id="confirm-replay"' in plan.text
     assert actions_on(failed) == []  # the plan alone records nothing
-    done = client.post(f"/executions/{failed}/replay", data={"csrf_token": csrf_of(plan.text), "from_stage": ""})
+    done = client.post(f"/executions/{failed}/replay", data={"csrf_token": csrf_of(plan.text), "from_stage": "",
+                                                             "reason": "source fixed"})
     assert done.status_code == 303, done.text
     new_id = done.headers["location"].rsplit("/", 1)[1]
     shown = client.get(f"/api/executions/{new_id}").json()["execution"]
     assert (shown["replay_of"], shown["trigger"], shown["attempt"]) == (failed, "replay", 2)
     assert actions_on(failed) == [("replay", "otto", "web")]
-    again = client.post(f"/api/executions/{failed}/replay", headers={"X-CSRF-Token": csrf_of(plan.text)})
+    again = client.post(f"/api/executions/{failed}/replay", headers={"X-CSRF-Token": csrf_of(plan.text)},
+                        json={"reason": "launch it"})
     assert again.status_code == 200  # its replay never started (no worker here): launched again, not a second one
     assert (again.json()["execution_id"], again.json()["relaunched"]) == (new_id, True)
 
@@ -96,24 +99,27 @@ def test_operator_cancels_a_running_execution(client: Any) -> None:
 
 def test_operator_replays_a_dead_letter(client: Any, event_plane: str) -> None:
     """A dead letter chosen on its page is republished to hrsync.events (it reaches the bridge queue) and
-    leaves the dead-letter queue; the action is audited via=web."""
+    is no longer listed; the action is audited via=web."""
     body = {"specversion": "1.0", "id": "dl-web-1", "source": "test/other", "type": "hrsync.sync.requested",
             "data": {"scope": "nightly"}}
     with event_channel(event_plane) as channel:
         channel.basic_publish("", DEAD_QUEUE, json.dumps(body).encode(), pika.BasicProperties(
             message_id="dl-web-1", content_type="application/cloudevents+json",
             headers={REASON_HEADER: "invalid: test"}))
+    assert move_dead_letters(event_plane) == 1  # what the bridge does as it runs
     sign_in(client, "otto")
     page = client.get("/dead-letters")
-    assert 'value="dl-web-1"' in page.text
-    done = client.post("/dead-letters/replay", data={"csrf_token": csrf_of(page.text), "ids": ["dl-web-1"]})
+    [letter] = [d for d in client.get("/api/dead-letters").json() if d["event_id"] == "dl-web-1"]
+    assert f'value="{letter["id"]}"' in page.text
+    done = client.post("/dead-letters/replay", data={"csrf_token": csrf_of(page.text), "ids": [letter["id"]],
+                                                     "reason": "fixed upstream"})
     assert done.status_code == 200, done.text
-    assert 'value="dl-web-1"' not in done.text  # no longer listed
+    assert f'value="{letter["id"]}"' not in done.text  # no longer listed
     with event_channel(event_plane) as channel:
         method, _, republished = channel.basic_get(BRIDGE_QUEUE, auto_ack=True)
     assert method is not None
     assert json.loads(republished)["id"] == "dl-web-1"
-    assert actions_on("dl-web-1") == [("dlq_replay", "otto", "web")]
+    assert actions_on(letter["id"]) == [("dlq_replay", "otto", "web")]
 
 
 def test_operator_adds_and_voids_a_punch(client: Any, staff: Staff, hrsync_env: SetEnv,

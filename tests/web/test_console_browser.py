@@ -4,14 +4,9 @@ PostgreSQL HRIS, BioStar and an SMTP server. Screenshots of each step go to the 
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 from shared.database.tables import operator_actions
@@ -21,8 +16,9 @@ from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import Stack, app_rows, nightly, settle, stack_fixture
-from tests.integration.test_replay import FAST_RETRIES, free_port, restart_smtp
+from tests.integration.test_replay import FAST_RETRIES, restart_smtp
 from tests.integration.test_worker_faults import table_locked, wait_until, waiting_on_lock
+from tests.web.conftest import console_process
 from web.users import add_user
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -42,32 +38,8 @@ def console(stack: Stack, tmp_path: Path) -> Iterator[str]:
     """`hrsync web` on a free loopback port with a users file holding the operator; its base URL."""
     users = tmp_path / "users.json"
     add_user(users, OPERATOR, PASSWORD, "operator")
-    port = free_port()
-    env = {**os.environ, **stack.env, "HRSYNC_WEB_USERS_FILE": str(users), "HRSYNC_WEB_SECRET": "s" * 32}
-    script = str(Path(sys.executable).parent / "hrsync")
-    process = subprocess.Popen([script, "web", "--port", str(port)], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        wait_until_serving(base, process)
+    with console_process({**stack.env, "HRSYNC_WEB_USERS_FILE": str(users), "HRSYNC_WEB_SECRET": "s" * 32}) as base:
         yield base
-    finally:
-        process.terminate()
-        output, _ = process.communicate(timeout=30)
-    assert "Traceback" not in output, output[-3000:]
-
-
-def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"hrsync web ended: {process.communicate()[0][-3000:]}")
-        try:
-            if httpx.get(f"{base}/login", timeout=5).status_code == 200:
-                return
-        except httpx.TransportError:
-            time.sleep(0.2)
-    raise AssertionError(f"hrsync web did not answer on {base}")
 
 
 def held_running(stack: Stack, database: str, event_id: str) -> str:
@@ -122,6 +94,7 @@ def test_operator_replays_a_failed_chain_and_cancels_a_stuck_one(stack: Stack, c
             expect(plan).to_be_visible()  # the dry run first: nothing created yet
             expect(plan.locator("tr.plan-run")).to_contain_text("notify")
             snap("replay-plan")
+            page.fill("#replay-reason", "the mail server is back")
             page.click("#confirm-replay")
             expect(page.locator("h1")).not_to_contain_text(failed["id"])  # on the new execution's page
             expect(page.locator("#status")).to_have_text("succeeded", timeout=WAIT_MS)  # refreshed by the page

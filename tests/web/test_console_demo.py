@@ -115,7 +115,8 @@ def signed_in(demo: DemoConsole) -> Iterator[httpx.Client]:
 
 def test_demo_serves_the_console_on_its_run(tmp_path: Path) -> None:
     """The demo prints the console's URL and a one-time password; signed in with it, the executions page
-    lists the demo's succeeded execution; a correction for an unknown employee is "no employee" (404 on
+    lists the demo's succeeded execution and the dead-letters page answers (no broker on the embedded
+    defaults); a correction for an unknown employee is "no employee" (404 on
     the page, 422 naming `employee_no` on the API) and stores nothing; the process stops on SIGTERM."""
     with demo_console(tmp_path) as demo, signed_in(demo) as client:
         execution_id = re.search(r"execution ([0-9a-f-]{36}) succeeded", demo.text).group(1)  # type: ignore[union-attr]
@@ -123,6 +124,9 @@ def test_demo_serves_the_console_on_its_run(tmp_path: Path) -> None:
         assert page.status_code == 200
         assert execution_id in page.text
         assert demo.password not in page.text
+        letters = client.get("/dead-letters")  # a SELECT on the demo's SQLite: no broker needed
+        assert letters.status_code == 200, letters.text
+        assert client.get("/api/dead-letters").json() == []
 
         form = client.get(f"/employees/{demo.sick_case().employee_no}")
         refused = client.post("/employees/NOBODY/punches", data={

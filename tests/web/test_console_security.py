@@ -14,6 +14,7 @@ import pika
 import pytest
 
 from shared.events.bus import DEAD_QUEUE, REASON_HEADER, event_channel
+from shared.events.dead_letters import move_dead_letters
 from tests.conftest import require_service, set_env
 from tests.integration.stack_fixtures import private_vhost
 from tests.web.conftest import PASSWORD, csrf_of, new_client, record_failed, sign_in
@@ -79,6 +80,7 @@ def test_dead_letter_source_is_shown_as_text(client: Any, monkeypatch: pytest.Mo
         with event_channel(url) as channel:
             channel.basic_publish("", DEAD_QUEUE, json.dumps(body).encode(), pika.BasicProperties(
                 message_id="xss-1", headers={REASON_HEADER: f"data.scope: {SCRIPT}"}))
+        move_dead_letters(url)  # what the bridge does as it runs
         sign_in(client, "vera")
         page = client.get("/dead-letters")
     assert page.status_code == 200
