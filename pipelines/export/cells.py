@@ -6,6 +6,7 @@ it, so the two files say the same. Text cells pass through `guarded` first.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
 
@@ -21,18 +22,33 @@ def guarded(text: str) -> str:
     return "'" + text if text.startswith(FORMULA_STARTS) else text
 
 
-def csv_text(value: Cell) -> str:
-    """How a cell is spelled in the CSV files: null empty, booleans `true`/`false`, local minutes."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return guarded(value)
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, Decimal):
-        return format(value, "f")
-    if isinstance(value, datetime):
-        return value.strftime(LOCAL_MINUTE)
-    return value.isoformat()
+def _text(value: Cell) -> str:
+    return "" if value is None else guarded(str(value))
+
+
+def _plain(value: Cell) -> str:
+    return "" if value is None else str(value)
+
+
+def _decimal(value: Cell) -> str:
+    return "" if value is None else format(value, "f")
+
+
+def _day(value: Cell) -> str:
+    return "" if value is None else value.isoformat()  # type: ignore[union-attr]
+
+
+def _minute(value: Cell) -> str:
+    return "" if value is None else value.strftime(LOCAL_MINUTE)  # type: ignore[union-attr]
+
+
+def _boolean(value: Cell) -> str:
+    return "" if value is None else "true" if value else "false"
+
+
+# How the CSV files spell a column's cells, by the kind of cell it holds: null empty, booleans
+# `true`/`false`, local times to the minute, day counts and quantities as decimals (`0.5`, `3.00`).
+CSV_TEXT: dict[str, Callable[[Cell], str]] = {
+    "text": _text, "name": _text, "date": _day, "minute": _minute, "count": _plain, "days": _decimal,
+    "quantity": _decimal, "bool": _boolean,
+}

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-from pipelines.export.cells import Cell, csv_text
+from pipelines.export.cells import CSV_TEXT, Cell, guarded
 from pipelines.export.layout import Column
 
 _BUFFER = 1 << 20
@@ -19,11 +19,12 @@ class CsvFile:
     def __init__(self, path: Path, columns: Sequence[Column]) -> None:
         self._file = path.open("w", encoding="utf-8", newline="", buffering=_BUFFER)
         self._writer = csv.writer(self._file, lineterminator="\r\n")
-        self._writer.writerow([csv_text(column.name) for column in columns])
+        self._writer.writerow([guarded(column.name) for column in columns])
+        self._spell = [CSV_TEXT[column.kind] for column in columns]
         self.rows = 0
 
     def write(self, cells: Sequence[Cell]) -> None:
-        self._writer.writerow([csv_text(cell) for cell in cells])
+        self._writer.writerow([spell(cell) for spell, cell in zip(self._spell, cells, strict=True)])
         self.rows += 1
 
     def __enter__(self) -> CsvFile:

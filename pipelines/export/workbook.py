@@ -19,7 +19,6 @@ import tempfile
 import zipfile
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
-from decimal import Decimal
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -39,9 +38,10 @@ _EXCEL_EPOCH = datetime(1899, 12, 31)
 _ESCAPED_ESCAPE = re.compile(r"(_x[0-9a-fA-F]{4}_)")
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\ufffe\uffff]")
 _EDGE_SPACE = re.compile(r"^\s|\s$")
+_NEEDS_CARE = re.compile(r"[&<>\x00-\x1f\ufffe\uffff]|_x|^\s|\s$")  # most names and codes have none
 
 
-def _text_xml(text: str) -> str:
+def excel_text(text: str) -> str:
     """Text as Excel reads an inline string: XML-escaped, control characters as `_xHHHH_`."""
     if "_x" in text:
         text = _ESCAPED_ESCAPE.sub(r"_x005F\1", text)
@@ -49,7 +49,7 @@ def _text_xml(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _serial(value: date) -> float:
+def excel_serial(value: date) -> float:
     """Excel's serial day number (1900 system, with its fictitious 1900-02-29)."""
     moment = value if isinstance(value, datetime) else datetime(value.year, value.month, value.day)
     delta = moment - _EXCEL_EPOCH
@@ -62,8 +62,10 @@ CellXml = Callable[[str, Any], str]
 
 def _string(ref: str, value: Any) -> str:
     text = guarded(value)
+    if _NEEDS_CARE.search(text) is None:
+        return f'<c r="{ref}" t="inlineStr"><is><t>{text}</t></is></c>'
     space = ' xml:space="preserve"' if _EDGE_SPACE.search(text) else ""
-    return f'<c r="{ref}" t="inlineStr"><is><t{space}>{_text_xml(text)}</t></is></c>'
+    return f'<c r="{ref}" t="inlineStr"><is><t{space}>{excel_text(text)}</t></is></c>'
 
 
 def _cell_writer(kind: CellKind, style: int | None) -> CellXml:
@@ -73,12 +75,10 @@ def _cell_writer(kind: CellKind, style: int | None) -> CellXml:
     if kind == "bool":
         return lambda ref, value: f'<c r="{ref}" t="b"><v>{int(value)}</v></c>'
     if kind in ("date", "minute"):
-        return lambda ref, value: f'<c r="{ref}"{s}><v>{_serial(value):.16G}</v></c>'
-    return lambda ref, value: f'<c r="{ref}"{s}><v>{_number(value)}</v></c>'
-
-
-def _number(value: int | Decimal) -> str:
-    return format(value, "f") if isinstance(value, Decimal) else str(int(value))
+        return lambda ref, value: f'<c r="{ref}"{s}><v>{excel_serial(value):.16G}</v></c>'
+    if kind == "count":
+        return lambda ref, value: f'<c r="{ref}"{s}><v>{value:d}</v></c>'
+    return lambda ref, value: f'<c r="{ref}"{s}><v>{value:f}</v></c>'  # Decimal: exact, no exponent
 
 
 class _Sheet:

@@ -13,6 +13,7 @@ from openpyxl import load_workbook
 
 from pipelines.export.period import Period
 from pipelines.export.rows import ExportDay, ExportJob
+from pipelines.export.workbook import excel_serial, excel_text
 from pipelines.export.write import write_month_export
 from tests.unit.month_end_rows import a_day
 
@@ -138,3 +139,33 @@ def test_an_absence_kind_not_announced_is_refused(tmp_path: Path) -> None:
     """The summary's header is written first, so every kind in the rows must have been named."""
     with pytest.raises(ValueError, match="not among the month's kinds"):
         write_month_export(tmp_path, JOB, ["sick"], iter([a_day(absence_kind="vacation", absence_part="am")]))
+
+
+@pytest.mark.parametrize(("text", "xml"), [
+    ("Zoë 東京", "Zoë 東京"),  # UTF-8 text as it is
+    ("R&D <ops>", "R&amp;D &lt;ops&gt;"),  # XML's three specials escaped
+    ("a\x01b", "a_x0001_b"),  # a control character is not XML: Excel's _xHHHH_ escape
+    ("_x0041_", "_x005F_x0041_"),  # a literal _xHHHH_ keeps its underscore escaped, so Excel shows it as typed
+])
+def test_text_is_written_as_excel_reads_inline_strings(text: str, xml: str) -> None:
+    """ECMA-376 ST_Xstring: XML-escaped, control characters and literal escapes as _xHHHH_."""
+    assert excel_text(text) == xml
+
+
+@pytest.mark.parametrize(("value", "serial"), [
+    (date(1900, 1, 1), 1.0),  # Excel's day 1
+    (date(1900, 3, 1), 61.0),  # after the fictitious 1900-02-29 (day 60)
+    (date(2026, 11, 2), 46328.0),  # 2026-01-01 is 46023; + 304 days of Jan-Oct + 1
+    (datetime(2026, 11, 2, 8, 58), 46328 + (8 * 60 + 58) / 1440),  # a time is the fraction of the day
+])
+def test_dates_are_excel_serial_numbers(value: date, serial: float) -> None:
+    """Dates and local times become Excel's 1900-system serial numbers."""
+    assert excel_serial(value) == pytest.approx(serial, abs=1e-9)
+
+
+def test_text_with_edge_spaces_and_specials_reads_back_as_written(tmp_path: Path) -> None:
+    """Leading/trailing spaces are preserved, XML specials and non-ASCII read back unchanged."""
+    names = [" lead", "trail ", "R&D <ops>", "Zoë 東京", "line\nbreak"]
+    days = [a_day(employee_no=f"E{i}", full_name=name) for i, name in enumerate(names)]
+    sheet = load_workbook(_write(tmp_path, days) / "attendance-2026-11.xlsx")["Days"]
+    assert [sheet.cell(row, 2).value for row in range(2, 7)] == names
