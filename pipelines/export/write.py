@@ -1,7 +1,7 @@
 """Writing a closed month's export files into a directory (DESIGN §11), in one pass over its day rows.
 
 Memory stays flat in the number of rows: each day is written out as it comes, and only the current
-employee's totals are held; the workbook streams through XlsxWriter's temporary files. Every file is
+employee's totals are held; the workbook's rows go to temporary files until it is closed. Every file is
 written under a temporary name and renamed when complete, the manifest last, so a directory with a
 manifest holds a whole export. The same job, kinds and rows write byte-identical files.
 """
@@ -65,9 +65,9 @@ def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[
     """Write days.csv, summary.csv, payroll.csv, the workbook and manifest.json into `directory`.
 
     `absence_kinds`: every `absence_kind` of the month's day rows (the summary's header names them
-    before the first row is read). `days`: the month's closed day rows ordered by employee_no, then
-    work_date; a row out of order, outside the period, `open`, or of an unlisted kind raises ValueError.
-    Returns the manifest's file entries.
+    before the first row is read). `days`: the month's closed day rows ordered by employee_no (code
+    point order, which is the exact collation's on MariaDB and SQLite), then work_date; a row out of
+    order, outside the period, `open`, or of an unlisted kind raises ValueError. Returns the manifest's file entries.
     """
     directory.mkdir(parents=True, exist_ok=True)
     kinds = leave_kinds(absence_kinds)
