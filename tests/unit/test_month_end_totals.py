@@ -129,3 +129,25 @@ def test_paid_hours_never_exceed_worked_hours(days: list[ExportDay]) -> None:
     worked = Decimal(sum(d.worked_minutes for d in days)) / 60
     assert paid.get("REGULAR", Decimal(0)) + paid.get("OVERTIME", Decimal(0)) <= worked + Decimal("0.01")
     assert paid.get("REGULAR", Decimal(0)) <= worked + Decimal("0.005")
+
+
+def test_leave_components_follow_the_leave_columns_order() -> None:
+    """Kinds `ab` and `a_b`: columns leave_a_b, leave_ab ('_' < 'b'), so LEAVE_A_B before LEAVE_AB ('B' < '_')."""
+    days = [
+        a_day(day=2, status="on_leave", worked_minutes=0, absence_kind="ab", absence_part="full"),
+        a_day(day=3, status="on_leave", worked_minutes=0, absence_kind="a_b", absence_part="full"),
+    ]
+    assert [c.name for c in summary_columns(leave_kinds(["ab", "a_b"]))][8:10] == ["leave_a_b", "leave_ab"]
+    assert [line[0] for line in _payroll(days)] == ["LEAVE_A_B", "LEAVE_AB"]
+
+
+def test_kinds_differing_only_by_case_share_one_column() -> None:
+    """`Sick` and `sick` are one column, leave_sick, counting both days (1 + 1 = 2)."""
+    days = [
+        a_day(day=2, status="on_leave", worked_minutes=0, absence_kind="Sick", absence_part="full"),
+        a_day(day=3, status="on_leave", worked_minutes=0, absence_kind="sick", absence_part="full"),
+    ]
+    kinds = leave_kinds(d.absence_kind for d in days if d.absence_kind)
+    assert kinds == ["sick"]
+    assert _month(days).summary_cells(kinds)[8] == 2
+    assert _payroll(days) == [("LEAVE_SICK", "2.00", "days")]
