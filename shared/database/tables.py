@@ -310,6 +310,7 @@ attendance_exceptions = _table(
     Column("auto_approved", Boolean, nullable=False, server_default="0"),  # shift with overtime_approval: auto
     Column("approved_overtime_minutes", Integer),  # kind overtime only: what payroll pays
     Column("verdict", String(8)),  # accept / approve / refuse; null = undecided
+    Column("decided_minutes", Integer),  # the overtime minutes a verdict approved (refuse: 0), stale or not
     Column("decided_figures", JSON),
     Column("decided_by", String(200)),
     Column("decided_at", UTCDateTime),

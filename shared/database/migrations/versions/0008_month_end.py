@@ -32,6 +32,7 @@ def upgrade() -> None:
     sa.Column('auto_approved', sa.Boolean(), server_default='0', nullable=False),
     sa.Column('approved_overtime_minutes', sa.Integer(), nullable=True),
     sa.Column('verdict', sa.String(length=8), nullable=True),
+    sa.Column('decided_minutes', sa.Integer(), nullable=True),
     sa.Column('decided_figures', sa.JSON(), nullable=True),
     sa.Column('decided_by', sa.String(length=200), nullable=True),
     sa.Column('decided_at', shared.database.tables.UTCDateTime(), nullable=True),
