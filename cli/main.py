@@ -14,6 +14,7 @@ import typer
 from rich.table import Table
 
 from cli.checks import refuse_on_failed_checks
+from cli.month_end import register as register_month_end
 from cli.operations import register as register_operations
 from cli.output import JsonOpt, out, print_json
 from cli.punches import punches_app
@@ -38,6 +39,7 @@ app.add_typer(schedule_app, name="schedule")
 app.command("scheduler")(run_scheduler_command)
 app.add_typer(web_app, name="web")  # the operator console
 app.add_typer(punches_app, name="punches")
+register_month_end(app)  # exceptions, overtime, period, export
 
 
 
