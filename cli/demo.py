@@ -39,7 +39,7 @@ KEEP_RUNS = 5
 WORKER_CONCURRENCY = 20
 FINISH_TIMEOUT = 240.0  # seconds; the demo takes ~15 s on a laptop
 STOP_TIMEOUT = 30.0
-WORKER_QUEUES = "hrsync.extract,hrsync.merge,hrsync.notify,hrsync.workflow"
+WORKER_QUEUES = "hrsync.extract,hrsync.merge,hrsync.notify,hrsync.export,hrsync.workflow"
 
 
 class DemoFailed(HrsyncError):

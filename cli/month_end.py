@@ -185,8 +185,29 @@ def period_reopen(period: PeriodArg, reason: ReasonOpt, as_json: JsonOpt = False
     print_json(info) if as_json else _print_period(info)
 
 
+def export(period: PeriodArg,
+           to: Annotated[str | None, typer.Option("--to", metavar="DIR", help="write the five files here")] = None,
+           as_json: JsonOpt = False) -> None:
+    """The files of a closed month's latest export: its folder, or copied into DIR (the same bytes)."""
+    from pathlib import Path
+
+    from pipelines.export.period import Period
+    from pipelines.export.version import export_files
+    from shared.runtime.runner import run_async
+
+    result = run_async(export_files(Period.parse(period), Path(to) if to is not None else None))
+    if as_json:
+        print_json(result)
+    elif to is None:
+        out.print(result["directory"], highlight=False, soft_wrap=True)
+    else:
+        out.print(f"period {result['period']} version {result['version']} written to {result['directory']}",
+                  highlight=False)
+
+
 def register(app: typer.Typer) -> None:
-    """Add the month-end command groups to `app`."""
+    """Add the month-end commands to `app`."""
+    app.command("export")(export)
     app.add_typer(exceptions_app, name="exceptions")
     app.add_typer(overtime_app, name="overtime")
     app.add_typer(period_app, name="period")

@@ -155,6 +155,7 @@ notifications = _table(
     Column("subject", String(255), nullable=False),
     Column("body_text", LongText, nullable=False),
     Column("body_html", LongText),
+    Column("attachments", JSON),  # paths of files attached when sent (a month-end export's)
     Column("status", String(16), nullable=False),  # pending / sent / failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("claimed_at", UTCDateTime),  # a sender's lease on a pending row (pipelines.notify)

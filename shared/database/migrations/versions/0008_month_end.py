@@ -1,4 +1,5 @@
-"""month end: exceptions with their decisions, periods (close/reopen versions), changes kept from frozen days
+"""month end: exceptions with their decisions, periods (close/reopen versions), changes kept from frozen days,
+files attached to an outbox message
 
 Revision ID: 0008
 Revises: 0005
@@ -21,6 +22,8 @@ EXACT = 'utf8mb4_nopad_bin'
 
 
 def upgrade() -> None:
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('attachments', sa.JSON(), nullable=True))
     op.create_table('attendance_exceptions',
     sa.Column('employee_no', sa.String(length=64), nullable=False),
     sa.Column('work_date', sa.Date(), nullable=False),
@@ -91,3 +94,5 @@ def downgrade() -> None:
     with op.batch_alter_table('attendance_exceptions', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_attendance_exceptions_work_date_state'))
     op.drop_table('attendance_exceptions')
+    with op.batch_alter_table('notifications', schema=None) as batch_op:
+        batch_op.drop_column('attachments')
