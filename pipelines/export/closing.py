@@ -31,7 +31,7 @@ from shared.config.settings import get_settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, attendance_exceptions, period_changes, periods
 from shared.events.bus import publish_once
-from shared.events.models import CLI_SOURCE, PERIOD_CLOSED, build_event
+from shared.events.models import CLI_SOURCE, PERIOD_CLOSED, Event, build_event
 from shared.records.operator_actions import record_operator_action
 
 WEB_SOURCE = "hrsync/web"
@@ -79,12 +79,9 @@ async def close_period(period: Period, reason: str, *, force: bool, actor: str, 
 
     Returns `period_info` of the month after the close, with `event_id`.
     """
-    text = clean_reason(reason)
-    _refuse_unfinished(period)
     url = get_settings().events()  # before writing: a close whose export nobody can launch is refused
-    version = await _close(period, text, force=force, actor=actor, via=via)
-    event = build_event(PERIOD_CLOSED, {"period": str(period), "version": version},
-                        id=period_event_id(period, version), source=CLI_SOURCE if via == "cli" else WEB_SOURCE)
+    event = await close_month(period, reason, force=force, actor=actor, via=via)
+    version = int(event.data["version"])
     try:
         await asyncio.to_thread(publish_once, url, event)  # pika blocks: keep it off the runner's loop
     except Exception as exc:
@@ -93,6 +90,16 @@ async def close_period(period: Period, reason: str, *, force: bool, actor: str, 
             f"hrsync publish {PERIOD_CLOSED} --id {event.id} "
             f"--data '{{\"period\": \"{period}\", \"version\": {version}}}'") from exc
     return {**await period_info(period), "event_id": event.id}
+
+
+async def close_month(period: Period, reason: str, *, force: bool, actor: str, via: str) -> Event:
+    """The close's transaction alone (see `close_period`); the `hrsync.period.closed` event it calls for,
+    for a caller that launches the export itself (the demo, on its embedded transport)."""
+    text = clean_reason(reason)
+    _refuse_unfinished(period)
+    version = await _close(period, text, force=force, actor=actor, via=via)
+    return build_event(PERIOD_CLOSED, {"period": str(period), "version": version},
+                       id=period_event_id(period, version), source=CLI_SOURCE if via == "cli" else WEB_SOURCE)
 
 
 @retry_transient
