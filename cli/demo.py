@@ -201,20 +201,9 @@ def admit_and_launch(data: demo_data.DemoData) -> str:
 
 def launch_event(event: Any) -> str:
     """Create an event's execution the way the bridge does (event → request → inbox + execution), then launch."""
-    from pipelines.plans import request_for
-    from shared.events.inbox import admit_event, mark_launched
-    from shared.events.models import parse_event
-    from shared.runtime.runner import run_async
-    from workers.canvas import launch
+    from workers.launching import admit_and_launch
 
-    body = event.to_json_bytes()
-    parsed = parse_event(body)
-    request = request_for(parsed, dt.datetime.now(dt.UTC), get_settings().zone)
-    admission = run_async(admit_event(parsed.id, parsed.type, parsed.envelope.source, body, kind=request.kind,
-                                      trigger=request.trigger, params=request.params))
-    launch(admission.execution_id, request.params["stages"])
-    run_async(mark_launched(parsed.id))
-    return admission.execution_id
+    return admit_and_launch(event)
 
 
 def wait_for_execution(execution_id: str, worker: DemoWorker, out: Console, timeout: float) -> dict[str, Any]:

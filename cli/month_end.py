@@ -160,12 +160,11 @@ def period_close(period: PeriodArg, reason: ReasonOpt,
                  force: Annotated[bool, typer.Option("--force", help="close over open critical exceptions")] = False,
                  as_json: JsonOpt = False) -> None:
     """Close the month: its days freeze and its export is launched (refused while critical exceptions are open)."""
-    from pipelines.export.closing import close_period
     from pipelines.export.period import Period
     from shared.records.operator_actions import cli_actor
-    from shared.runtime.runner import run_async
+    from workers.launching import close_and_export
 
-    info = run_async(close_period(Period.parse(period), reason, force=force, actor=cli_actor(), via="cli"))
+    info = close_and_export(Period.parse(period), reason, force=force, actor=cli_actor(), via="cli")
     if as_json:
         print_json(info)
         return

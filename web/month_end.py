@@ -102,9 +102,9 @@ def _files(period: str) -> list[str]:
 
 
 def _close(period: str, reason: str, force: bool, user: User) -> dict[str, Any]:
-    from pipelines.export.closing import close_period
+    from workers.launching import close_and_export
 
-    return run_async(close_period(Period.parse(period), reason, force=force, actor=user.name, via=VIA))
+    return close_and_export(Period.parse(period), reason, force=force, actor=user.name, via=VIA)
 
 
 def _reopen(period: str, reason: str, user: User) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from sqlalchemy import delete
 
 from pipelines.export.period import Period
 from shared.database.db import app_engine
-from shared.database.tables import period_changes, periods
+from shared.database.tables import attendance_days, attendance_exceptions, period_changes, periods
 from shared.records.queries import get_stages
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
@@ -43,6 +43,8 @@ def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer
         async with engine.begin() as conn:
             for table in (periods, period_changes):
                 await conn.execute(delete(table).where(table.c.period == str(FEBRUARY)))
+            for days in (attendance_days, attendance_exceptions):  # the month is this test's alone
+                await conn.execute(delete(days).where(days.c.work_date.between(FEBRUARY.first_day, FEBRUARY.last_day)))
 
     run_async(purge())
 
@@ -54,7 +56,8 @@ def file_bytes(folder: Path) -> dict[str, bytes]:
 def test_a_closed_month_is_exported_mailed_once_and_replayed_identically(stack: Stack, tmp_path: Path) -> None:
     """Close → export stage → five files; SMTP down fails the mail; the replay rewrites the same bytes, mails once."""
     synced = stack.wait_for_execution(stack.publish_event("hrsync.sync.requested", {
-        "scope": "nightly", "from": str(FEBRUARY.first_day), "to": str(FEBRUARY.last_day), "notify": False}))
+        "scope": "nightly", "from": str(FEBRUARY.first_day), "to": str(FEBRUARY.last_day), "notify": False,
+        "employees": [stack.no(who) for who in ("M", "FULL", "LONE", "NONE")]}))  # not the session's other people
     assert synced["status"] == "succeeded", synced
     refused = hrsync(stack, "period", "close", str(FEBRUARY), "--reason", "month end")
     # nobody punched in February 2021: 4 people x 20 workdays, each day absent and critical

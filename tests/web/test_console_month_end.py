@@ -14,7 +14,15 @@ from sqlalchemy import delete
 from pipelines.export.period import Period
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
-from shared.database.tables import operator_actions, period_changes, periods
+from shared.database.tables import (
+    attendance_days,
+    attendance_exceptions,
+    event_inbox,
+    executions,
+    operator_actions,
+    period_changes,
+    periods,
+)
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
 from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
@@ -36,7 +44,8 @@ stack = stack_fixture(extra_env=FAST_RETRIES)
 def march(stack: Stack) -> Iterator[Period]:
     """March 2021 computed for the stack's people (every workday absent); its period rows removed afterwards."""
     synced = stack.wait_for_execution(stack.publish_event("hrsync.sync.requested", {
-        "scope": "nightly", "from": str(MARCH.first_day), "to": str(MARCH.last_day), "notify": False}))
+        "scope": "nightly", "from": str(MARCH.first_day), "to": str(MARCH.last_day), "notify": False,
+        "employees": [stack.no(who) for who in ("M", "FULL", "LONE", "NONE")]}))  # not the session's other people
     assert synced["status"] == "succeeded", synced
     yield MARCH
 
@@ -45,6 +54,8 @@ def march(stack: Stack) -> Iterator[Period]:
         async with engine.begin() as conn:
             for table in (periods, period_changes):
                 await conn.execute(delete(table).where(table.c.period == str(MARCH)))
+            for days in (attendance_days, attendance_exceptions):  # the month is this test's alone
+                await conn.execute(delete(days).where(days.c.work_date.between(MARCH.first_day, MARCH.last_day)))
 
     run_async(purge())
 
@@ -135,3 +146,24 @@ def test_viewers_read_month_end_and_actions_need_an_operator_and_a_reason(client
                                                            "kind": "lazy", "reason": "r"},
                            headers={"X-CSRF-Token": token})
     assert (bad_kind.status_code, "kind" in bad_kind.text) == (422, True)
+    # no event plane here (embedded defaults): the close admits and launches its export itself
+    closed = client.post("/api/periods/2019-02/close", json={"reason": "empty month"},
+                         headers={"X-CSRF-Token": token})
+    try:
+        assert closed.status_code == 200, closed.text
+        body = closed.json()
+        assert (body["state"], body["version"], body["event_id"]) == ("closed", 1, "hrsync-period-closed:2019-02:v1")
+        [execution] = app_rows(executions, executions.c.id == body["execution_id"])
+        assert (execution["kind"], execution["params"]["export"]) == ("export", {"period": "2019-02", "version": 1})
+    finally:
+        run_async(forget_period("2019-02", "hrsync-period-closed:2019-02:v1"))
+
+
+async def forget_period(period: str, event_id: str) -> None:
+    """Remove a test's period, and the export execution and inbox row its close made."""
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        for table in (periods, period_changes):
+            await conn.execute(delete(table).where(table.c.period == period))
+        await conn.execute(delete(executions).where(executions.c.event_id == event_id))
+        await conn.execute(delete(event_inbox).where(event_inbox.c.event_id == event_id))
