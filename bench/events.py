@@ -54,7 +54,7 @@ from bench.pipeline import (  # noqa: E402 - after the path fix, so `python benc
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 HRSYNC_QUEUES = ("hrsync.bridge", "hrsync.events.dead", "hrsync.audit", "hrsync.extract", "hrsync.merge",
-                 "hrsync.notify", "hrsync.workflow")
+                 "hrsync.notify", "hrsync.export", "hrsync.workflow")
 BENCH_QUEUE = "hrsync.bench.bare"
 PREFETCH = 100  # the bridge's (workers/bridge.py)
 

@@ -30,7 +30,7 @@ from typing import Any
 
 from rich.console import Console
 
-from cli import demo_data, demo_report
+from cli import demo_data, demo_month_end, demo_report
 from shared.config.errors import HrsyncError
 from shared.config.settings import get_settings
 
@@ -39,7 +39,7 @@ KEEP_RUNS = 5
 WORKER_CONCURRENCY = 20
 FINISH_TIMEOUT = 240.0  # seconds; the demo takes ~15 s on a laptop
 STOP_TIMEOUT = 30.0
-WORKER_QUEUES = "hrsync.extract,hrsync.merge,hrsync.notify,hrsync.workflow"
+WORKER_QUEUES = "hrsync.extract,hrsync.merge,hrsync.notify,hrsync.export,hrsync.workflow"
 
 
 class DemoFailed(HrsyncError):
@@ -192,13 +192,18 @@ def _stop_on_termination() -> Iterator[None]:
 # -- the execution -------------------------------------------------------------------------------------
 
 def admit_and_launch(data: demo_data.DemoData) -> str:
-    """Create the execution the way the bridge does (event → request → inbox + execution), then launch."""
+    """Create the nightly's execution the way the bridge does, then launch it."""
     from shared.events.models import CLI_SOURCE, build_event
+
+    return launch_event(build_event("hrsync.sync.requested", {
+        "scope": "nightly", "from": data.first_day.isoformat(), "to": data.last_day.isoformat()}, source=CLI_SOURCE))
+
+
+def launch_event(event: Any) -> str:
+    """Create an event's execution the way the bridge does (event → request → inbox + execution), then launch."""
     from shared.runtime.runner import run_async
     from workers import event_requests
 
-    event = build_event("hrsync.sync.requested", {"scope": "nightly", "from": data.first_day.isoformat(),
-                                                  "to": data.last_day.isoformat()}, source=CLI_SOURCE)
     return run_async(event_requests.admit_and_launch(event))
 
 
@@ -245,12 +250,15 @@ def run_demo(out: Console, then: Callable[[], None] | None = None) -> None:
             out.print(demo_report.describe_data(data, setup.embedded))
             execution_id = admit_and_launch(data)
             execution = wait_for_execution(execution_id, worker, out, FINISH_TIMEOUT)
+            month_end = _close_the_month(execution, now, worker, out)
             if then is None:
                 worker.request_stop()  # a warm shutdown takes a few seconds: report meanwhile
             report = demo_report.collect(execution, setup.mail_folder)
             out.print(demo_report.summary(report, data))
             out.print(demo_report.trace_table(report, out.width))
             out.print(demo_report.where_files_are(setup.folder, setup.embedded))
+            if month_end is not None:
+                out.print(demo_month_end.export_report(*month_end))
             if execution["status"] == ExecutionStatus.SUCCEEDED and then is not None:
                 out.print(f"execution {execution_id} [bold]{execution['status']}[/] in "
                           f"{time.monotonic() - started:.1f}s; the worker keeps running for the console")
@@ -265,3 +273,22 @@ def run_demo(out: Console, then: Callable[[], None] | None = None) -> None:
     if execution["status"] != ExecutionStatus.SUCCEEDED:
         raise DemoFailed(f"the chain failed at {execution.get('failed_stage')}: {execution.get('error')}; "
                          f"worker log: {setup.worker_log}")
+    if month_end is not None and month_end[1] != ExecutionStatus.SUCCEEDED:
+        raise DemoFailed(f"the export of {month_end[0].period} did not succeed; worker log: {setup.worker_log}")
+
+
+def _close_the_month(execution: dict[str, Any], now: dt.datetime, worker: DemoWorker,
+                     out: Console) -> tuple[demo_month_end.ClosedMonth, str] | None:
+    """After a successful nightly: close last month and wait for its export (None when the nightly failed)."""
+    from pipelines.export.periods import CloseRefused
+    from shared.records.status import ExecutionStatus
+
+    if execution["status"] != ExecutionStatus.SUCCEEDED:
+        return None
+    try:
+        month = demo_month_end.close_and_launch(now.astimezone(get_settings().zone).date(), launch_event)
+    except CloseRefused as refused:  # e.g. last month's last night shift still in progress
+        out.print(f"month end: not closed: {refused}")
+        return None
+    exported = wait_for_execution(month.execution_id, worker, out, FINISH_TIMEOUT)
+    return month, str(exported["status"])

@@ -327,6 +327,7 @@ def where_files_are(folder: Path, embedded: dict[str, bool]) -> Group:
                ("shifts.yaml", "the shifts file (HRSYNC_SHIFTS_FILE), the example company",
                 (folder / "shifts.yaml").exists()),
                ("mail/", "the .eml sink: one file per email sent", embedded["mail"]),
+               ("exports/", "month-end exports: YYYY-MM/vN/ (HRSYNC_EXPORT_DIR)", (folder / "exports").exists()),
                ("broker/", "the embedded Celery transport (message files)", embedded["broker"]),
                ("results.db", "the Celery result backend (SQLite)", embedded["result_backend"]),
                ("worker.log", "the worker's log (JSON lines)", True)]

@@ -15,6 +15,7 @@ from rich.table import Table
 
 from cli.checks import refuse_on_failed_checks
 from cli.intake import intake
+from cli.month_end import register as register_month_end
 from cli.operations import register as register_operations
 from cli.output import JsonOpt, out, print_json
 from cli.punches import punches_app
@@ -40,6 +41,7 @@ app.command("scheduler")(run_scheduler_command)
 app.add_typer(web_app, name="web")  # the operator console
 app.add_typer(punches_app, name="punches")
 app.command("intake")(intake)  # events over HTTP
+register_month_end(app)  # exceptions, overtime, period, export
 
 
 

@@ -16,6 +16,7 @@ from shared.events.models import (
     SCHEDULER_SOURCE,
     EmployeeChanged,
     ParsedEvent,
+    PeriodClosed,
     PunchesImported,
     SyncRequested,
     event_day,
@@ -75,7 +76,10 @@ def request_for(event: ParsedEvent, now: dt.datetime, zone: ZoneInfo) -> Executi
         params = {"scope": "punches", "stages": ["merge", "notify"],
                   "merge": {"window": window, "devices": data.devices, "employees": None}}
         kind = "punches"
-    else:  # pragma: no cover - parse_event only yields the three models
+    elif isinstance(data, PeriodClosed):
+        params = {"scope": "export", "stages": ["export"], "export": {"period": data.period, "version": data.version}}
+        kind = "export"
+    else:  # pragma: no cover - parse_event only yields these models
         raise TypeError(f"no workflow for {type(data).__name__}")
     params["event"] = {"id": event.id, "type": event.type}
     return ExecutionRequest(kind, trigger_of(event.envelope.source), params)

@@ -23,7 +23,7 @@ from pipelines.attendance.corrections import AmbiguousTime, PunchExists
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
 from shared.records.queries import UnknownExecution
-from web import api, pages
+from web import api, month_end, pages
 from web.auth import Console, LoginRequired, console_of, csrf_guard, session_of, signed_in
 from web.security import COOKIE, SESSION_SECONDS, Session, SessionCodec
 from web.users import User, UserStore
@@ -69,6 +69,8 @@ def create_app(users: UserStore, secret: str | None = None, *, secure_cookies: b
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
     app.include_router(pages.router)
     app.include_router(api.router)
+    app.include_router(month_end.pages)  # month end: exceptions, overtime, periods, exports
+    app.include_router(month_end.api)
     app.middleware("http")(_sessions)
     app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(UnknownExecution, _hrsync_error(404))

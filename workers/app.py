@@ -15,7 +15,7 @@ from kombu.entity import Exchange, Queue
 from shared.config.settings import Settings, get_settings
 
 TASK_EXCHANGE = "hrsync.tasks"
-STAGE_QUEUES = ("hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.workflow")
+STAGE_QUEUES = ("hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.export", "hrsync.workflow")
 
 
 def _is_amqp(url: str) -> bool:

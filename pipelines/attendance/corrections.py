@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipelines.attendance.merge import current_shift_config
 from pipelines.attendance.rules import work_dates_affected
+from pipelines.export.store import refuse_frozen
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
@@ -189,6 +190,7 @@ async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: st
         if (await conn.execute(select(employees.c.employee_no).where(employees.c.employee_no == employee_no))
                 ).first() is None:
             raise UnknownEmployee(employee_no)
+        await refuse_frozen(conn, _days_of(at))
         existing = (await conn.execute(select(*_PUNCH_COLUMNS).where(
             punches.c.employee_no == employee_no, punches.c.punched_at == at,
             punches.c.device_id == MANUAL_DEVICE))).first()
@@ -221,6 +223,7 @@ async def void_punch(punch_id: int, reason: str, *, actor: str, via: str,
         found = (await conn.execute(select(*_PUNCH_COLUMNS).where(punches.c.id == punch_id))).first()
         if found is None:
             raise ConfigError(f"ID: no punch {punch_id}")
+        await refuse_frozen(conn, _days_of(found.punched_at))
         done = await conn.execute(update(punches).where(punches.c.id == punch_id, punches.c.voided_at.is_(None))
                                   .values(voided_at=now, void_reason=text))
         if done.rowcount != 1:
@@ -230,6 +233,13 @@ async def void_punch(punch_id: int, reason: str, *, actor: str, via: str,
         row = (await conn.execute(select(*_PUNCH_COLUMNS).where(punches.c.id == punch_id))).one()
     recompute = await _request_recompute(request_event, correction_id, found.employee_no, found.punched_at, via)
     return {**_punch_json(row, get_settings().zone), "correction_id": correction_id, "recompute": recompute}
+
+
+def _days_of(at: dt.datetime) -> list[dt.date]:
+    """The local dates a punch at `at` may change (a correction of a closed month's day is refused)."""
+    span = work_dates_affected(at, at, current_shift_config(), get_settings().zone)
+    first, last = span if span is not None else (at.astimezone(get_settings().zone).date(),) * 2
+    return [first + dt.timedelta(days=n) for n in range((last - first).days + 1)]
 
 
 def _new_id(result: Any) -> int:

@@ -53,10 +53,25 @@ from pipelines.attendance.rules import (
     work_dates_affected,
 )
 from pipelines.attendance.shifts import DEFAULT_SHIFT_CONFIG, ShiftConfig, load_shift_config
+from pipelines.export.period import Period
+from pipelines.export.store import (
+    closed_versions,
+    exception_keys,
+    keep_frozen_changes,
+    months_of,
+    refresh_exceptions,
+)
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, biostar_engine, upsert
-from shared.database.tables import absences, attendance_days, employees, punches, unmatched_punches
+from shared.database.tables import (
+    absences,
+    attendance_days,
+    attendance_exceptions,
+    employees,
+    punches,
+    unmatched_punches,
+)
 from shared.records.executions import StageResult
 from shared.runtime.clock import utcnow
 
@@ -474,6 +489,8 @@ async def merge_attendance(
     scope = _scope(shard, employee_nos)
     engine = await app_engine()
     async with engine.begin() as conn:
+        # First, and locking: a period close waits for this transaction, or this one sees the close.
+        frozen = await closed_versions(conn, months_of(shard.date_from, shard.date_to), lock=True)
         facts = [
             EmployeeFacts(no, department, cast(EmployeeStatus, status), hired, left)
             for no, department, status, hired, left in await conn.execute(
@@ -510,13 +527,25 @@ async def merge_attendance(
                     "execution_id": execution_id, "computed_at": computed_at,
                 })
         rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))  # lock order
+        kept = 0
+        if frozen:  # a closed month's days stay as they are; what would have changed is kept aside
+            def is_frozen(day: date) -> bool:
+                return str(Period.of(day)) in frozen
+
+            kept = await keep_frozen_changes(
+                conn, [day for day in await _stored_days(conn, shard, scope) if is_frozen(day["work_date"])],
+                [row for row in rows if is_frozen(row["work_date"])], frozen, execution_id, computed_at)
+            rows = [row for row in rows if not is_frozen(row["work_date"])]
         statement = _upsert_if_newer(conn)
         for at in range(0, len(rows), WRITE_BATCH):
             await conn.execute(statement, rows[at:at + WRITE_BATCH])
-        removed = await _remove_stale_days(conn, shard, scope, computed_at)
+        removed = await _remove_stale_days(conn, shard, scope, computed_at, frozen)
+        exceptions = await _refresh_exceptions(conn, shard, scope, frozen, config, execution_id, computed_at)
 
     output = {"rows": len(rows), "removed": removed, "employees": len(facts),
-              "by_status": dict(sorted(by_status.items()))}
+              "by_status": dict(sorted(by_status.items())), "exceptions": exceptions}
+    if frozen:
+        output["frozen"] = {"periods": sorted(frozen), "changes_kept": kept}
     return StageResult(rows_in=punch_rows, rows_out=len(rows), output=output)
 
 
@@ -583,8 +612,34 @@ def _scope(shard: MergeShard, employee_nos: Sequence[str] | None) -> list[Column
     return conditions
 
 
+async def _stored_days(conn: AsyncConnection, shard: MergeShard,
+                      scope: list[ColumnElement[bool]]) -> list[Mapping[str, Any]]:
+    """The shard's `attendance_days` rows as they stand in this transaction."""
+    days = attendance_days.c
+    return [dict(row) for row in (await conn.execute(
+        select(attendance_days)
+        .select_from(attendance_days.join(employees, days.employee_no == employees.c.employee_no))
+        .where(*scope, days.work_date >= shard.date_from, days.work_date <= shard.date_to)
+    )).mappings()]
+
+
+async def _refresh_exceptions(conn: AsyncConnection, shard: MergeShard, scope: list[ColumnElement[bool]],
+                              frozen: Mapping[str, int], config: ShiftConfig, execution_id: str,
+                              now: datetime) -> int:
+    """The shard's exceptions after its days were written (frozen months left alone); rows written."""
+    e = attendance_exceptions.c
+    stored = [dict(row) for row in (await conn.execute(
+        select(attendance_exceptions)
+        .select_from(attendance_exceptions.join(employees, e.employee_no == employees.c.employee_no))
+        .where(*scope, e.work_date >= shard.date_from, e.work_date <= shard.date_to)
+    )).mappings() if str(Period.of(row["work_date"])) not in frozen]
+    days = [row for row in await _stored_days(conn, shard, scope) if str(Period.of(row["work_date"])) not in frozen]
+    return await refresh_exceptions(conn, days, stored, exception_keys(days), config, execution_id, now)
+
+
 async def _remove_stale_days(
-    conn: AsyncConnection, shard: MergeShard, scope: list[ColumnElement[bool]], computed_at: datetime
+    conn: AsyncConnection, shard: MergeShard, scope: list[ColumnElement[bool]], computed_at: datetime,
+    frozen: Mapping[str, int],
 ) -> int:
     """Delete the shard's rows this run did not write (older `computed_at`); returns how many.
 
@@ -601,6 +656,7 @@ async def _remove_stale_days(
                    days.computed_at < computed_at)
         )
     ).all()
+    stale = [key for key in stale if str(Period.of(key[1])) not in frozen]
     if not stale:
         return 0
     statement = delete(attendance_days).where(

@@ -26,6 +26,7 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 import yaml
 
 WorkingTime = Literal["first_last", "pairs"]
+OvertimeApproval = Literal["manual", "auto"]  # who approves a day's overtime: a person, or the shift itself
 _T = TypeVar("_T")
 _Target = Callable[[object, str], str]  # checks a shift/rotation/"off" name at a key path
 
@@ -68,6 +69,7 @@ class Shift:
     break_after_hours: float = 0.0
     overtime_after_minutes: int | None = None
     round_minutes: int = 1
+    overtime_approval: OvertimeApproval = "manual"  # `auto`: the day's overtime is approved as computed
 
 
 @dataclass(frozen=True)
@@ -181,6 +183,7 @@ _SHIFT_KEY_DEFAULTS: dict[str, object] = {
     "break_after_hours": 0,
     "overtime_after_minutes": None,
     "round_minutes": 1,
+    "overtime_approval": "manual",
 }
 
 # The demo configuration, used when no shifts file is set; every shift key not given takes its default.
@@ -268,6 +271,7 @@ def _parse_shift(code: str, body: object) -> Shift:
         break_after_hours=setting("break_after_hours", _hours),
         overtime_after_minutes=setting("overtime_after_minutes", _optional_minutes),
         round_minutes=setting("round_minutes", _positive_int),
+        overtime_approval=setting("overtime_approval", _overtime_approval),
     )
 
 
@@ -341,6 +345,12 @@ def _working_time(value: object, path: str) -> WorkingTime:
         if value == choice:
             return choice
     raise ShiftConfigError(path, f"expected one of {', '.join(_WORKING_TIMES)}, got {_show(value)}")
+
+
+def _overtime_approval(value: object, path: str) -> OvertimeApproval:
+    if value == "manual" or value == "auto":
+        return value
+    raise ShiftConfigError(path, f"expected manual or auto, got {_show(value)}")
 
 
 def _workdays(value: object, path: str) -> frozenset[int]:

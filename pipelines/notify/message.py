@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import mimetypes
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
@@ -82,8 +84,12 @@ def build_message(
     body_html: str | None,
     message_id: str,
     date: dt.datetime,
+    attachments: Sequence[tuple[str, bytes]] = (),
 ) -> Outgoing:
-    """The MIME message of one notification; every header value is sanitised (no CR/LF injection)."""
+    """The MIME message of one notification; every header value is sanitised (no CR/LF injection).
+
+    `attachments`: (file name, content) pairs, attached under their names.
+    """
     from_addr = parse_mailbox(sender)
     to_addr = parse_mailbox(recipient)
     if recipient_name:
@@ -99,5 +105,8 @@ def build_message(
     msg.set_content(body_text, cte="quoted-printable")
     if body_html:
         msg.add_alternative(body_html, subtype="html", cte="quoted-printable")
+    for name, content in attachments:
+        maintype, _, subtype = (mimetypes.guess_type(name)[0] or "application/octet-stream").partition("/")
+        msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
     return Outgoing(sender=from_addr.addr_spec, recipient=to_addr.addr_spec, message_id=msg["Message-ID"],
                     data=msg.as_bytes())

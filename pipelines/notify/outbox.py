@@ -18,6 +18,7 @@ import datetime as dt
 import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -284,6 +285,28 @@ async def queue_sync_failed(execution_id: str, stage: str, error: str) -> str:
     row = _row("sync_failed", key, address, None, subject, context, execution_id, utcnow())
     await _insert_new([row])
     return key
+
+
+async def queue_payroll_export(period: str, version: int, directory: str, attachments: Sequence[str],
+                               execution_id: str) -> int | None:
+    """Queue the mail of one export version to HRSYNC_PAYROLL_EMAIL (once per version and address);
+    the row's id, or None when the setting is unset. `attachments` are file paths sent under their names."""
+    wanted = get_settings().payroll_email
+    if not wanted:
+        return None
+    address = _valid_address(wanted)
+    if address is None:
+        raise ValueError(f"HRSYNC_PAYROLL_EMAIL is not an e-mail address: {wanted!r}")
+    key = outbox_key("payroll_export", period, version, address.lower())
+    context = {"period": period, "version": version, "directory": directory,
+               "files": [Path(path).name for path in attachments]}
+    row = _row("payroll_export", key, address, None, f"hrsync: attendance export {period} (version {version})",
+               context, execution_id, utcnow())
+    await _insert_new([{**row, "attachments": list(attachments)}])
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(notifications.c.id).where(notifications.c.outbox_key == key)))
+                   .scalar_one())
 
 
 # -- planning -----------------------------------------------------------------------------------------

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import aiosmtplib
@@ -84,10 +85,12 @@ async def _deliver(transport: Transport, row: dict[str, Any], sender: str,
                    policy: SendPolicy) -> tuple[Verdict, str, int]:
     """Try one row up to `policy.attempts` times; return the verdict, the reason and the tries made."""
     try:
+        files = [(Path(path).name, await asyncio.to_thread(Path(path).read_bytes))
+                 for path in row.get("attachments") or ()]
         item = build_message(sender=sender, recipient=row["recipient"], recipient_name=row["recipient_name"],
                              subject=row["subject"], body_text=row["body_text"], body_html=row["body_html"],
-                             message_id=row["message_id"], date=utcnow())
-    except ValueError as exc:
+                             message_id=row["message_id"], date=utcnow(), attachments=files)
+    except (ValueError, OSError) as exc:
         return "permanent", f"cannot build the message: {exc}", 1
     verdict: Verdict = "temporary"
     reason = ""

@@ -104,6 +104,8 @@ class Settings(BaseSettings):
                     '"nightly": null switches the nightly sync off',
     )
     shifts_file: Path | None = Field(None, description="shift definitions (YAML)")
+    export_dir: Path | None = Field(None, description="month-end exports' folder; unset: $HRSYNC_HOME/exports")
+    payroll_email: str | None = Field(None, description="who receives each month-end export by mail; unset: no mail")
     biostar_read_overlap_minutes: int = Field(
         120, ge=0, le=7 * 24 * 60,
         description="BioStar reads start this much before the requested window: logs arrive late",
@@ -214,6 +216,10 @@ class Settings(BaseSettings):
 
     def backend(self) -> str:
         return self.result_backend or f"db+sqlite:///{self.home / 'results.db'}"
+
+    def exports(self) -> Path:
+        """Where month-end exports are written: HRSYNC_EXPORT_DIR, else `$HRSYNC_HOME/exports`."""
+        return self.export_dir or self.home / "exports"
 
     def events(self) -> str:
         """The AMQP URL of the event plane: HRSYNC_EVENTS_URL, else an AMQP broker URL."""

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     Date,
     DateTime,
@@ -154,6 +155,7 @@ notifications = _table(
     Column("subject", String(255), nullable=False),
     Column("body_text", LongText, nullable=False),
     Column("body_html", LongText),
+    Column("attachments", JSON),  # paths of files attached when sent (a month-end export's)
     Column("status", String(16), nullable=False),  # pending / sent / failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("claimed_at", UTCDateTime),  # a sender's lease on a pending row (pipelines.notify)
@@ -311,4 +313,65 @@ punch_corrections = _table(
     Column("at", UTCDateTime, nullable=False),
     Index(None, "punch_id"),
     Index(None, "employee_no", "punched_at"),
+)
+
+# Month end (DESIGN §11): every exception a closed day showed, keyed (employee, date, kind), with the
+# figures last seen and the decision with the figures it was made on (decisions live apart from
+# attendance_days, so a recompute never erases one). state/changed_since_decided/approved_overtime_minutes
+# are written from `pipelines.export.decisions.ExceptionRecord` whenever the day or the decision changes.
+attendance_exceptions = _table(
+    "attendance_exceptions",
+    Column("employee_no", String(64), primary_key=True),
+    Column("work_date", Date, primary_key=True),
+    Column("kind", String(16), primary_key=True),  # missing_punch / absent / late / early_exit / half_day / overtime
+    Column("severity", String(8), nullable=False),  # critical / review
+    Column("state", String(8), nullable=False),  # open / accepted / resolved
+    Column("changed_since_decided", Boolean, nullable=False, server_default="0"),
+    Column("figures", JSON, nullable=False),  # as last seen (kept when resolved)
+    Column("auto_approved", Boolean, nullable=False, server_default="0"),  # shift with overtime_approval: auto
+    Column("approved_overtime_minutes", Integer),  # kind overtime only: what payroll pays
+    Column("verdict", String(8)),  # accept / approve / refuse; null = undecided
+    Column("decided_minutes", Integer),  # the overtime minutes a verdict approved (refuse: 0), stale or not
+    Column("decided_figures", JSON),
+    Column("decided_by", String(200)),
+    Column("decided_at", UTCDateTime),
+    Column("reason", Text),
+    Column("first_seen_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    Column("execution_id", String(36)),  # the recompute that last wrote the figures
+    Index(None, "work_date", "state"),
+)
+
+# One row per close of a month: version 1, 2, … (a reopen marks its row; closing again adds the next).
+# The period's state is its latest row's: `closed`, or `open` once reopened.
+periods = _table(
+    "periods",
+    Column("period", String(7), primary_key=True),  # YYYY-MM
+    Column("version", Integer, primary_key=True),
+    Column("state", String(8), nullable=False),  # closed / open
+    Column("forced", Boolean, nullable=False, server_default="0"),  # closed over open critical exceptions
+    Column("closed_by", String(200), nullable=False),
+    Column("closed_at", UTCDateTime, nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("reopened_by", String(200)),
+    Column("reopened_at", UTCDateTime),
+    Column("reopen_reason", Text),
+    Column("export_execution_id", String(36)),  # the execution the close's event launched
+)
+
+# What a recompute would have changed in a frozen day, kept instead of written (DESIGN §11).
+period_changes = _table(
+    "period_changes",
+    _id(),
+    Column("period", String(7), nullable=False),
+    Column("version", Integer, nullable=False),  # the closed version that froze the day
+    Column("employee_no", String(64), nullable=False),
+    Column("work_date", Date, nullable=False),
+    Column("before", JSON, nullable=False),
+    Column("after", JSON, nullable=False),
+    Column("execution_id", String(36), nullable=False),
+    Column("recorded_at", UTCDateTime, nullable=False),
+    # A retried shard of the same execution records its change once.
+    UniqueConstraint("employee_no", "work_date", "execution_id"),
+    Index(None, "period", "version"),
 )

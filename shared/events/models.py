@@ -41,6 +41,7 @@ from shared.config.errors import in_field_order
 SYNC_REQUESTED: Final = "hrsync.sync.requested"
 EMPLOYEE_CHANGED: Final = "hrsync.employee.changed"
 PUNCHES_IMPORTED: Final = "hrsync.punches.imported"
+PERIOD_CLOSED: Final = "hrsync.period.closed"
 
 # `source` of the events hrsync publishes itself; the bridge derives an execution's trigger from it.
 SCHEDULER_SOURCE = "hrsync/scheduler"
@@ -195,10 +196,25 @@ class PunchesImported(_EventData):
         return self
 
 
-EventData: TypeAlias = SyncRequested | EmployeeChanged | PunchesImported
+def _check_period(value: str) -> str:
+    if not MIN_YEAR <= int(value[:4]) <= MAX_YEAR or not 1 <= int(value[5:]) <= 12:
+        raise ValueError(f"must be a month YYYY-MM in the years {MIN_YEAR}-{MAX_YEAR}")
+    return value
+
+
+class PeriodClosed(_EventData):
+    """Data of `hrsync.period.closed`: version `version` of the month `period` was closed (launches its export)."""
+
+    period: Annotated[str, StringConstraints(pattern=r"^\d{4}-\d{2}$"), AfterValidator(_check_period)] = Field(
+        description="the month, YYYY-MM")
+    version: int = Field(ge=1, le=_INT32_MAX, description="the close's version: 1, then 2 after a reopen…")
+
+
+EventData: TypeAlias = SyncRequested | EmployeeChanged | PunchesImported | PeriodClosed
 
 DATA_MODELS: Final[Mapping[str, type[EventData]]] = MappingProxyType(
-    {SYNC_REQUESTED: SyncRequested, EMPLOYEE_CHANGED: EmployeeChanged, PUNCHES_IMPORTED: PunchesImported}
+    {SYNC_REQUESTED: SyncRequested, EMPLOYEE_CHANGED: EmployeeChanged, PUNCHES_IMPORTED: PunchesImported,
+     PERIOD_CLOSED: PeriodClosed}
 )
 EVENT_TYPES: Final[tuple[str, ...]] = tuple(DATA_MODELS)
 

@@ -3,8 +3,8 @@
 A stage's rows are its control steps (names starting with `@`: the planners, the final step, the claim,
 the finish, the failure notice) and its work shards: extract key ranges (`E0001..E0200`) and `absences`,
 merge imports (`punches:<window>`), day shards (`<from>..<to>=<department>`, no prefix) and `leave:…`
-shards, notify batches (`batch:<ids>`). `kind_of(shard)` tells them apart; planners build names with
-`ShardKind.of(key)`.
+shards, notify batches (`batch:<ids>`), month exports (`export:<YYYY-MM>:v<N>`). `kind_of(shard)` tells
+them apart; planners build names with `ShardKind.of(key)`.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ class ShardKind(StrEnum):
     PUNCHES = "punches:"  # a merge import window
     LEAVE = "leave:"  # merge: days changed absences recompute, for those employees only
     BATCH = "batch:"  # a notify send batch
+    EXPORT = "export:"  # the export of one closed version of a month (`export:YYYY-MM:vN`)
     ABSENCES = "absences"  # the extract shard reading the HRIS absences
     KEY_RANGE = "key-range"  # an extract shard: a range of employee numbers (no prefix)
     DAYS = "days"  # a merge day shard (no prefix)
@@ -45,7 +46,7 @@ class ShardKind(StrEnum):
         return self.value
 
 
-PREFIXES = (ShardKind.PUNCHES, ShardKind.LEAVE, ShardKind.BATCH)
+PREFIXES = (ShardKind.PUNCHES, ShardKind.LEAVE, ShardKind.BATCH, ShardKind.EXPORT)
 CONTROL = frozenset(k.value for k in ShardKind if k.value.startswith("@"))
 PLANS = (ShardKind.PLAN, ShardKind.PLAN_DAYS)
 

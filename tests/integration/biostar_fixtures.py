@@ -18,7 +18,7 @@ from sqlalchemy import delete, select
 
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, engine_for
-from shared.database.tables import attendance_days, employees, punches, unmatched_punches
+from shared.database.tables import attendance_days, attendance_exceptions, employees, punches, unmatched_punches
 from shared.runtime.runner import run_async
 from tests.conftest import create_mariadb_database, drop_mariadb_database, set_env
 
@@ -110,7 +110,8 @@ class Staff:
         async def purge() -> None:
             engine = await app_engine()
             async with engine.begin() as conn:
-                for table, key in ((attendance_days, "employee_no"), (punches, "employee_no"),
+                for table, key in ((attendance_days, "employee_no"), (attendance_exceptions, "employee_no"),
+                                   (punches, "employee_no"),
                                    (unmatched_punches, "biostar_user_id"), (employees, "employee_no")):
                     await conn.execute(delete(table).where(table.c[key].like(f"{self.prefix}%")))
 

@@ -42,7 +42,7 @@ from tests.integration.worker_process import WorkerProcess
 ZONE = "Europe/Berlin"
 MONDAY, TUESDAY = date(2026, 11, 23), date(2026, 11, 24)
 OPS = "ops@example.test"
-STAGE_QUEUES = ["hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.workflow"]
+STAGE_QUEUES = ["hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.export", "hrsync.workflow"]
 
 
 def at(day: date, hhmm: str) -> datetime:

@@ -204,6 +204,8 @@ def test_running_twice_leaves_identical_punches_and_days(biostar_db: str, staff:
     assert punches_1 == punches_2
     assert without(days_1, "computed_at") == without(days_2, "computed_at")
     assert all(b["computed_at"] > a["computed_at"] for a, b in zip(days_1, days_2, strict=True))
+    # 12 absent + 1 half_day + 1 missing_punch + late 20 (2026-06-02 09:20) + early exit (12:00) = 16, written once
+    assert (output_1.pop("exceptions"), output_2.pop("exceptions")) == (16, 0)
     assert output_1 == output_2 == {
         "rows": 21, "removed": 0, "employees": 3,
         "by_status": {"absent": 12, "half_day": 1, "missing_punch": 1, "off": 6, "present": 1}}

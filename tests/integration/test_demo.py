@@ -124,7 +124,13 @@ def test_demo_runs_the_nightly_chain_with_nothing_installed(tmp_path: Path) -> N
         outbox = db.execute("SELECT message_id, status FROM notifications").fetchall()
         status = db.execute("SELECT status FROM executions").fetchall()
         check_showcase(db)
-    assert status == [("succeeded",)]
+    assert status == [("succeeded",), ("succeeded",)]  # the nightly, then last month's export
+    # the month before the run's is closed over the planted exceptions, and its export printed
+    today = dt.datetime.now(ZoneInfo(DEMO_ZONE)).date()
+    month = (today.replace(day=1) - dt.timedelta(days=1)).strftime("%Y-%m")
+    assert f"month end: period {month} closed (version 1): demo: closed over the planted exceptions" in words
+    assert "summary.csv, its header and first 3 rows: employee_no,full_name,department,days_present" in words
+    assert (run / "exports" / month / "v1" / "manifest.json").is_file()
     assert len(outbox) > 10
     assert {s for _, s in outbox} == {"sent"}
     emails = sorted(p.name for p in (run / "mail").glob("*.eml"))

@@ -36,7 +36,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ZONE = ZoneInfo("Europe/Berlin")
 HRSYNC = os.path.join(os.path.dirname(sys.executable), "hrsync")
-CELERY_QUEUES = ("hrsync.workflow", "hrsync.extract", "hrsync.merge", "hrsync.notify")
+CELERY_QUEUES = ("hrsync.workflow", "hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.export")
 
 
 def utcnow() -> dt.datetime:

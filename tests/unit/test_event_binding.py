@@ -171,6 +171,14 @@ def test_open_ranges_are_bounded_once_resolved(data: dict[str, Any], reason: str
         assert caught.value.reason == reason
 
 
+def test_a_period_close_launches_the_export_stage_alone() -> None:
+    """`hrsync.period.closed` {period, version} runs the export stage of that version and nothing else."""
+    parsed = parse_event(json.dumps(event("hrsync.period.closed", {"period": "2026-11", "version": 2})).encode())
+    request = request_for(parsed, datetime(2026, 12, 2, tzinfo=UTC), get_settings().zone)
+    assert (request.kind, request.params["stages"], request.params["export"]) == (
+        "export", ["export"], {"period": "2026-11", "version": 2})
+
+
 def test_a_plan_above_the_shard_ceiling_is_refused() -> None:
     """A planner's output with more than MAX_SHARDS shards fails the stage instead of fanning out."""
     assert plan_of([{"key": str(i)} for i in range(MAX_SHARDS)], {}).rows_in == MAX_SHARDS

@@ -562,7 +562,8 @@ def test_sync_event_id_rejects_ambiguous_input(job: str, fire_time: datetime, me
 
 def test_constants_match_the_contract() -> None:
     """The event types, size limit and content type are those of DESIGN §5."""
-    assert EVENT_TYPES == ("hrsync.sync.requested", "hrsync.employee.changed", "hrsync.punches.imported")
+    assert EVENT_TYPES == ("hrsync.sync.requested", "hrsync.employee.changed", "hrsync.punches.imported",
+                           "hrsync.period.closed")
     assert set(DATA_MODELS) == set(EVENT_TYPES)
     assert MAX_EVENT_BYTES == 262144
     assert CONTENT_TYPE == "application/cloudevents+json"
@@ -680,6 +681,9 @@ def valid_data(draw: st.DrawFn) -> tuple[str, dict[str, Any]]:
             "employee_no": draw(employee_numbers),
             "fields": draw(st.none() | st.lists(st.text(), min_size=1)),
         }
+    if type_ == "hrsync.period.closed":
+        month = draw(st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)))
+        return type_, {"period": month.strftime("%Y-%m"), "version": draw(st.integers(1, 2**31 - 1))}
     start = draw(st.datetimes(min_value=datetime(1900, 1, 1), max_value=datetime(2100, 12, 1), timezones=st.just(UTC)))
     return type_, {
         "from": start,

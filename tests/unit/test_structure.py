@@ -53,6 +53,7 @@ def test_one_notion_of_transient(error: BaseException, transient: bool) -> None:
     ("('E1', 'E9']", ShardKind.KEY_RANGE, ShardKind.KEY_RANGE),
     ("absences", ShardKind.KEY_RANGE, ShardKind.ABSENCES),
     ("batch:1-50:50", ShardKind.BATCH, ShardKind.BATCH),
+    ("export:2019-04:v2", ShardKind.EXPORT, ShardKind.EXPORT),
 ])
 def test_shard_names_have_one_kind(shard: str, plain: ShardKind, kind: ShardKind) -> None:
     """A recorded shard name maps to its kind (a name without prefix to the stage's plain kind)."""
@@ -66,6 +67,7 @@ def test_shard_names_have_one_kind(shard: str, plain: ShardKind, kind: ShardKind
     ("merge", "2026-03-02..2026-03-08=Ops", "days"),
     ("merge", "leave:2026-03-02..2026-03-08=Ops", "days"),
     ("notify", "batch:1-50:50", "batches"),
+    ("export", "export:2019-04:v2", "exports"),
     ("merge", "@plan-days", "@plan-days"),
 ])
 def test_the_trace_groups_shards_by_the_declared_kinds(stage: str, shard: str, group: str) -> None:
@@ -75,12 +77,13 @@ def test_the_trace_groups_shards_by_the_declared_kinds(stage: str, shard: str, g
 
 def test_the_declarations_keep_the_task_names() -> None:
     """The stages, their order and their Celery task names are those queued messages use."""
-    assert STAGE_NAMES == ("extract", "merge", "notify")
+    assert STAGE_NAMES == ("extract", "merge", "notify", "export")
     names = {stage.task_name(step) for stage in BY_NAME.values()
              for step in (*(p.planner for p in stage.phases), *(p.worker for p in stage.phases), "done")}
     assert names == {"hrsync.extract.plan", "hrsync.extract.shard", "hrsync.extract.done", "hrsync.merge.plan",
                      "hrsync.merge.import", "hrsync.merge.days", "hrsync.merge.shard", "hrsync.merge.done",
-                     "hrsync.notify.plan", "hrsync.notify.send", "hrsync.notify.done"}
+                     "hrsync.notify.plan", "hrsync.notify.send", "hrsync.notify.done",
+                     "hrsync.export.plan", "hrsync.export.write", "hrsync.export.done"}
 
 
 @pytest.mark.parametrize(("ids", "width"), [

@@ -1,0 +1,35 @@
+"""A CSV file of the export: UTF-8 without BOM, CRLF line ends, RFC 4180 quoting (DESIGN §11)."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+from types import TracebackType
+
+from pipelines.export.cells import CSV_TEXT, Cell, guarded
+from pipelines.export.layout import Column
+
+_BUFFER = 1 << 20
+
+
+class CsvFile:
+    """Writes a header row, then data rows, counting them; use as a context manager."""
+
+    def __init__(self, path: Path, columns: Sequence[Column]) -> None:
+        self._file = path.open("w", encoding="utf-8", newline="", buffering=_BUFFER)
+        self._writer = csv.writer(self._file, lineterminator="\r\n")
+        self._writer.writerow([guarded(column.name) for column in columns])
+        self._spell = [CSV_TEXT[column.kind] for column in columns]
+        self.rows = 0
+
+    def write(self, cells: Sequence[Cell]) -> None:
+        self._writer.writerow([spell(cell) for spell, cell in zip(self._spell, cells, strict=True)])
+        self.rows += 1
+
+    def __enter__(self) -> CsvFile:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 traceback: TracebackType | None) -> None:
+        self._file.close()
