@@ -55,7 +55,7 @@ DEPARTMENTS = 4
 @contextlib.contextmanager
 def biostar_database(keep: bool) -> Iterator[str]:
     """A fresh BioStar database with this month's log table."""
-    from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
+    from pipelines.merge.biostar import BiostarLog, create_demo_biostar
     from shared.runtime.runner import run_async, shutdown
 
     name = f"hrsync_bench_biostar_{uuid.uuid4().hex[:8]}"

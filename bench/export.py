@@ -37,9 +37,9 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from pipelines.attendance.rules import AbsencePart, AttendanceStatus  # noqa: E402
-from pipelines.export.period import Period  # noqa: E402
 from pipelines.export.rows import ExportDay, ExportJob  # noqa: E402
 from pipelines.export.write import write_month_export  # noqa: E402
+from pipelines.monthend.period import Period  # noqa: E402
 
 PERIOD = Period(2026, 11)
 DAYS = 30

@@ -196,17 +196,19 @@ def fan_out(calls: list[Any]) -> list[Any]:
 
 def hrsync_stage(stage: str) -> dict[str, Any]:
     """Run one stage as the workflow would (planner, then its shards in parallel); returns timings."""
-    from pipelines.attendance.merge import (
-        current_shift_config,
-        import_punches,
+    from pipelines.attendance.rules import punch_range_needed
+    from pipelines.attendance.shifts import current_shift_config
+    from pipelines.extract import stage as extract
+    from pipelines.extract.employees import ExtractParams, extract_employees, plan_extract_shards
+    from pipelines.mail import build_notifications, plan_notify_batches, send_notifications
+    from pipelines.merge import stage as merge
+    from pipelines.merge.days import (
+            import_punches,
         merge_attendance,
         plan_merge_shards_from_db,
         plan_punch_windows,
     )
-    from pipelines.attendance.rules import punch_range_needed
-    from pipelines.hris_extract import ExtractParams, extract_employees, plan_extract_shards
-    from pipelines.notify import build_notifications, plan_notify_batches, send_notifications
-    from pipelines.stages import extract, merge, notify
+    from pipelines.notify import stage as notify
     from shared.config.settings import get_settings
     from shared.runtime.runner import run_async
 

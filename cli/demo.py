@@ -95,8 +95,8 @@ def _use_environment(setup: DemoSetup) -> None:
 
 def write_demo_data(setup: DemoSetup, today: dt.date) -> demo_data.DemoData:
     """Generate the data and write it into the embedded sources only (and the shifts file)."""
-    from pipelines.attendance.biostar import create_demo_biostar
-    from pipelines.hris.source import create_demo_hris, demo_hris_path
+    from pipelines.extract.source import create_demo_hris, demo_hris_path
+    from pipelines.merge.biostar import create_demo_biostar
     from shared.database import migrations
     from shared.runtime.runner import run_async
 
@@ -280,7 +280,7 @@ def run_demo(out: Console, then: Callable[[], None] | None = None) -> None:
 def _close_the_month(execution: dict[str, Any], now: dt.datetime, worker: DemoWorker,
                      out: Console) -> tuple[demo_month_end.ClosedMonth, str] | None:
     """After a successful nightly: close last month and wait for its export (None when the nightly failed)."""
-    from pipelines.export.periods import CloseRefused
+    from pipelines.monthend.periods import CloseRefused
     from shared.records.status import ExecutionStatus
 
     if execution["status"] != ExecutionStatus.SUCCEEDED:

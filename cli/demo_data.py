@@ -29,9 +29,9 @@ from cli.demo_company import (
     shifts_document,
     shifts_yaml,
 )
-from pipelines.attendance.biostar import IDENTIFY_SUCCESS, VERIFY_SUCCESS, BiostarLog
 from pipelines.attendance.rules import ShiftInstance, shift_instance
 from pipelines.attendance.shifts import ShiftConfig, parse_shift_config
+from pipelines.merge.biostar import IDENTIFY_SUCCESS, VERIFY_SUCCESS, BiostarLog
 
 VERIFY_FAIL, IDENTIFY_FAIL = 0x11, 0x14  # BioStar main codes of failed authentications
 DEVICES = (541530001, 541530002, 541530003)  # main entrance, side entrance, warehouse gate
@@ -95,7 +95,7 @@ class Showcase:
 
 @dataclass
 class DemoData:
-    """HRIS rows (`pipelines.hris.rows.COLUMNS` keys), absences, BioStar logs, the shifts file, what was planted."""
+    """HRIS rows (`pipelines.extract.rows.COLUMNS` keys), absences, BioStar logs, the shifts file, what was planted."""
 
     first_day: dt.date
     last_day: dt.date
@@ -103,7 +103,7 @@ class DemoData:
     shifts: dict[str, Any]
     showcase: Showcase
     employees: list[dict[str, Any]] = field(default_factory=list)
-    absences: list[dict[str, Any]] = field(default_factory=list)  # `pipelines.hris.rows.ABSENCE_COLUMNS` keys
+    absences: list[dict[str, Any]] = field(default_factory=list)  # `pipelines.extract.rows.ABSENCE_COLUMNS` keys
     logs: list[BiostarLog] = field(default_factory=list)
     planted: Counter[str] = field(default_factory=Counter)
 

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Group
 from rich.text import Text
 
-from pipelines.export.period import Period
+from pipelines.monthend.period import Period
 
 SUMMARY_ROWS = 3  # rows of summary.csv the demo prints, as written
 
@@ -43,8 +43,8 @@ def close_and_launch(today: dt.date, launch: Callable[[Any], str]) -> ClosedMont
 
     `launch(event)` creates and launches the event's execution as the bridge would, and returns its id.
     """
-    from pipelines.export.closing import close_month
-    from pipelines.export.periods import CloseRefused
+    from pipelines.monthend.closing import close_month
+    from pipelines.monthend.periods import CloseRefused
     from shared.runtime.runner import run_async
 
     period = month_to_close(today)

@@ -20,7 +20,7 @@ from sqlalchemy import case, func, select
 
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
-from pipelines.stages import BY_NAME
+from pipelines.registry import BY_NAME
 from shared.config.settings import Settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, employees, execution_stages, notifications

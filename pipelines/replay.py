@@ -3,7 +3,7 @@ it skips, and which effects (rows written, emails) already exist and will not be
 
 `hrsync replay --dry-run` prints this plan; `hrsync replay` creates the execution it describes and
 launches its stages. It does not repeat the planners' decisions: it reads the plans they recorded
-(each stage's planners, from its declaration in `pipelines.stages`) with the lineage rule the planners
+(each stage's planners, from its declaration in `pipelines.registry`) with the lineage rule the planners
 use at run time (`shared.records.queries.visible_lineage`), so the plan is what the replay then does:
 
 - the stages before the failed one succeeded: not rerun, their `@done` outputs feed the next stage;
@@ -18,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from pipelines.registry import BY_NAME, STAGE_NAMES
 from pipelines.stage import Stage
-from pipelines.stages import BY_NAME, STAGE_NAMES
 from shared.config.errors import ConfigError, HrsyncError
 from shared.records.queries import RERUN_STAGES, visible_lineage
 from shared.records.shards import ShardKind, is_control

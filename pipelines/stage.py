@@ -6,7 +6,7 @@ A stage runs its phases in turn: each phase's planner (a control step, shard `@p
 returns a `Plan` of shards, the phase's shard step runs once per shard, then the next phase's planner or
 the stage's final step (`@done`). The Celery task shells (`workers/tasks.py`, task names
 `hrsync.<stage>.<step>`), the canvas, the replay planner and the trace's grouping are derived from the
-declarations registered in `pipelines.stages.STAGES`; nothing here imports Celery.
+declarations registered in `pipelines.registry.STAGES`; nothing here imports Celery.
 
 Every shard step gets its inputs the same way: the execution's inputs snapshot (`stage_params`) and the
 shard as planned (a typed value, `Shard.from_json` of what the message carries).
@@ -106,11 +106,21 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Output:
+    """A stage's result that later stages may read (`pipelines.outputs`): which stage produces it, its name
+    and what it holds. A reader names it in `Stage.reads`; stage folders never import each other."""
+
+    stage: str
+    name: str
+    holds: str
+
+
+@dataclass(frozen=True)
 class Stage:
     """A stage, declared once. `shard_kinds`: the kinds of its work shards (the first is the kind of a name
     without a prefix); `groups`: the trace's label of each kind; `replans`: for a stage planned afresh when a
     replay runs it (not from recorded plans), the shards the replay's dry run predicts from the pending
-    outbox ids, and what it can only plan later."""
+    outbox ids, and what it can only plan later; `reads`: the outputs of earlier stages it uses."""
 
     name: str
     queue: str
@@ -119,6 +129,7 @@ class Stage:
     shard_kinds: tuple[ShardKind, ...]
     groups: Mapping[ShardKind, str]
     replans: Callable[[Sequence[int]], tuple[list[str], list[str]]] | None = None
+    reads: tuple[Output, ...] = ()
 
     def task_name(self, step: str) -> str:
         """The Celery task name of a step (stable: queued messages and deployed workers use it)."""

@@ -15,8 +15,8 @@ from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Reques
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 
-from pipelines.export.exceptions import ExceptionKind
-from pipelines.export.period import Period
+from pipelines.monthend.exceptions import ExceptionKind
+from pipelines.monthend.period import Period
 from shared.runtime.runner import run_async
 from web.auth import operator, signed_in
 from web.pages import render, see_other
@@ -60,7 +60,7 @@ class Reopening(BaseModel):
 # -- what pages and API share -------------------------------------------------------------------------
 
 def _exceptions(period: str | None, kind: str | None, department: str | None, only_open: bool) -> list[dict[str, Any]]:
-    from pipelines.export.deciding import list_exceptions, parse_kind
+    from pipelines.monthend.deciding import list_exceptions, parse_kind
 
     month = Period.parse(period) if period else None
     wanted = parse_kind(kind, "kind") if kind else None
@@ -68,7 +68,7 @@ def _exceptions(period: str | None, kind: str | None, department: str | None, on
 
 
 def _accept(employee_no: str, work_date: str, kind: str, reason: str, user: User) -> dict[str, Any]:
-    from pipelines.export.deciding import accept_exception, parse_day, parse_kind
+    from pipelines.monthend.deciding import accept_exception, parse_day, parse_kind
 
     return run_async(accept_exception(employee_no, parse_day(work_date, "work_date"), parse_kind(kind, "kind"),
                                       reason, actor=user.name, via=VIA))
@@ -76,14 +76,14 @@ def _accept(employee_no: str, work_date: str, kind: str, reason: str, user: User
 
 def _overtime(employee_no: str, work_date: str, approve: bool, minutes: int | None, reason: str,
               user: User) -> dict[str, Any]:
-    from pipelines.export.deciding import decide_overtime, parse_day
+    from pipelines.monthend.deciding import decide_overtime, parse_day
 
     return run_async(decide_overtime(employee_no, parse_day(work_date, "work_date"), approve=approve,
                                      minutes=minutes, reason=reason, actor=user.name, via=VIA))
 
 
 def _period(period: str) -> dict[str, Any]:
-    from pipelines.export.closing import period_info
+    from pipelines.monthend.closing import period_info
 
     return run_async(period_info(Period.parse(period)))
 
@@ -108,13 +108,13 @@ def _close(period: str, reason: str, force: bool, user: User) -> dict[str, Any]:
 
 
 def _reopen(period: str, reason: str, user: User) -> dict[str, Any]:
-    from pipelines.export.closing import reopen_period
+    from pipelines.monthend.closing import reopen_period
 
     return run_async(reopen_period(Period.parse(period), reason, actor=user.name, via=VIA))
 
 
 def _periods() -> list[dict[str, Any]]:
-    from pipelines.export.closing import list_periods
+    from pipelines.monthend.closing import list_periods
 
     return run_async(list_periods())
 

@@ -6,7 +6,7 @@
                  → finish )
 
 (⇒: the planner replaces itself with the chord; the rest of the chain follows the chord's body.)
-The stages and their order come from `pipelines.stages.STAGES`; only those in the execution's params
+The stages and their order come from `pipelines.registry.STAGES`; only those in the execution's params
 run. `start` claims the execution, so launching the same execution twice runs it once.
 """
 

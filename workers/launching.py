@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.export.closing import close_month, close_period, period_info
-from pipelines.export.period import Period
+from pipelines.monthend.closing import close_month, close_period, period_info
+from pipelines.monthend.period import Period
 from shared.config.settings import get_settings
 from shared.runtime.runner import run_async
 from workers.event_requests import admit_and_launch

@@ -1,4 +1,4 @@
-"""Task shells, derived from the stage declarations (`pipelines.stages.STAGES`): decode arguments →
+"""Task shells, derived from the stage declarations (`pipelines.registry.STAGES`): decode arguments →
 `run_stage(step coroutine)` → small JSON result.
 
 For each stage and each of its phases: a planner task (`hrsync.<stage>.<planner>`) that replaces itself
@@ -15,10 +15,10 @@ from typing import Any
 from celery import Task, chord
 from celery.canvas import Signature
 
+from pipelines.notify.stage import notify_failure as notify_failure_step
 from pipelines.probe import probe_app_db
+from pipelines.registry import STAGES
 from pipelines.stage import Phase, Plan, Stage
-from pipelines.stages import STAGES
-from pipelines.stages.notify import notify_failure as notify_failure_step
 from shared.events.coalesce import COALESCED
 from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, StageResult, claim_step, finish_step
 from shared.records.shards import ShardKind

@@ -23,9 +23,9 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.attendance.merge import current_shift_config
 from pipelines.attendance.rules import work_dates_affected
-from pipelines.export.store import refuse_frozen
+from pipelines.attendance.shifts import current_shift_config
+from pipelines.monthend.store import refuse_frozen
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
 from shared.database.db import app_engine

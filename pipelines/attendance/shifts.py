@@ -25,6 +25,8 @@ from typing import Any, Literal, NamedTuple, TypeVar, cast
 
 import yaml
 
+from shared.config.settings import get_settings
+
 WorkingTime = Literal["first_last", "pairs"]
 OvertimeApproval = Literal["manual", "auto"]  # who approves a day's overtime: a person, or the shift itself
 _T = TypeVar("_T")
@@ -482,3 +484,22 @@ def _show(value: object) -> str:
 
 # Parsed rather than spelled out so the demo goes through the same validation as a real file.
 DEFAULT_SHIFT_CONFIG: ShiftConfig = parse_shift_config(_DEFAULT_SHIFTS_DOCUMENT)
+
+
+def current_shift_config() -> ShiftConfig:
+    """The shifts of `HRSYNC_SHIFTS_FILE`, or the embedded default; reread when the file changes."""
+    path = get_settings().shifts_file
+    if path is None:
+        return DEFAULT_SHIFT_CONFIG
+    return _load_config(Path(path), Path(path).stat().st_mtime_ns)
+
+
+_config_cache: dict[tuple[Path, int], ShiftConfig] = {}
+
+
+def _load_config(path: Path, mtime_ns: int) -> ShiftConfig:
+    key = (path, mtime_ns)
+    if key not in _config_cache:
+        _config_cache.clear()  # one file at a time: the old version is never needed again
+        _config_cache[key] = load_shift_config(path)
+    return _config_cache[key]

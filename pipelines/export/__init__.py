@@ -1,7 +1,5 @@
-"""Month end (DESIGN §11) as pure parts: the exceptions a day raises, the decisions on them, and the
-export files of a closed month.
+"""The export stage (DESIGN §11): the files of a closed month's version, and their mail to payroll.
 
-Nothing here touches a database or Celery: the callers hand in typed day rows (`ExportDay`, ordered by
-employee_no then date) and stored decisions, and get back records to store or files written to a
-directory they name (`write_month_export`).
+`stage.py` declares it; the files are pure parts (`rows`, `layout`, `cells`, `csvfile`, `workbook`, `totals`,
+`manifest`, `write`) over typed day rows that `source.py` streams; `version.py` writes a version.
 """

@@ -7,7 +7,7 @@ from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
 from pipelines.attendance.rules import AbsencePart, AttendanceStatus
-from pipelines.export.period import Period
+from pipelines.monthend.period import Period
 
 
 @dataclass(frozen=True, slots=True)
@@ -18,7 +18,7 @@ class ExportDay:
     covering the date as the rules combine them (`pipelines.attendance.rules.absence_on`: `am` + `pm` is
     `full`), None when `absence_kind` is None; `attendance_days` does not store it, so the row source
     supplies it. `approved_overtime_minutes` is what the day's overtime decision approves
-    (`pipelines.export.decisions.approved_overtime`). `corrected`: a manual punch or a void touched the day.
+    (`pipelines.monthend.decisions.approved_overtime`). `corrected`: a manual punch or a void touched the day.
     """
 
     employee_no: str

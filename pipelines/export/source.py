@@ -18,8 +18,8 @@ from sqlalchemy import and_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipelines.attendance.rules import Absence, AbsencePart, AttendanceStatus, absence_on
-from pipelines.export.period import Period
 from pipelines.export.rows import ExportDay
+from pipelines.monthend.period import Period
 from shared.database.tables import absences, attendance_days, attendance_exceptions, employees, punch_corrections
 
 BATCH_ROWS = 2000  # day rows per fetch: the reader holds at most this many (plus the writer's queue)

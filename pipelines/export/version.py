@@ -19,10 +19,10 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 
 from pipelines.export.manifest import MANIFEST, FileEntry
-from pipelines.export.period import Period
 from pipelines.export.rows import ExportDay, ExportJob
 from pipelines.export.source import absence_kinds, stream_days
 from pipelines.export.write import PAYROLL, export_names, workbook_name, write_month_export
+from pipelines.monthend.period import Period
 from shared.config.errors import HrsyncError
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings

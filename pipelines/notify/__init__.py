@@ -1,26 +1,4 @@
-"""The email notify stage: build notifications into the outbox, then send them in batches.
+"""The notify stage: the outbox built for the merged days, sent in batches; and the failure notice.
 
-Run every function through `shared.runtime.runner.run_async` (they use the app engine of the runner's loop).
-The Celery layer's shape: ``build_notifications`` → ``plan_notify_batches`` → a group of
-``send_notifications(batch)``, retrying a batch task on `TemporaryMailError` and failing it without
-retry on `MailSetupError`; ``queue_sync_failed`` where an execution fails.
-
-Each batch opens its own SMTP connection on its first message and closes it at the end: an SMTP session
-is one transaction at a time and servers drop idle sessions after a few minutes, so a connection shared
-through the runner's registry would need a pool with liveness checks to save one handshake per batch.
-Without HRSYNC_SMTP_URL, mail goes to ``<HRSYNC_HOME>/mail/<message-id>.eml`` (see `smtp`).
+`stage.py` declares it; the outbox and the sending are `pipelines.mail` (the export stage mails through it too).
 """
-
-from pipelines.notify.errors import MailSetupError, TemporaryMailError
-from pipelines.notify.outbox import build_notifications, plan_notify_batches, queue_sync_failed
-from pipelines.notify.send import SendPolicy, send_notifications
-
-__all__ = [
-    "MailSetupError",
-    "SendPolicy",
-    "TemporaryMailError",
-    "build_notifications",
-    "plan_notify_batches",
-    "queue_sync_failed",
-    "send_notifications",
-]

@@ -318,7 +318,7 @@ punch_corrections = _table(
 # Month end (DESIGN §11): every exception a closed day showed, keyed (employee, date, kind), with the
 # figures last seen and the decision with the figures it was made on (decisions live apart from
 # attendance_days, so a recompute never erases one). state/changed_since_decided/approved_overtime_minutes
-# are written from `pipelines.export.decisions.ExceptionRecord` whenever the day or the decision changes.
+# are written from `pipelines.monthend.decisions.ExceptionRecord` whenever the day or the decision changes.
 attendance_exceptions = _table(
     "attendance_exceptions",
     Column("employee_no", String(64), primary_key=True),

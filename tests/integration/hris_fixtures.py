@@ -17,8 +17,8 @@ import pyodbc
 import pytest
 from sqlalchemy import delete, select
 
-from pipelines.hris.absences import ABSENCE_COLUMNS
-from pipelines.hris.rows import COLUMNS
+from pipelines.extract.absences import ABSENCE_COLUMNS
+from pipelines.extract.rows import COLUMNS
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
 from shared.database.tables import absences, employees, sync_watermarks

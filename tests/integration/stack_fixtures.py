@@ -27,7 +27,7 @@ import pika
 import pytest
 from sqlalchemy import func, select, text
 
-from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
+from pipelines.merge.biostar import BiostarLog, create_demo_biostar
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, dead_letters, event_inbox, executions
 from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url

@@ -12,17 +12,13 @@ from typing import Any
 import pytest
 
 from pipelines.attendance.corrections import add_punch, list_punches, void_punch
-from pipelines.attendance.merge import MergeShard, _upsert_if_newer, merge_attendance, plan_recompute_shards
-from pipelines.hris.absences import (
-    absence_params,
-    clear_absence_recomputes,
-    extract_absences,
-    pending_absence_recomputes,
-)
-from pipelines.hris.params import ExtractParams
-from pipelines.hris.source import HrisSourceError
-from pipelines.hris.watermark import commit_watermark, next_watermark, pin_extract_window
-from pipelines.notify import build_notifications
+from pipelines.extract.absences import absence_params, extract_absences
+from pipelines.extract.params import ExtractParams
+from pipelines.extract.source import HrisSourceError
+from pipelines.extract.watermark import commit_watermark, next_watermark, pin_extract_window
+from pipelines.mail import build_notifications
+from pipelines.merge.days import MergeShard, _upsert_if_newer, merge_attendance, plan_recompute_shards
+from pipelines.outputs import clear_absence_recomputes, pending_absence_recomputes
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
 from shared.database.tables import absences, notifications, operator_actions, punch_corrections, punches

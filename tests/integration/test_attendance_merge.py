@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.attendance.biostar import BiostarLog, create_demo_biostar
-from pipelines.attendance.merge import (
+from pipelines.merge.biostar import BiostarLog, create_demo_biostar
+from pipelines.merge.days import (
     MergeShard,
     PunchWindow,
     import_punches,

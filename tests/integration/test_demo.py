@@ -19,7 +19,7 @@ import pytest
 from cli import demo_data
 from cli.demo import DEMO_ZONE
 from cli.demo_company import CREWS
-from pipelines.notify.smtp import eml_path
+from pipelines.mail.smtp import eml_path
 
 pytestmark = pytest.mark.slow
 

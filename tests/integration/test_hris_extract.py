@@ -16,9 +16,8 @@ import pyodbc
 import pytest
 from sqlalchemy import text
 
-import pipelines.hris.source as hris_source_module
-from pipelines.hris.source import Batches, HrisSource, demo_hris_path, hris_source
-from pipelines.hris_extract import (
+import pipelines.extract.source as hris_source_module
+from pipelines.extract.employees import (
     WATERMARK_OVERLAP,
     ExtractParams,
     HrisSourceError,
@@ -32,6 +31,7 @@ from pipelines.hris_extract import (
     plan_extract_shards,
     read_watermark,
 )
+from pipelines.extract.source import Batches, HrisSource, demo_hris_path, hris_source
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
 from shared.records.executions import StageResult

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel
 
-import pipelines.hris.source as hris_source_module
-from pipelines.hris.absences import absence_params, extract_absences
-from pipelines.hris.params import ALL_KEYS, ExtractParams
-from pipelines.hris.query import strip_query
-from pipelines.hris_extract import extract_employees, plan_extract_shards
+import pipelines.extract.source as hris_source_module
+from pipelines.extract.absences import absence_params, extract_absences
+from pipelines.extract.employees import extract_employees, plan_extract_shards
+from pipelines.extract.params import ALL_KEYS, ExtractParams
+from pipelines.extract.query import strip_query
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
 from shared.database.tables import absences
@@ -104,7 +104,7 @@ def test_a_list_of_employees_over_the_limit_is_read_in_statements_sql_server_tak
 def test_the_stage_plans_each_part_of_a_long_list_apart(hris: PgHris, sqlserver_limit: list[Statement]) -> None:
     """The extract's planner cuts a 2,500-employee list into parts, each a shard read in one statement per
     batch; extracting every shard stores everyone once."""
-    from pipelines.stages.extract import employee_shards
+    from pipelines.extract.stage import employee_shards
 
     fill(hris)
     shards = run_async(employee_shards(ExtractParams(employees=NUMBERS)))

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from pipelines.hris_extract import (
+from pipelines.extract.employees import (
     ExtractParams,
     commit_watermark,
     extract_employees,

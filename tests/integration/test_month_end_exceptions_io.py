@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from pipelines.attendance.merge import MergeShard, merge_attendance
-from pipelines.export.deciding import accept_exception, decide_overtime, list_exceptions
-from pipelines.export.exceptions import ExceptionKind
+from pipelines.merge.days import MergeShard, merge_attendance
+from pipelines.monthend.deciding import accept_exception, decide_overtime, list_exceptions
+from pipelines.monthend.exceptions import ExceptionKind
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
 from shared.database.tables import attendance_exceptions, operator_actions

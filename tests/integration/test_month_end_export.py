@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from pipelines.export.period import Period
+from pipelines.monthend.period import Period
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, attendance_exceptions, period_changes, periods
 from shared.records.queries import get_stages

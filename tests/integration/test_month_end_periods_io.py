@@ -13,12 +13,12 @@ import pytest
 from sqlalchemy import delete
 
 from pipelines.attendance.corrections import add_punch
-from pipelines.attendance.merge import MergeShard, PunchWindow, import_punches, merge_attendance
-from pipelines.export.closing import close_period, period_info, reopen_period
-from pipelines.export.deciding import decide_overtime
-from pipelines.export.period import Period
-from pipelines.export.periods import CloseRefused
-from pipelines.export.store import PeriodClosed
+from pipelines.merge.days import MergeShard, PunchWindow, import_punches, merge_attendance
+from pipelines.monthend.closing import close_period, period_info, reopen_period
+from pipelines.monthend.deciding import decide_overtime
+from pipelines.monthend.period import Period
+from pipelines.monthend.periods import CloseRefused
+from pipelines.monthend.store import PeriodClosed
 from shared.database.db import app_engine
 from shared.database.tables import absences, operator_actions, period_changes, periods, punches
 from shared.runtime.runner import run_async

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from pipelines.export.decisions import ExceptionRecord, accept, approve_overtime, refresh
-from pipelines.export.exception_rows import exception_record, exception_row
-from pipelines.export.exceptions import Finding, findings_of
+from pipelines.monthend.decisions import ExceptionRecord, accept, approve_overtime, refresh
+from pipelines.monthend.exception_rows import exception_record, exception_row
+from pipelines.monthend.exceptions import Finding, findings_of
 from shared.database import migrations
 from shared.database.db import app_engine
 from shared.database.tables import attendance_exceptions, period_changes, periods

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import delete, or_, select, update
 from structlog.testing import capture_logs
 
-from pipelines.notify import (
+from pipelines.mail import (
     MailSetupError,
     SendPolicy,
     TemporaryMailError,
@@ -24,7 +24,7 @@ from pipelines.notify import (
     queue_sync_failed,
     send_notifications,
 )
-from pipelines.notify.smtp import eml_path
+from pipelines.mail.smtp import eml_path
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, employees, notifications

@@ -17,7 +17,7 @@ import pymysql
 import pytest
 from tenacity import stop_after_attempt
 
-from pipelines.stages.merge import DayShard, ImportShard
+from pipelines.merge.stage import DayShard, ImportShard
 from shared.config.retry import transient_retrying
 from shared.database.tables import attendance_days, punches
 from shared.records.queries import get_stages

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.attendance.biostar import BiostarLog, create_demo_biostar, stream_punch_logs
+from pipelines.merge.biostar import BiostarLog, create_demo_biostar, stream_punch_logs
 from shared.config.deadlines import SourceTimeout
 from shared.config.retry import is_transient
 from shared.database.db import engine_for

@@ -102,7 +102,7 @@ def test_demo_check_and_every_help_work_without_libodbc(tmp_path: Path) -> None:
 
 # An ODBC HRIS configured on such a machine: the extract's first read says what to install.
 READ_ODBC_HRIS = """\
-from pipelines.hris.source import hris_source
+from pipelines.extract.source import hris_source
 from shared.config.errors import ConfigError
 from shared.runtime.runner import run_async
 

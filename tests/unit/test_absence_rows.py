@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from cli.punches import parse_local_time
-from pipelines.hris.absences import AbsenceRow, normalise_absence, recompute_span
+from pipelines.extract.absences import AbsenceRow, normalise_absence, recompute_span
 from shared.config.errors import ConfigError
 
 D = dt.date(2026, 6, 1)

@@ -10,9 +10,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from pika.spec import BasicProperties
 
-from pipelines.attendance.merge import plan_merge_shards, plan_punch_windows
+from pipelines.merge.days import plan_merge_shards, plan_punch_windows
+from pipelines.merge.stage import DAY_SHARD_BUDGET, IMPORT_WINDOW_HOURS, MERGE_DAYS_PER_SHARD
 from pipelines.stage import MAX_SHARDS
-from pipelines.stages.merge import DAY_SHARD_BUDGET, IMPORT_WINDOW_HOURS, MERGE_DAYS_PER_SHARD
 from shared.events.models import InvalidEvent
 from workers.bridge import Bridge
 

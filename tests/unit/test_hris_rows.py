@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from pipelines.hris.params import ExtractParams, KeyRange, cut_ranges
-from pipelines.hris.query import Window, build_select, resume_after, split_by_employees
-from pipelines.hris.rows import COLUMNS, RowRejected, normalise_employee
-from pipelines.hris.watermark import next_watermark
+from pipelines.extract.params import ExtractParams, KeyRange, cut_ranges
+from pipelines.extract.query import Window, build_select, resume_after, split_by_employees
+from pipelines.extract.rows import COLUMNS, RowRejected, normalise_employee
+from pipelines.extract.watermark import next_watermark
 from shared.config.errors import ConfigError
 
 BASE: dict[str, Any] = {

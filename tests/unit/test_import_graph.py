@@ -1,6 +1,7 @@
 """The import graph of the product's packages, read with `ast`: no cycle, and the arrows of the layers
 (`workers → pipelines → shared`, `scheduler → shared`, `intake → shared`, nothing in `shared` imports the
-others)."""
+others), and inside `pipelines/`: no stage folder imports another, and what lies below the stage folders
+(`stage.py`, `outputs.py`, `attendance/`, `monthend/`, `mail/`) imports none."""
 
 from __future__ import annotations
 
@@ -104,6 +105,53 @@ def test_imports_point_one_way(layer: str) -> None:
     wrong = {f"{module} → {target}" for module, targets in _graph().items() if module.split(".")[0] == layer
              for target in targets if target.split(".")[0] not in {layer, *ALLOWED[layer]}}
     assert wrong == set()
+
+
+# Modules of pipelines/ above the stage folders: they list stages or plan across them.
+ABOVE_STAGES = {"pipelines.registry", "pipelines.replay", "pipelines.plans"}
+
+
+def _stage_folders() -> set[str]:
+    """The stage folders: the packages of pipelines/ that declare a stage (`<folder>/stage.py`)."""
+    return {f"pipelines.{path.parent.name}" for path in (ROOT / "pipelines").glob("*/stage.py")}
+
+
+def _folder_of(module: str, folders: set[str]) -> str | None:
+    return next((f for f in folders if module == f or module.startswith(f + ".")), None)
+
+
+def _stage_breaches(graph: dict[str, set[str]], folders: set[str]) -> set[str]:
+    """Imports from a stage folder into another, or from below the stage folders into one."""
+    wrong = set()
+    for module, targets in graph.items():
+        if module.split(".")[0] != "pipelines" or module in ABOVE_STAGES:
+            continue
+        own = _folder_of(module, folders)
+        wrong |= {f"{module} → {t}" for t in targets
+                  if (_folder_of(t, folders) or own) != own or t in ABOVE_STAGES}
+    return wrong
+
+
+def test_stage_folders_import_no_other_stage() -> None:
+    """What a stage needs of another it reads through a declared output (`pipelines.outputs`), not its code."""
+    folders = _stage_folders()
+    assert {"pipelines.extract", "pipelines.merge", "pipelines.notify", "pipelines.export"} <= folders
+    assert _stage_breaches(_graph(), folders) == set()
+
+
+@pytest.mark.parametrize(("graph", "expected"), [
+    # notify importing merge's code: one stage folder into another
+    ({"pipelines.notify.stage": {"pipelines.merge.stage"}}, {"pipelines.notify.stage → pipelines.merge.stage"}),
+    # the shared mail service importing the notify stage: below the stage folders into one
+    ({"pipelines.mail.outbox": {"pipelines.notify.stage"}}, {"pipelines.mail.outbox → pipelines.notify.stage"}),
+    # a stage reading another's declared output, the registry listing stages: allowed
+    ({"pipelines.notify.stage": {"pipelines.outputs", "pipelines.notify.send"},
+      "pipelines.registry": {"pipelines.merge.stage", "pipelines.notify.stage"}}, set()),
+    # a stage importing the registry (above it)
+    ({"pipelines.merge.days": {"pipelines.registry"}}, {"pipelines.merge.days → pipelines.registry"}),
+])
+def test_the_stage_rule_finds_a_breach(graph: dict[str, set[str]], expected: set[str]) -> None:
+    assert _stage_breaches(graph, {"pipelines.merge", "pipelines.notify"}) == expected
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -11,12 +11,12 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from pipelines.notify.errors import MailSetupError
-from pipelines.notify.message import build_message, clean_header, message_id_for, outbox_key, parse_mailbox
-from pipelines.notify.outbox import exception_summary
-from pipelines.notify.send import SendPolicy, classify
-from pipelines.notify.smtp import ConnectFailed, eml_path, parse_mail_url
-from pipelines.notify.templates import render_bodies
+from pipelines.mail.errors import MailSetupError
+from pipelines.mail.message import build_message, clean_header, message_id_for, outbox_key, parse_mailbox
+from pipelines.mail.outbox import exception_summary
+from pipelines.mail.send import SendPolicy, classify
+from pipelines.mail.smtp import ConnectFailed, eml_path, parse_mail_url
+from pipelines.mail.templates import render_bodies
 
 HOME = Path("/home/hr/.hrsync")
 WHEN = dt.datetime(2026, 3, 2, 8, 30, tzinfo=dt.UTC)

@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from pipelines.attendance.biostar import event_code_ranges, is_punch_event, log_table_names
-from pipelines.attendance.merge import (
+from pipelines.merge.biostar import event_code_ranges, is_punch_event, log_table_names
+from pipelines.merge.days import (
     MergeShard,
     PunchWindow,
     plan_merge_after_import,
@@ -17,7 +17,7 @@ from pipelines.attendance.merge import (
     plan_merge_touched,
     plan_punch_windows,
 )
-from pipelines.stages.merge import import_window_hours
+from pipelines.merge.stage import import_window_hours
 
 D = date.fromisoformat
 

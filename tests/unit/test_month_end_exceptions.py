@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.export.decisions import (
+from pipelines.monthend.decisions import (
     ExceptionRecord,
     ExceptionState,
     accept,
@@ -15,7 +15,7 @@ from pipelines.export.decisions import (
     refresh,
     refuse_overtime,
 )
-from pipelines.export.exceptions import ExceptionKind, Severity, findings_of
+from pipelines.monthend.exceptions import ExceptionKind, Severity, findings_of
 from shared.config.errors import ConfigError
 from tests.unit.month_end_rows import a_day
 

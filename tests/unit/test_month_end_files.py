@@ -11,10 +11,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from openpyxl import load_workbook
 
-from pipelines.export.period import Period
 from pipelines.export.rows import ExportDay, ExportJob
 from pipelines.export.workbook import excel_serial, excel_text
 from pipelines.export.write import write_month_export
+from pipelines.monthend.period import Period
 from tests.unit.month_end_rows import a_day
 
 JOB = ExportJob(Period(2026, 11), 2, "0631b3c4-761f-4c4b-9a8e-6f0a3c1d2e4f", ZoneInfo("Europe/Berlin"),

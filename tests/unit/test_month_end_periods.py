@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import pytest
 
-from pipelines.export.exceptions import ExceptionKind
-from pipelines.export.period import Period
-from pipelines.export.periods import CloseRefused, PeriodState, PeriodVersion, check_close, period_state
+from pipelines.monthend.exceptions import ExceptionKind
+from pipelines.monthend.period import Period
+from pipelines.monthend.periods import CloseRefused, PeriodState, PeriodVersion, check_close, period_state
 from shared.config.errors import ConfigError
 
 NOVEMBER = Period(2026, 11)

@@ -7,8 +7,8 @@ import pika.exceptions
 import pytest
 
 from cli.operations import short_id_width
-from pipelines.notify import TemporaryMailError
-from pipelines.stages import BY_NAME, STAGE_NAMES
+from pipelines.mail import TemporaryMailError
+from pipelines.registry import BY_NAME, STAGE_NAMES
 from shared.config.retry import Backoff, TransientError, is_transient
 from shared.records.shards import ShardKind, kind_of
 
@@ -94,3 +94,13 @@ def test_the_declarations_keep_the_task_names() -> None:
 def test_short_ids_are_the_shortest_unique_prefix(ids: list[str], width: int) -> None:
     """The listing's id prefix tells the listed ids apart, at least 8 characters."""
     assert short_id_width(ids) == width
+
+
+def test_a_stage_reads_only_outputs_of_stages_before_it() -> None:
+    """`reads=`: notify reads the merge's days, the merge the extract's absence marks; the producer is a
+    registered stage earlier in the pipeline (extract, merge, notify, export)."""
+    reads = {name: {(o.stage, o.name) for o in BY_NAME[name].reads} for name in STAGE_NAMES}
+    assert reads == {"extract": set(), "merge": {("extract", "absence_recomputes")},
+                     "notify": {("merge", "merged_days")}, "export": set()}
+    for position, name in enumerate(STAGE_NAMES):
+        assert {o.stage for o in BY_NAME[name].reads} <= set(STAGE_NAMES[:position])

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from pipelines.export.period import Period
+from pipelines.monthend.period import Period
 from shared.config.settings import get_settings
 from shared.database.db import app_engine
 from shared.database.tables import (

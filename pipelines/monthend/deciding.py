@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from pipelines.export.decisions import (
+from pipelines.monthend.decisions import (
     ExceptionRecord,
     ExceptionState,
     accept,
@@ -22,10 +22,10 @@ from pipelines.export.decisions import (
     listing,
     refuse_overtime,
 )
-from pipelines.export.exception_rows import exception_record, exception_row
-from pipelines.export.exceptions import ExceptionKind
-from pipelines.export.period import Period
-from pipelines.export.store import refuse_frozen
+from pipelines.monthend.exception_rows import exception_record, exception_row
+from pipelines.monthend.exceptions import ExceptionKind
+from pipelines.monthend.period import Period
+from pipelines.monthend.store import refuse_frozen
 from shared.config.errors import ConfigError
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine

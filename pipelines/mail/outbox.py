@@ -24,8 +24,8 @@ from typing import Any
 import structlog
 from sqlalchemy import and_, or_, select, update
 
-from pipelines.notify.message import NAME_MAX, SUBJECT_MAX, clean_header, message_id_for, outbox_key, parse_mailbox
-from pipelines.notify.templates import render_bodies
+from pipelines.mail.message import NAME_MAX, SUBJECT_MAX, clean_header, message_id_for, outbox_key, parse_mailbox
+from pipelines.mail.templates import render_bodies
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert

@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import select, update
 
-from pipelines.hris.params import ExtractParams
+from pipelines.extract.params import ExtractParams
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine, upsert
 from shared.database.tables import sync_watermarks

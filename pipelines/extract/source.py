@@ -1,6 +1,6 @@
 """Where HRIS rows come from: the `HrisSource` protocol, over ODBC (aioodbc) or a SQLAlchemy URL.
 
-Both run the same `?`-parameter SQL (`pipelines.hris.query`), so the stage code is one. The ODBC source
+Both run the same `?`-parameter SQL (`pipelines.extract.query`), so the stage code is one. The ODBC source
 is production (SQL Server, or any ODBC driver); it imports pyodbc (which needs the system's unixODBC,
 `libodbc.so.2`) only when it runs, so everything else works on a machine without it. The SQLAlchemy
 source serves the embedded demo HRIS, a SQLite file `<HRSYNC_HOME>/hris.db`, through aiosqlite (qmark
@@ -19,8 +19,8 @@ from typing import Any, Protocol, cast
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.hris.query import Window, build_select, resume_after, split_by_employees
-from pipelines.hris.rows import ABSENCE_COLUMNS, COLUMNS
+from pipelines.extract.query import Window, build_select, resume_after, split_by_employees
+from pipelines.extract.rows import ABSENCE_COLUMNS, COLUMNS
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.retry import is_transient, transient_retrying
 from shared.config.settings import Settings, get_settings

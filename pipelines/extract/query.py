@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from pipelines.hris.params import ALL_KEYS, Key, KeyRange
+from pipelines.extract.params import ALL_KEYS, Key, KeyRange
 
 MAX_PARAMETERS = 2_000  # per statement: SQL Server refuses more than 2,100, the rest is margin
 EMPLOYEES_PER_STATEMENT = 1_000  # well below MAX_PARAMETERS with the window's other three (since, lo, hi)

@@ -25,10 +25,10 @@ from typing import Any, Literal
 import aiosmtplib
 import structlog
 
-from pipelines.notify import outbox
-from pipelines.notify.errors import MailSetupError, TemporaryMailError
-from pipelines.notify.message import build_message, parse_mailbox
-from pipelines.notify.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
+from pipelines.mail import outbox
+from pipelines.mail.errors import MailSetupError, TemporaryMailError
+from pipelines.mail.message import build_message, parse_mailbox
+from pipelines.mail.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
 from shared.config.retry import Backoff
 from shared.config.settings import get_settings
 from shared.records.executions import StageResult

@@ -21,8 +21,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 
 import aiosmtplib
 
-from pipelines.notify.errors import MailSetupError
-from pipelines.notify.message import Outgoing
+from pipelines.mail.errors import MailSetupError
+from pipelines.mail.message import Outgoing
 from shared.config.settings import Settings
 from shared.observability.redaction import redact_url
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from pipelines.export.exceptions import SEVERITY, ExceptionKind, Severity
-from pipelines.export.period import Period
+from pipelines.monthend.exceptions import SEVERITY, ExceptionKind, Severity
+from pipelines.monthend.period import Period
 from shared.config.errors import ConfigError, HrsyncError
 
 

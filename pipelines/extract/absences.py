@@ -5,29 +5,30 @@ watermark source `hris_absences` (the same watermark functions as the employees,
 rules), ordered and resumed by `absence_id`. Rows are upserted, never deleted: a cancellation is a
 status. A change that can alter attendance (status, dates, part, kind or employee, while the old or the
 new version is approved) marks the union of the old and new date ranges in `recompute_from`/
-`recompute_to`; the next date-range merge recomputes those days (`pending_absence_recomputes`) and
-clears the mark (`clear_absence_recomputes`), so a change extracted by an `hris`-only sync is not lost.
+`recompute_to`; the next date-range merge recomputes those days and clears the mark
+(`pipelines.outputs.ABSENCE_RECOMPUTES`, what the merge reads of this stage), so a change extracted by
+an `hris`-only sync is not lost.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import select
 
-from pipelines.hris.params import ALL_KEYS, ExtractParams, ReadTally
-from pipelines.hris.query import Window
-from pipelines.hris.rows import ABSENCE_COLUMNS, date_value, instant_value, text_value
-from pipelines.hris.source import HrisSource, HrisSourceError, hris_source, read_in_batches
-from pipelines.hris.watermark import extract_since
+from pipelines.extract.params import ALL_KEYS, ExtractParams, ReadTally
+from pipelines.extract.query import Window
+from pipelines.extract.rows import ABSENCE_COLUMNS, date_value, instant_value, text_value
+from pipelines.extract.source import HrisSource, HrisSourceError, hris_source, read_in_batches
+from pipelines.extract.watermark import extract_since
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert
-from shared.database.tables import absences, attendance_days
+from shared.database.tables import absences
 from shared.records.executions import StageResult
 
 log = structlog.get_logger(__name__)
@@ -185,75 +186,3 @@ async def _store_batch(batch: Sequence[tuple[Any, ...]], tally: ReadTally, synce
     tally.count_batch(len(batch), len(valid), len(changed), inserted, rejected,
                       [row.updated_at for row in valid.values() if row.updated_at is not None])
     tally.marked += marked
-
-
-# -- recomputes a merge picks up ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PendingRecompute:
-    """Days of one employee that a changed absence may alter: `date_from`..`date_to`, local, inclusive."""
-
-    absence_id: str
-    employee_no: str
-    date_from: date
-    date_to: date
-
-    def as_json(self) -> dict[str, str]:
-        return {"absence_id": self.absence_id, "employee_no": self.employee_no,
-                "from": self.date_from.isoformat(), "to": self.date_to.isoformat()}
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> PendingRecompute:
-        return cls(data["absence_id"], data["employee_no"], date.fromisoformat(data["from"]),
-                   date.fromisoformat(data["to"]))
-
-
-async def pending_absence_recomputes(
-    today: date, employee_nos: Sequence[str] | None = None, limit: int = 1000
-) -> tuple[list[PendingRecompute], list[PendingRecompute]]:
-    """The marked absences (of `employee_nos`, if given): (to recompute, to clear without a recompute).
-
-    A mark is cut to the days that can have rows: from the employee's first computed day to `today`
-    (days never computed are not created by an absence; future days get their rows when they come).
-    At most `limit` marks per call, oldest first; the rest wait for the next merge.
-    """
-    a, d = absences.c, attendance_days.c
-    first_day = (select(d.employee_no, func.min(d.work_date).label("first_day"))
-                 .group_by(d.employee_no).subquery())
-    query = (select(a.absence_id, a.employee_no, a.recompute_from, a.recompute_to, first_day.c.first_day)
-             .outerjoin(first_day, first_day.c.employee_no == a.employee_no)
-             .where(a.recompute_from.is_not(None)).order_by(a.synced_at, a.absence_id).limit(limit))
-    if employee_nos is not None:
-        query = query.where(a.employee_no.in_(list(employee_nos)))
-    engine = await app_engine()
-    async with engine.connect() as conn:
-        rows = (await conn.execute(query)).all()
-    todo: list[PendingRecompute] = []
-    clear: list[PendingRecompute] = []
-    for r in rows:
-        mark = PendingRecompute(r.absence_id, r.employee_no, r.recompute_from, r.recompute_to)
-        first, last = max(r.recompute_from, r.first_day or today), min(r.recompute_to, today)
-        if r.first_day is None or first > last:
-            clear.append(mark)
-        else:
-            todo.append(PendingRecompute(r.absence_id, r.employee_no, first, last))
-            clear.append(mark)
-    return todo, clear
-
-
-@retry_transient
-async def clear_absence_recomputes(marks: Iterable[PendingRecompute]) -> int:
-    """Clear the marks a merge recomputed, each only if unchanged since it was read; returns how many."""
-    keys = [{"k_id": m.absence_id, "k_from": m.date_from, "k_to": m.date_to} for m in marks]
-    if not keys:
-        return 0
-    a = absences.c
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        done = await conn.execute(
-            update(absences)
-            .where(and_(a.absence_id == bindparam("k_id"), a.recompute_from == bindparam("k_from"),
-                        a.recompute_to == bindparam("k_to")))
-            .values(recompute_from=None, recompute_to=None), keys)
-    return max(done.rowcount, 0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from pipelines.export.decisions import Decision, ExceptionRecord, ExceptionState, Verdict
-from pipelines.export.exceptions import ExceptionKind
+from pipelines.monthend.decisions import Decision, ExceptionRecord, ExceptionState, Verdict
+from pipelines.monthend.exceptions import ExceptionKind
 
 
 def exception_row(record: ExceptionRecord) -> dict[str, Any]:

@@ -15,10 +15,10 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from pipelines.attendance.shifts import ShiftConfig
-from pipelines.export.decisions import ExceptionRecord, refresh
-from pipelines.export.exception_rows import exception_record, exception_row
-from pipelines.export.exceptions import findings_of
-from pipelines.export.period import Period
+from pipelines.monthend.decisions import ExceptionRecord, refresh
+from pipelines.monthend.exception_rows import exception_record, exception_row
+from pipelines.monthend.exceptions import findings_of
+from pipelines.monthend.period import Period
 from shared.config.errors import HrsyncError
 from shared.database.db import upsert
 from shared.database.tables import attendance_exceptions, period_changes, periods

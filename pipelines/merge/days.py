@@ -32,7 +32,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 from typing import Any, cast
 from zoneinfo import ZoneInfo
 
@@ -42,7 +41,6 @@ from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from pipelines.attendance.biostar import stream_punch_logs
 from pipelines.attendance.rules import (
     Absence,
     AbsencePart,
@@ -52,9 +50,10 @@ from pipelines.attendance.rules import (
     punch_range_needed,
     work_dates_affected,
 )
-from pipelines.attendance.shifts import DEFAULT_SHIFT_CONFIG, ShiftConfig, load_shift_config
-from pipelines.export.period import Period
-from pipelines.export.store import (
+from pipelines.attendance.shifts import ShiftConfig, current_shift_config
+from pipelines.merge.biostar import stream_punch_logs
+from pipelines.monthend.period import Period
+from pipelines.monthend.store import (
     closed_versions,
     exception_keys,
     keep_frozen_changes,
@@ -262,25 +261,6 @@ async def plan_recompute_shards(
             shards.extend((shard, sorted(nos)) for shard in plan_merge_shards(first, last, [department],
                                                                                 days_per_shard))
     return shards
-
-
-def current_shift_config() -> ShiftConfig:
-    """The shifts of `HRSYNC_SHIFTS_FILE`, or the embedded default; reread when the file changes."""
-    path = get_settings().shifts_file
-    if path is None:
-        return DEFAULT_SHIFT_CONFIG
-    return _load_config(Path(path), Path(path).stat().st_mtime_ns)
-
-
-_config_cache: dict[tuple[Path, int], ShiftConfig] = {}
-
-
-def _load_config(path: Path, mtime_ns: int) -> ShiftConfig:
-    key = (path, mtime_ns)
-    if key not in _config_cache:
-        _config_cache.clear()  # one file at a time: the old version is never needed again
-        _config_cache[key] = load_shift_config(path)
-    return _config_cache[key]
 
 
 # -- import ------------------------------------------------------------------------------------------------

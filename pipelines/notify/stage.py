@@ -12,8 +12,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.notify import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
-from pipelines.stage import Phase, Stage, plan_of, stage_params, sum_outputs
+from pipelines.mail import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
+from pipelines.outputs import MERGED_DAYS, merged_days
+from pipelines.stage import Phase, Stage, plan_of, sum_outputs
 from shared.records.executions import StageResult
 from shared.records.queries import get_execution, succeeded_outputs
 from shared.records.shards import ShardKind
@@ -52,14 +53,10 @@ def replay_batches(pending_outbox_ids: Sequence[int]) -> tuple[list[str], list[s
 
 async def plan_notify(execution_id: str) -> StageResult:
     """Build the outbox for the merged dates, then batch the pending messages."""
-    from pipelines.stages.merge import NAME as MERGE
-    from pipelines.stages.merge import _dates
-
-    merged = (await succeeded_outputs(execution_id, MERGE)).get(ShardKind.DONE, {}).get("dates")
-    span = merged or await stage_params(execution_id, MERGE)
+    days = await merged_days(execution_id)
     built: dict[str, Any] = {}
-    if span and span.get("from"):
-        built = (await build_notifications(*_dates(span), execution_id)).output
+    if days is not None:
+        built = (await build_notifications(*days, execution_id)).output
     shards = notify_batch_shards(await plan_notify_batches(None, NOTIFY_BATCH_SIZE))
     return plan_of(shards, {}, built=built)
 
@@ -98,4 +95,5 @@ STAGE = Stage(
     shard_kinds=(ShardKind.BATCH,),
     groups={ShardKind.BATCH: "batches"},
     replans=replay_batches,
+    reads=(MERGED_DAYS,),
 )

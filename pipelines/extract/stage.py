@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.hris.absences import absence_params, absences_enabled, extract_absences
-from pipelines.hris_extract import (
+from pipelines.extract.absences import absence_params, absences_enabled, extract_absences
+from pipelines.extract.employees import (
     ExtractParams,
     KeyRange,
     commit_watermark,

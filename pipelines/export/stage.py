@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pipelines.export.period import Period
 from pipelines.export.version import mailed_files, write_version
-from pipelines.notify import send_notifications
-from pipelines.notify.outbox import queue_payroll_export
+from pipelines.mail import send_notifications
+from pipelines.mail.outbox import queue_payroll_export
+from pipelines.monthend.period import Period
 from pipelines.stage import Phase, Stage, plan_of, stage_params
 from shared.records.executions import StageResult
 from shared.records.queries import succeeded_outputs

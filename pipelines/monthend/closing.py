@@ -20,11 +20,11 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.export.deciding import clean_reason
-from pipelines.export.decisions import ExceptionState
-from pipelines.export.exceptions import ExceptionKind
-from pipelines.export.period import Period
-from pipelines.export.periods import CloseRefused, PeriodState, PeriodVersion, check_close, period_state
+from pipelines.monthend.deciding import clean_reason
+from pipelines.monthend.decisions import ExceptionState
+from pipelines.monthend.exceptions import ExceptionKind
+from pipelines.monthend.period import Period
+from pipelines.monthend.periods import CloseRefused, PeriodState, PeriodVersion, check_close, period_state
 from shared.config.errors import HrsyncError
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings

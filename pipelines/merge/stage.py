@@ -15,10 +15,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.attendance.merge import (
+from pipelines.attendance.rules import punch_range_needed
+from pipelines.attendance.shifts import current_shift_config
+from pipelines.merge.days import (
     MergeShard,
     PunchWindow,
-    current_shift_config,
     earliest_open_day,
     import_punches,
     merge_attendance,
@@ -28,8 +29,7 @@ from pipelines.attendance.merge import (
     plan_punch_windows,
     plan_recompute_shards,
 )
-from pipelines.attendance.rules import punch_range_needed
-from pipelines.hris.absences import PendingRecompute, clear_absence_recomputes, pending_absence_recomputes
+from pipelines.outputs import ABSENCE_RECOMPUTES, PendingRecompute, clear_absence_recomputes, pending_absence_recomputes
 from pipelines.stage import MAX_SHARDS, Phase, Stage, plan_of, recorded_plan, stage_params, sum_outputs
 from shared.config.settings import get_settings
 from shared.records.executions import StageResult
@@ -198,4 +198,5 @@ STAGE = Stage(
     finish=finish_merge,
     shard_kinds=(ShardKind.DAYS, ShardKind.PUNCHES, ShardKind.LEAVE),
     groups={ShardKind.PUNCHES: "imports", ShardKind.DAYS: "days", ShardKind.LEAVE: "days"},
+    reads=(ABSENCE_RECOMPUTES,),
 )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
-from pipelines.export.exceptions import SEVERITY, ExceptionKind, Figures, Finding, Severity
+from pipelines.monthend.exceptions import SEVERITY, ExceptionKind, Figures, Finding, Severity
 from shared.config.errors import ConfigError
 
 AUTO_REASON = "overtime_approval: auto"

@@ -7,7 +7,7 @@ outputs))`. Every shard is idempotent: it writes only rows whose values changed,
 (redelivery, replay) leaves the same rows.
 
 Paging: each shard is **one ordered keyset read** (`ORDER BY employee_no` within `lo < key <= hi`)
-consumed with `fetchmany` in `BATCH_SIZE` batches (`pipelines.hris.source.read_in_batches`), each batch
+consumed with `fetchmany` in `BATCH_SIZE` batches (`pipelines.extract.source.read_in_batches`), each batch
 upserted and committed before the next.
 No OFFSET (it rescans, and SQLite lacks OFFSET/FETCH) and no LIMIT/TOP (not portable): the shard's size
 is bounded by the planner, and ODBC drivers stream an open cursor (psqlodbc with ``UseDeclareFetch=1``,
@@ -26,11 +26,11 @@ from typing import Any
 import structlog
 from sqlalchemy import select
 
-from pipelines.hris.params import ALL_KEYS, ExtractParams, Key, KeyRange, ReadTally, cut_ranges
-from pipelines.hris.query import Window, build_select, split_by_employees
-from pipelines.hris.rows import COLUMNS, EmployeeRow, RowRejected, normalise_employee
-from pipelines.hris.source import HrisSource, HrisSourceError, create_demo_hris, hris_source, read_in_batches
-from pipelines.hris.watermark import (
+from pipelines.extract.params import ALL_KEYS, ExtractParams, Key, KeyRange, ReadTally, cut_ranges
+from pipelines.extract.query import Window, build_select, split_by_employees
+from pipelines.extract.rows import COLUMNS, EmployeeRow, RowRejected, normalise_employee
+from pipelines.extract.source import HrisSource, HrisSourceError, create_demo_hris, hris_source, read_in_batches
+from pipelines.extract.watermark import (
     WATERMARK_OVERLAP,
     commit_watermark,
     extract_since,
