@@ -33,11 +33,10 @@ from shared.database.tables import employees, executions, punch_corrections, pun
 from shared.events.bus import publish_once
 from shared.events.inbox import inbox_entry
 from shared.events.models import CLI_SOURCE, Event, build_event
-from shared.records.operator_actions import record_operator_action
+from shared.records.operator_actions import checked_reason, record_operator_action
 
 MANUAL_DEVICE = 0  # the device id of manual punches (BioStar device ids are positive)
 MANUAL_EVENT_CODE = 0
-REASON_MAX = 1000
 WEB_SOURCE = "hrsync/web"
 
 
@@ -118,15 +117,6 @@ def _gap_around(first: dt.datetime, second: dt.datetime, zone: dt.tzinfo) -> tup
     return (transition + (before or dt.timedelta())).replace(tzinfo=None), after.replace(tzinfo=None)
 
 
-def _reason(reason: str) -> str:
-    text = " ".join(reason.split())
-    if not text:
-        raise ConfigError("--reason: must not be empty")
-    if len(text) > REASON_MAX:
-        raise ConfigError(f"--reason: at most {REASON_MAX} characters")
-    return text
-
-
 def _punch_json(row: Any, zone: dt.tzinfo) -> dict[str, Any]:
     manual = row.source == "manual"
     return {
@@ -183,7 +173,7 @@ async def add_punch(employee_no: str, at: dt.datetime, reason: str, *, actor: st
     if at > now + FUTURE_SLACK:
         raise ConfigError(f"TIME: {at.astimezone(get_settings().zone).isoformat()} is in the future "
                           f"(a punch may be at most {FUTURE_SLACK.seconds // 60} minutes ahead of now)")
-    text = _reason(reason)
+    text = checked_reason(reason, "--reason")
     request_event = request_event or _published_to_event_plane()  # before writing: refused if nobody can recompute
     engine = await app_engine()
     async with engine.begin() as conn:
@@ -215,7 +205,7 @@ async def void_punch(punch_id: int, reason: str, *, actor: str, via: str,
 
     The punch is kept; the rules ignore it. A punch already void is refused (`ConfigError`).
     """
-    text = _reason(reason)
+    text = checked_reason(reason, "--reason")
     request_event = request_event or _published_to_event_plane()
     now = dt.datetime.now(dt.UTC)
     engine = await app_engine()

@@ -20,7 +20,6 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.monthend.deciding import clean_reason
 from pipelines.monthend.decisions import ExceptionState
 from pipelines.monthend.exceptions import ExceptionKind
 from pipelines.monthend.period import Period
@@ -32,7 +31,7 @@ from shared.database.db import app_engine
 from shared.database.tables import attendance_days, attendance_exceptions, period_changes, periods
 from shared.events.bus import publish_once
 from shared.events.models import CLI_SOURCE, PERIOD_CLOSED, Event, build_event
-from shared.records.operator_actions import record_operator_action
+from shared.records.operator_actions import checked_reason, record_operator_action
 
 WEB_SOURCE = "hrsync/web"
 
@@ -95,7 +94,7 @@ async def close_period(period: Period, reason: str, *, force: bool, actor: str, 
 async def close_month(period: Period, reason: str, *, force: bool, actor: str, via: str) -> Event:
     """The close's transaction alone (see `close_period`); the `hrsync.period.closed` event it calls for,
     for a caller that launches the export itself (the demo, on its embedded transport)."""
-    text = clean_reason(reason)
+    text = checked_reason(reason, "--reason")
     _refuse_unfinished(period)
     version = await _close(period, text, force=force, actor=actor, via=via)
     return build_event(PERIOD_CLOSED, {"period": str(period), "version": version},
@@ -135,7 +134,7 @@ async def _close(period: Period, reason: str, *, force: bool, actor: str, via: s
 @retry_transient
 async def reopen_period(period: Period, reason: str, *, actor: str, via: str) -> dict[str, Any]:
     """Reopen the closed `period`: its days may change again; the next close makes the next version."""
-    text = clean_reason(reason)
+    text = checked_reason(reason, "--reason")
     engine = await app_engine()
     async with engine.begin() as conn:
         rows = await _versions(conn, period, lock=True)

@@ -30,9 +30,7 @@ from shared.config.errors import ConfigError
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine
 from shared.database.tables import attendance_exceptions, employees
-from shared.records.operator_actions import record_operator_action
-
-REASON_MAX = 1000
+from shared.records.operator_actions import checked_reason, record_operator_action
 
 
 def parse_kind(text: str, option: str = "KIND") -> ExceptionKind:
@@ -49,16 +47,6 @@ def parse_day(text: str, option: str = "DATE") -> dt.date:
         return dt.date.fromisoformat(text)
     except ValueError:
         raise ConfigError(f"{option}: not a date (YYYY-MM-DD): {text!r}") from None
-
-
-def clean_reason(reason: str) -> str:
-    """The reason with its whitespace folded; empty or over `REASON_MAX` characters is bad input."""
-    text = " ".join(reason.split())
-    if not text:
-        raise ConfigError("--reason: must not be empty")
-    if len(text) > REASON_MAX:
-        raise ConfigError(f"--reason: at most {REASON_MAX} characters")
-    return text
 
 
 async def list_exceptions(period: Period | None = None, *, only_open: bool = False, kind: ExceptionKind | None = None,
@@ -114,7 +102,7 @@ async def _decide(employee_no: str, day: dt.date, kind: ExceptionKind, action: s
 async def accept_exception(employee_no: str, day: dt.date, kind: ExceptionKind, reason: str, *, actor: str,
                            via: str) -> dict[str, Any]:
     """Keep the day as it is; the exception becomes `accepted` (overtime is approved or refused instead)."""
-    text = clean_reason(reason)
+    text = checked_reason(reason, "--reason")
     now = dt.datetime.now(dt.UTC)
     return await _decide(employee_no, day, kind, "exception.accept",
                          lambda record: accept(record, by=actor, at=now, reason=text),
@@ -124,7 +112,7 @@ async def accept_exception(employee_no: str, day: dt.date, kind: ExceptionKind, 
 async def decide_overtime(employee_no: str, day: dt.date, *, approve: bool, minutes: int | None, reason: str,
                           actor: str, via: str) -> dict[str, Any]:
     """Approve all of a day's overtime (`minutes` None), `minutes` of it, or refuse it (`approve` False)."""
-    text = clean_reason(reason)
+    text = checked_reason(reason, "--reason")
     if minutes is not None and minutes < 0:
         raise ConfigError(f"--minutes: {minutes} is negative")
     now = dt.datetime.now(dt.UTC)
