@@ -39,7 +39,6 @@ KEEP_RUNS = 5
 WORKER_CONCURRENCY = 20
 FINISH_TIMEOUT = 240.0  # seconds; the demo takes ~15 s on a laptop
 STOP_TIMEOUT = 30.0
-WORKER_QUEUES = "hrsync.extract,hrsync.merge,hrsync.notify,hrsync.export,hrsync.workflow"
 
 
 class DemoFailed(HrsyncError):
@@ -139,8 +138,10 @@ class DemoWorker:
     """
 
     def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = WORKER_CONCURRENCY) -> None:
+        from workers.app import stage_queues  # the Celery app only when the demo starts its worker
+
         self.argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "gevent",
-                     "-c", str(concurrency), "-Q", WORKER_QUEUES, "-n", f"demo-{os.getpid()}@%h",
+                     "-c", str(concurrency), "-Q", ",".join(stage_queues()), "-n", f"demo-{os.getpid()}@%h",
                      "--without-mingle", "--without-gossip", "-l", "INFO"]
         self.env = {**os.environ, **env}
         self.log_path = log_path

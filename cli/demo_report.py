@@ -20,7 +20,7 @@ from sqlalchemy import case, func, select
 
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
-from pipelines.registry import BY_NAME
+from pipelines import registry
 from shared.config.settings import Settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, employees, execution_stages, notifications
@@ -278,7 +278,7 @@ def _at(value: Any) -> dt.datetime:
 
 
 def _step_name(stage: str, shard: str) -> str:
-    declared = BY_NAME.get(stage)
+    declared = registry.BY_NAME.get(stage)
     if declared is None:  # the workflow's steps, the failure notice
         return shard if is_control(shard) else "shards"
     return declared.group_of(shard)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from sqlalchemy import func, select, text
 
+from pipelines.stage import StageResult
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine
 from shared.database.tables import executions
-from shared.records.executions import StageResult
 
 
 @retry_transient

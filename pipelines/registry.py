@@ -16,3 +16,17 @@ from pipelines.stage import Stage
 STAGES: tuple[Stage, ...] = (EXTRACT, MERGE, NOTIFY, EXPORT)
 BY_NAME = {stage.name: stage for stage in STAGES}
 STAGE_NAMES = tuple(BY_NAME)
+
+
+def register(stage: Stage) -> None:
+    """Add a stage after the listed ones, in a process that declares it elsewhere (a plugin, a test).
+
+    Read `registry.STAGES` (not a copy imported earlier): the Celery queues and task shells are derived when
+    `workers` is first imported, so a worker process registers its stages before that.
+    """
+    global STAGES, STAGE_NAMES
+    if stage.name in BY_NAME:
+        raise ValueError(f"a stage named {stage.name!r} is already registered")
+    STAGES = (*STAGES, stage)
+    BY_NAME[stage.name] = stage
+    STAGE_NAMES = tuple(BY_NAME)

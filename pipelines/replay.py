@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from pipelines.registry import BY_NAME, STAGE_NAMES
+from pipelines import registry
 from pipelines.stage import Stage
 from shared.config.errors import ConfigError, HrsyncError
 from shared.records.queries import RERUN_STAGES, visible_lineage
@@ -129,7 +129,7 @@ def plan_replay(
     source = lineage[0]
     check_replayable(source, children)
     params = dict(source.get("params") or {})
-    stages = [s for s in STAGE_NAMES if s in (params.get("stages") or ())]
+    stages = [s for s in registry.STAGE_NAMES if s in (params.get("stages") or ())]
     chain = [(str(e["id"]), e.get("params")) for e in lineage]
     rows_by_execution: dict[str, list[Mapping[str, Any]]] = {}
     for row in rows:
@@ -149,8 +149,8 @@ def plan_replay(
     if from_stage is not None:
         params[RERUN_STAGES] = run_stages
     new_chain = [(NEW, params), *chain]
-    plan = [_stage_plan(BY_NAME[s], s in run_stages, _done_rows(s, new_chain, rows_by_execution), pending_outbox_ids)
-            for s in stages]
+    plan = [_stage_plan(registry.BY_NAME[s], s in run_stages, _done_rows(s, new_chain, rows_by_execution),
+                        pending_outbox_ids) for s in stages]
     by_status = dict(outbox_by_status or {})
     emails = {"sent": by_status.get("sent", 0), "parked": by_status.get("failed", 0),
               "pending": by_status.get("pending", 0), "pending_backlog": len(pending_outbox_ids)}

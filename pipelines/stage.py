@@ -14,12 +14,13 @@ shard as planned (a typed value, `Shard.from_json` of what the message carries).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.config.errors import HrsyncError
-from shared.records.executions import StageResult
+from shared.records.executions import StageResult as StageResult  # what every step returns: stages import it here
 from shared.records.queries import get_execution, succeeded_outputs
 from shared.records.shards import ShardKind, kind_of
 
@@ -106,6 +107,31 @@ class Phase:
 
 
 @dataclass(frozen=True)
+class Scope:
+    """What an event asks of a workflow, before any stage's inputs (`pipelines.plans` builds it): the scope's
+    name and the ranges the event names. Each stage's `inputs` reads it."""
+
+    name: str  # nightly, hris, attendance, employee, punches, export
+    employees: list[str] | None = None  # None: everyone
+    days: tuple[dt.date, dt.date] | None = None  # local work dates, inclusive
+    window: Mapping[str, str] | None = None  # a punches window, UTC ISO `from`/`to`
+    devices: list[int] | None = None
+    period: str | None = None  # a closed month and its version
+    version: int | None = None
+    notify: bool = True  # sync.requested's `notify`: false leaves out the mail
+
+
+def no_inputs(scope: Scope) -> dict[str, Any] | None:
+    """A stage that runs in no event's scope (only when a caller lists it)."""
+    return None
+
+
+def day_range(first: dt.date, last: dt.date) -> dict[str, str]:
+    """A date range as the snapshot keeps it."""
+    return {"from": first.isoformat(), "to": last.isoformat()}
+
+
+@dataclass(frozen=True)
 class Output:
     """A stage's result that later stages may read (`pipelines.outputs`): which stage produces it, its name
     and what it holds. A reader names it in `Stage.reads`; stage folders never import each other."""
@@ -120,7 +146,10 @@ class Stage:
     """A stage, declared once. `shard_kinds`: the kinds of its work shards (the first is the kind of a name
     without a prefix); `groups`: the trace's label of each kind; `replans`: for a stage planned afresh when a
     replay runs it (not from recorded plans), the shards the replay's dry run predicts from the pending
-    outbox ids, and what it can only plan later; `reads`: the outputs of earlier stages it uses."""
+    outbox ids, and what it can only plan later; `reads`: the outputs of earlier stages it uses; `inputs`: whether
+    it runs for an event's scope (None: it does not) and its inputs snapshot then (`executions.params[name]`,
+    left out when empty); `on_failure`: a step run when any step of an execution fails for good (task
+    `hrsync.<stage>.failure` on the stage's queue, shard `@failure`, e.g. notify's `sync_failed` notice)."""
 
     name: str
     queue: str
@@ -130,6 +159,10 @@ class Stage:
     groups: Mapping[ShardKind, str]
     replans: Callable[[Sequence[int]], tuple[list[str], list[str]]] | None = None
     reads: tuple[Output, ...] = ()
+    inputs: Callable[[Scope], dict[str, Any] | None] = no_inputs
+    on_failure: StepFn | None = None
+
+    FAILURE_STEP = "failure"  # the step name of `on_failure`'s task
 
     def task_name(self, step: str) -> str:
         """The Celery task name of a step (stable: queued messages and deployed workers use it)."""

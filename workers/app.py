@@ -12,10 +12,20 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
+from pipelines import registry
 from shared.config.settings import Settings, get_settings
 
 TASK_EXCHANGE = "hrsync.tasks"
-STAGE_QUEUES = ("hrsync.extract", "hrsync.merge", "hrsync.notify", "hrsync.export", "hrsync.workflow")
+WORKFLOW_QUEUE = "hrsync.workflow"  # the claim, the finish, the probe
+
+
+def stage_queues() -> tuple[str, ...]:
+    """Every queue a worker of all stages consumes: each registered stage's (`Stage.queue`), then the
+    workflow's. Read when the app is configured, so a stage registered before that has its queue declared."""
+    return (*dict.fromkeys(stage.queue for stage in registry.STAGES), WORKFLOW_QUEUE)
+
+
+STAGE_QUEUES = stage_queues()
 
 
 def _is_amqp(url: str) -> bool:
@@ -29,7 +39,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     exchange = Exchange(TASK_EXCHANGE, type="topic", durable=True)
     queue_args = {"x-queue-type": "quorum"} if amqp else None
     queues = [Queue(name, exchange, routing_key=name, durable=True, queue_arguments=queue_args)
-              for name in STAGE_QUEUES]
+              for name in stage_queues()]
     config: dict[str, Any] = {
         "broker_url": broker,
         "result_backend": settings.backend(),
@@ -44,10 +54,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_time_limit": settings.task_time_limit,
         "task_soft_time_limit": max(settings.task_time_limit - 30, 5),
         "task_queues": queues,
-        "task_default_queue": "hrsync.workflow",
+        "task_default_queue": WORKFLOW_QUEUE,
         "task_default_exchange": TASK_EXCHANGE,
         "task_default_exchange_type": "topic",
-        "task_default_routing_key": "hrsync.workflow",
+        "task_default_routing_key": WORKFLOW_QUEUE,
         "task_create_missing_queues": False,
         "worker_send_task_events": True,
         "task_send_sent_event": True,

@@ -13,6 +13,8 @@ import structlog
 from celery import Task, signals
 from celery.exceptions import Ignore
 
+from pipelines import registry
+from pipelines.stage import Stage
 from shared.config.retry import Backoff, is_transient
 from shared.config.settings import get_settings
 from shared.observability.metrics import serve_metrics, stage_metrics
@@ -29,7 +31,9 @@ from shared.records.status import OPEN, StageStatus
 from shared.runtime.runner import run_async
 
 log = structlog.get_logger(__name__)
-FAILURE_NOTICE_TASK = "hrsync.notify.failure"  # the task that mails `sync_failed` (see `workers.tasks`)
+def failure_hooks() -> list[tuple[str, str]]:
+    """(task name, queue) of every registered stage's `on_failure` step (the task shells in `workers.tasks`)."""
+    return [(stage.task_name(Stage.FAILURE_STEP), stage.queue) for stage in registry.STAGES if stage.on_failure]
 RETRY_BACKOFF_CAP = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
 DEFER_SECONDS = 1  # a deferred step is sent again this much later (whole seconds: native delayed delivery)
 
@@ -85,7 +89,8 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                     span.status = StageStatus.RETRYING
                     raise self.retry(exc=exc, countdown=self._backoff(), max_retries=self.max_retries) from exc
                 if self.reports_failure:  # tell operations (sync_failed), once per failure
-                    self.app.send_task(FAILURE_NOTICE_TASK, args=(execution_id,), queue="hrsync.notify")
+                    for hook, queue in failure_hooks():
+                        self.app.send_task(hook, args=(execution_id,), queue=queue)
                 raise
             span.rows_in, span.rows_out = result.rows_in, result.rows_out
             if duplicate:

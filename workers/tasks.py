@@ -15,16 +15,15 @@ from typing import Any
 from celery import Task, chord
 from celery.canvas import Signature
 
-from pipelines.notify.stage import notify_failure as notify_failure_step
+from pipelines import registry
 from pipelines.probe import probe_app_db
-from pipelines.registry import STAGES
-from pipelines.stage import Phase, Plan, Stage
+from pipelines.stage import Phase, Plan, Stage, StepFn
 from shared.events.coalesce import COALESCED
 from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, StageResult, claim_step, finish_step
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
-from workers.stage_task import FAILURE_NOTICE_TASK, StageTask
+from workers.stage_task import StageTask
 
 
 def fan_out(task: Task, shards: list[Signature], then: Signature) -> Any:
@@ -68,13 +67,6 @@ def finish(self: StageTask, execution_id: str, stages: list[str]) -> dict[str, A
 def probe(self: StageTask, execution_id: str, shard: str = "-", sleep_seconds: float = 0.0) -> dict[str, Any]:
     """Read the app DB through the runner: the plumbing check."""
     return self.run_stage(execution_id, shard, probe_app_db(sleep_seconds))
-
-
-@app.task(base=StageTask, bind=True, name=FAILURE_NOTICE_TASK, stage=FAILURE_STAGE, queue="hrsync.notify",
-          runs_when=(*OPEN, ExecutionStatus.FAILED), reports_failure=False)
-def notify_failure(self: StageTask, execution_id: str) -> Any:
-    """Queue and send the sync_failed notice of a failed execution."""
-    return self.run_stage(execution_id, ShardKind.FAILURE, notify_failure_step(execution_id))
 
 
 # -- the stages, from their declarations -----------------------------------------------------------------
@@ -143,6 +135,16 @@ def _planner_task(stage: Stage, phase: Phase, worker: Task, then: Task, done: Ta
     return plan
 
 
+def _failure_task(stage: Stage, hook: StepFn) -> Task:
+    @app.task(base=StageTask, bind=True, name=stage.task_name(Stage.FAILURE_STEP), stage=FAILURE_STAGE,
+              queue=stage.queue, runs_when=(*OPEN, ExecutionStatus.FAILED), reports_failure=False)
+    def on_failure(self: StageTask, execution_id: str) -> Any:
+        """The stage's failure hook (`Stage.on_failure`) for a failed execution, e.g. the sync_failed notice."""
+        return self.run_stage(execution_id, ShardKind.FAILURE, hook(execution_id))
+
+    return on_failure
+
+
 def _stage_tasks(stage: Stage) -> StageTasks:
     done = _done_task(stage)
     workers = tuple(_worker_task(stage, phase) for phase in stage.phases)
@@ -154,4 +156,5 @@ def _stage_tasks(stage: Stage) -> StageTasks:
     return StageTasks(tuple(planners), workers, done)
 
 
-STAGE_TASKS = {stage.name: _stage_tasks(stage) for stage in STAGES}
+STAGE_TASKS = {stage.name: _stage_tasks(stage) for stage in registry.STAGES}
+FAILURE_TASKS = {stage.name: _failure_task(stage, stage.on_failure) for stage in registry.STAGES if stage.on_failure}

@@ -18,8 +18,7 @@ from pipelines.export.version import mailed_files, write_version
 from pipelines.mail import send_notifications
 from pipelines.mail.outbox import queue_payroll_export
 from pipelines.monthend.period import Period
-from pipelines.stage import Phase, Stage, plan_of, stage_params
-from shared.records.executions import StageResult
+from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, stage_params
 from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
 
@@ -70,10 +69,19 @@ async def finish_export(execution_id: str) -> StageResult:
     return StageResult(rows_in=len(outputs), rows_out=len(mails), output={"exports": written, "mail": sent})
 
 
+
+def export_inputs(scope: Scope) -> dict[str, Any] | None:
+    """The export runs for a closed month's version."""
+    if scope.name != "export":
+        return None
+    return {"period": scope.period, "version": scope.version}
+
+
 STAGE = Stage(
     NAME, queue="hrsync.export",
     phases=(Phase("plan", ShardKind.PLAN, plan_export, "write", write_export),),
     finish=finish_export,
     shard_kinds=(ShardKind.EXPORT,),
     groups={ShardKind.EXPORT: "exports"},
+    inputs=export_inputs,
 )

@@ -25,11 +25,11 @@ from pipelines.extract.query import Window
 from pipelines.extract.rows import ABSENCE_COLUMNS, date_value, instant_value, text_value
 from pipelines.extract.source import HrisSource, HrisSourceError, hris_source, read_in_batches
 from pipelines.extract.watermark import extract_since
+from pipelines.stage import StageResult
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert
 from shared.database.tables import absences
-from shared.records.executions import StageResult
 
 log = structlog.get_logger(__name__)
 

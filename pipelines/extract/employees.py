@@ -38,11 +38,11 @@ from pipelines.extract.watermark import (
     pin_extract_window,
     read_watermark,
 )
+from pipelines.stage import StageResult
 from shared.config.retry import transient_retrying
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert
 from shared.database.tables import employees
-from shared.records.executions import StageResult
 
 __all__ = [
     "WATERMARK_OVERLAP", "ExtractParams", "HrisSource", "HrisSourceError", "KeyRange", "commit_watermark",

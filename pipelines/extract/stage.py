@@ -23,8 +23,7 @@ from pipelines.extract.employees import (
     pin_extract_window,
     plan_extract_shards,
 )
-from pipelines.stage import Phase, Stage, plan_of, recorded_plan, stage_params, sum_outputs
-from shared.records.executions import StageResult
+from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, recorded_plan, stage_params, sum_outputs
 from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
 
@@ -118,10 +117,19 @@ async def finish_extract(execution_id: str) -> StageResult:
     return StageResult(rows_in=totals["read"], rows_out=totals["inserted"] + totals["updated"], output=output)
 
 
+
+def extract_inputs(scope: Scope) -> dict[str, Any] | None:
+    """The extract runs for a nightly, hris or employee scope: the named people (or all), incrementally."""
+    if scope.name not in ("nightly", "hris", "employee"):
+        return None
+    return {"full": False, "employees": scope.employees, "source": "hris"}
+
+
 STAGE = Stage(
     NAME, queue="hrsync.extract",
     phases=(Phase("plan", ShardKind.PLAN, plan_extract, "shard", extract_shard),),
     finish=finish_extract,
     shard_kinds=(ShardKind.KEY_RANGE, ShardKind.ABSENCES),
     groups={ShardKind.KEY_RANGE: "ranges", ShardKind.ABSENCES: "ranges"},
+    inputs=extract_inputs,
 )

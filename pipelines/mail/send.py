@@ -29,9 +29,9 @@ from pipelines.mail import outbox
 from pipelines.mail.errors import MailSetupError, TemporaryMailError
 from pipelines.mail.message import build_message, parse_mailbox
 from pipelines.mail.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
+from pipelines.stage import StageResult
 from shared.config.retry import Backoff
 from shared.config.settings import get_settings
-from shared.records.executions import StageResult
 from shared.runtime.clock import utcnow
 
 log = structlog.get_logger(__name__)

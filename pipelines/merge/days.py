@@ -60,6 +60,7 @@ from pipelines.monthend.store import (
     months_of,
     refresh_exceptions,
 )
+from pipelines.stage import StageResult
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, biostar_engine, upsert
@@ -71,7 +72,6 @@ from shared.database.tables import (
     punches,
     unmatched_punches,
 )
-from shared.records.executions import StageResult
 from shared.runtime.clock import utcnow
 
 log = structlog.get_logger(__name__)

@@ -30,9 +30,19 @@ from pipelines.merge.days import (
     plan_recompute_shards,
 )
 from pipelines.outputs import ABSENCE_RECOMPUTES, PendingRecompute, clear_absence_recomputes, pending_absence_recomputes
-from pipelines.stage import MAX_SHARDS, Phase, Stage, plan_of, recorded_plan, stage_params, sum_outputs
+from pipelines.stage import (
+    MAX_SHARDS,
+    Phase,
+    Scope,
+    Stage,
+    StageResult,
+    day_range,
+    plan_of,
+    recorded_plan,
+    stage_params,
+    sum_outputs,
+)
 from shared.config.settings import get_settings
-from shared.records.executions import StageResult
 from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
 
@@ -191,6 +201,16 @@ async def finish_merge(execution_id: str) -> StageResult:
                                "absence_recomputes": cleared})
 
 
+
+def merge_inputs(scope: Scope) -> dict[str, Any] | None:
+    """The merge runs for a date range (nightly, attendance, employee) or a punches window."""
+    if scope.window is not None:
+        return {"window": dict(scope.window), "devices": scope.devices, "employees": None}
+    if scope.name not in ("nightly", "attendance", "employee") or scope.days is None:
+        return None
+    return {**day_range(*scope.days), "employees": scope.employees}
+
+
 STAGE = Stage(
     NAME, queue="hrsync.merge",
     phases=(Phase("plan", ShardKind.PLAN, plan_merge, "import", import_window),
@@ -199,4 +219,5 @@ STAGE = Stage(
     shard_kinds=(ShardKind.DAYS, ShardKind.PUNCHES, ShardKind.LEAVE),
     groups={ShardKind.PUNCHES: "imports", ShardKind.DAYS: "days", ShardKind.LEAVE: "days"},
     reads=(ABSENCE_RECOMPUTES,),
+    inputs=merge_inputs,
 )

@@ -2,8 +2,8 @@
 
     plan (@plan, builds the outbox) -> send x K (batch:<ids>) -> done (@done)
 
-The failure notice (`notify_failure`, shard `@failure`) is not part of the chain: the base task sends it
-when a step fails for good.
+The failure notice (`notify_failure`, shard `@failure`, declared as `on_failure`) is not part of the chain:
+the base task sends it when a step fails for good.
 """
 
 from __future__ import annotations
@@ -14,8 +14,7 @@ from typing import Any
 
 from pipelines.mail import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
 from pipelines.outputs import MERGED_DAYS, merged_days
-from pipelines.stage import Phase, Stage, plan_of, sum_outputs
-from shared.records.executions import StageResult
+from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, sum_outputs
 from shared.records.queries import get_execution, succeeded_outputs
 from shared.records.shards import ShardKind
 from shared.records.status import ExecutionStatus
@@ -88,6 +87,12 @@ async def notify_failure(execution_id: str) -> StageResult:
     return StageResult(rows_in=len(ids), rows_out=sent.rows_out, output={"queued": True, **sent.output})
 
 
+
+def notify_inputs(scope: Scope) -> dict[str, Any] | None:
+    """Notify runs after every merge, unless the event said `notify: false`; it has no inputs of its own."""
+    return {} if scope.notify and scope.name in ("nightly", "attendance", "employee", "punches") else None
+
+
 STAGE = Stage(
     NAME, queue="hrsync.notify",
     phases=(Phase("plan", ShardKind.PLAN, plan_notify, "send", send_batch),),
@@ -96,4 +101,6 @@ STAGE = Stage(
     groups={ShardKind.BATCH: "batches"},
     replans=replay_batches,
     reads=(MERGED_DAYS,),
+    on_failure=notify_failure,
+    inputs=notify_inputs,
 )

@@ -18,7 +18,7 @@ from pipelines.merge.days import (
     plan_merge_touched,
     plan_recompute_shards,
 )
-from shared.records.executions import StageResult
+from pipelines.stage import StageResult
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import SetEnv, Staff, biostar_db, hrsync_env, staff
 

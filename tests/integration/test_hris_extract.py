@@ -32,9 +32,9 @@ from pipelines.extract.employees import (
     read_watermark,
 )
 from pipelines.extract.source import Batches, HrisSource, demo_hris_path, hris_source
+from pipelines.stage import StageResult
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
-from shared.records.executions import StageResult
 from shared.runtime.runner import run_async
 from tests.conftest import set_env
 from tests.integration.hris_fixtures import (
