@@ -20,11 +20,12 @@ class WorkerProcess:
     """
 
     def __init__(self, env: dict[str, str], queues: Sequence[str], pool: str = "gevent",
-                 concurrency: int = 50, log_path: Path | None = None, via_cli: bool = False) -> None:
+                 concurrency: int = 50, log_path: Path | None = None, via_cli: bool = False,
+                 app: str = "workers.app") -> None:
         self.name = f"test-{uuid.uuid4().hex[:8]}@%h"
-        # via_cli: `hrsync worker` as a user starts it (gevent pool by default), else `celery -A … worker`
+        # via_cli: `hrsync worker` as a user starts it (gevent pool by default), else `celery -A <app> worker`
         command = ([str(Path(sys.executable).parent / "hrsync"), "worker"] if via_cli
-                   else [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", pool])
+                   else [sys.executable, "-m", "celery", "-A", app, "worker", "-P", pool])
         self.argv = [*command, "-c", str(concurrency), "-Q", ",".join(queues), "-n", self.name,
                      "--without-mingle", "--without-gossip", "-l", "INFO"]
         self.env = {**os.environ, **env}
