@@ -131,8 +131,9 @@ def signed_in_client() -> Any:
 
 def measure(database: str, requests: int) -> list[dict[str, Any]]:
     """p50/p95 of page, API and bare SELECT for each case; rows for the table."""
-    from shared.runtime.runner import run_async
     from web.queries import decode_cursor, execution_page
+
+    from shared.runtime.runner import run_async
 
     client = signed_in_client()
     rows = []

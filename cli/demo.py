@@ -138,10 +138,10 @@ class DemoWorker:
     """
 
     def __init__(self, env: dict[str, str], log_path: Path, concurrency: int = WORKER_CONCURRENCY) -> None:
-        from workers.app import stage_queues  # the Celery app only when the demo starts its worker
+        from operations.processes import worker_queues  # the Celery app only when the demo starts its worker
 
         self.argv = [sys.executable, "-m", "celery", "-A", "workers.app", "worker", "-P", "gevent",
-                     "-c", str(concurrency), "-Q", ",".join(stage_queues()), "-n", f"demo-{os.getpid()}@%h",
+                     "-c", str(concurrency), "-Q", ",".join(worker_queues()), "-n", f"demo-{os.getpid()}@%h",
                      "--without-mingle", "--without-gossip", "-l", "INFO"]
         self.env = {**os.environ, **env}
         self.log_path = log_path
@@ -202,8 +202,8 @@ def admit_and_launch(data: demo_data.DemoData) -> str:
 
 def launch_event(event: Any) -> str:
     """Create an event's execution the way the bridge does (event → request → inbox + execution), then launch."""
+    from operations import event_requests
     from shared.runtime.runner import run_async
-    from workers import event_requests
 
     return run_async(event_requests.admit_and_launch(event))
 

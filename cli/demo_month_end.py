@@ -43,7 +43,7 @@ def close_and_launch(today: dt.date, launch: Callable[[Any], str]) -> ClosedMont
 
     `launch(event)` creates and launches the event's execution as the bridge would, and returns its id.
     """
-    from pipelines.monthend.closing import close_month
+    from operations.closing import close_month
     from pipelines.monthend.periods import CloseRefused
     from shared.runtime.runner import run_async
 

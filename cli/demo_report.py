@@ -21,10 +21,10 @@ from sqlalchemy import case, func, select
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
 from pipelines import registry
+from shared.config.redaction import redact_text, redact_url
 from shared.config.settings import Settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, employees, execution_stages, notifications
-from shared.observability.redaction import redact_text, redact_url
 from shared.records.queries import get_stages
 from shared.records.shards import is_control
 from shared.runtime.runner import run_async

@@ -33,8 +33,8 @@ def intake(
 
     from intake.app import create_app
     from intake.publisher import EventSender
-    from shared.config.check import check_intake_listening, check_intake_sources
-    from shared.config.intake_sources import load_sources
+    from shared.check import check_intake_listening, check_intake_sources
+    from shared.events.intake_sources import load_sources
     from shared.observability.tracing import ensure_logging
 
     if (certfile is None) != (keyfile is None):

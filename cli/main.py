@@ -55,10 +55,10 @@ def _validate_settings() -> None:
 def check(as_json: JsonOpt = False, offline: Annotated[bool, typer.Option(
         "--offline", help="static checks only, no connections")] = False) -> None:
     """The start-up self-check (also run by worker, bridge and scheduler at start)."""
-    from shared.config.check import run_checks
-    from workers.app import app as celery_app
+    from operations.processes import celery_conf
+    from shared.check import run_checks
 
-    results = run_checks(get_settings(), celery_app.conf, connectivity=not offline)
+    results = run_checks(get_settings(), celery_conf(), connectivity=not offline)
     if as_json:
         print_json([r.__dict__ for r in results])
     else:
@@ -105,8 +105,8 @@ def db_downgrade(revision: Annotated[str, typer.Argument(help="target revision")
 @app.command()
 def bridge() -> None:
     """Consume `hrsync.bridge` and launch a workflow for each event (stops cleanly on SIGTERM)."""
+    from operations.processes import run_bridge
     from shared.observability.tracing import ensure_logging
-    from workers.bridge import run_bridge
 
     ensure_logging()
     refuse_on_failed_checks()

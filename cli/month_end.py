@@ -1,7 +1,7 @@
 """`hrsync exceptions`, `overtime`, `period` (DESIGN §3, §11): the days HR decides, and closing the month.
 
-Every decision, close and reopen is audited in its own transaction (`pipelines.monthend.deciding`,
-`pipelines.monthend.closing`). A refused close exits 1 with the counts per kind and changes nothing.
+Every decision, close and reopen is audited in its own transaction (`operations.deciding`,
+`operations.closing`). A refused close exits 1 with the counts per kind and changes nothing.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def exceptions_list(
     """The exceptions of closed days (every state unless --open), by employee, date and kind."""
     if ctx.invoked_subcommand is not None:
         return
-    from pipelines.monthend.deciding import list_exceptions, parse_kind
+    from operations.deciding import list_exceptions, parse_kind
     from pipelines.monthend.period import Period
     from shared.runtime.runner import run_async
 
@@ -67,7 +67,7 @@ def exceptions_accept(employee_no: EmpArg, work_date: DateArg,
                       kind: Annotated[str, typer.Argument(metavar="KIND", help="the exception's kind")],
                       reason: ReasonOpt, as_json: JsonOpt = False) -> None:
     """Keep the day as it is: the exception becomes accepted (audited)."""
-    from pipelines.monthend.deciding import accept_exception, parse_day, parse_kind
+    from operations.deciding import accept_exception, parse_day, parse_kind
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async
 
@@ -78,7 +78,7 @@ def exceptions_accept(employee_no: EmpArg, work_date: DateArg,
 
 def _overtime(employee_no: str, work_date: str, *, approve: bool, minutes: int | None, reason: str,
               as_json: bool) -> None:
-    from pipelines.monthend.deciding import decide_overtime, parse_day
+    from operations.deciding import decide_overtime, parse_day
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async
 
@@ -105,7 +105,7 @@ def overtime_refuse(employee_no: EmpArg, work_date: DateArg, reason: ReasonOpt, 
 @period_app.command("list")
 def period_list(as_json: JsonOpt = False) -> None:
     """The periods ever closed, newest first, with their latest version's state."""
-    from pipelines.monthend.closing import list_periods
+    from operations.closing import list_periods
     from shared.runtime.runner import run_async
 
     rows = run_async(list_periods())
@@ -147,7 +147,7 @@ def _figures(figures: dict[str, Any]) -> str:
 @period_app.command("show")
 def period_show(period: PeriodArg, as_json: JsonOpt = False) -> None:
     """One period: state, version, who closed it and why, and what recomputes kept after the close."""
-    from pipelines.monthend.closing import period_info
+    from operations.closing import period_info
     from pipelines.monthend.period import Period
     from shared.runtime.runner import run_async
 
@@ -160,9 +160,9 @@ def period_close(period: PeriodArg, reason: ReasonOpt,
                  force: Annotated[bool, typer.Option("--force", help="close over open critical exceptions")] = False,
                  as_json: JsonOpt = False) -> None:
     """Close the month: its days freeze and its export is launched (refused while critical exceptions are open)."""
+    from operations.launching import close_and_export
     from pipelines.monthend.period import Period
     from shared.records.operator_actions import cli_actor
-    from workers.launching import close_and_export
 
     info = close_and_export(Period.parse(period), reason, force=force, actor=cli_actor(), via="cli")
     if as_json:
@@ -175,7 +175,7 @@ def period_close(period: PeriodArg, reason: ReasonOpt,
 @period_app.command("reopen")
 def period_reopen(period: PeriodArg, reason: ReasonOpt, as_json: JsonOpt = False) -> None:
     """Reopen a closed month: its days may change again; closing it again makes the next version."""
-    from pipelines.monthend.closing import reopen_period
+    from operations.closing import reopen_period
     from pipelines.monthend.period import Period
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async

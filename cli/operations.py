@@ -1,7 +1,7 @@
 """The operator's commands: `executions`, `show`, `trace`, `replay`, `cancel`, `prune`, `dlq list|replay`.
 
 Registered on the main app by `register(app)`. They parse and print; the actions themselves are in
-`workers.operations` (shared with the web console). Every command takes `--json`; an unknown execution
+`operations.executions` (shared with the web console). Every command takes `--json`; an unknown execution
 id or a bad option exits 2 with one line naming it, a refused or failed operation exits 1 (DESIGN §3).
 Heavy modules (Celery, the pipelines) are imported inside the commands, so `hrsync executions` starts fast.
 """
@@ -289,7 +289,7 @@ def replay(
     as_json: JsonOpt = False,
 ) -> None:
     """Replay a failed execution from its failed stage (or all failed ones with --failed)."""
-    from workers import operations
+    from operations import executions as operations
 
     if failed == (execution_id is not None):
         raise ConfigError("replay: give one execution ID or --failed")
@@ -331,7 +331,7 @@ def replay(
 
 
 def _replay_failed(since: dt.timedelta, dry_run: bool, reason: str, as_json: bool) -> None:
-    from workers import operations
+    from operations import executions as operations
 
     outcomes = operations.plan_failed(since) if dry_run \
         else operations.replay_failed(since, reason=reason, actor=cli_actor(), via="cli")
@@ -361,7 +361,7 @@ def cancel(
 ) -> None:
     """End a pending or running execution as cancelled: its running steps end their current step, its queued
     tasks stop at their start. Exit 1 if it already finished, 2 if the id is unknown."""
-    from workers import operations
+    from operations import executions as operations
 
     outcome = operations.cancel(execution_id, checked_reason(reason, "--reason"), actor=cli_actor(), via="cli")
     if as_json:
@@ -461,7 +461,7 @@ def dlq_replay(
 ) -> None:
     """Republish dead-lettered events to hrsync.events (the given ids, or every one with --all), each audited
     before it goes out. One that is still invalid is dead-lettered again by the bridge."""
-    from workers import operations
+    from operations import executions as operations
 
     text = checked_reason(reason, "--reason")
     if replay_all == bool(ids):

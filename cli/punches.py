@@ -1,7 +1,7 @@
 """`hrsync punches list|add|void`: manual punch corrections (DESIGN §3, §6), audited as operator actions.
 
 Times without an offset are read in HRSYNC_TIMEZONE. Each add or void requests the recompute of the
-affected day(s) through the event plane (`pipelines.attendance.corrections`).
+affected day(s) through the event plane (`operations.corrections`).
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def _date(value: str | None, option: str, default: dt.date) -> dt.date:
 def parse_local_time(value: str, zone: dt.tzinfo) -> dt.datetime:
     """An ISO date and time; without an offset it is a wall-clock time in `zone`, which must exist and be
     unique (`local_instant`: a DST gap or a repeated hour is refused, naming it)."""
-    from pipelines.attendance.corrections import local_instant
+    from operations.corrections import local_instant
 
     try:
         at = dt.datetime.fromisoformat(value.strip())
@@ -59,7 +59,7 @@ def punches_list(
     as_json: JsonOpt = False,
 ) -> None:
     """An employee's punches, device and manual, void ones included."""
-    from pipelines.attendance.corrections import list_punches
+    from operations.corrections import list_punches
     from shared.runtime.runner import run_async
 
     today = dt.datetime.now(get_settings().zone).date()
@@ -86,10 +86,10 @@ def punches_add(
     as_json: JsonOpt = False,
 ) -> None:
     """Add a manual punch; its day is recomputed through the normal event path."""
-    from pipelines.attendance.corrections import add_punch
+    from operations.corrections import add_punch
+    from operations.event_requests import request_event
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async
-    from workers.event_requests import request_event
 
     at = parse_local_time(time, get_settings().zone)
     result = run_async(add_punch(employee_no, at, reason, actor=cli_actor(), via="cli", request_event=request_event))
@@ -106,10 +106,10 @@ def punches_void(
     as_json: JsonOpt = False,
 ) -> None:
     """Void a punch (device or manual): kept, ignored by the rules; its day is recomputed."""
-    from pipelines.attendance.corrections import void_punch
+    from operations.corrections import void_punch
+    from operations.event_requests import request_event
     from shared.records.operator_actions import cli_actor
     from shared.runtime.runner import run_async
-    from workers.event_requests import request_event
 
     result = run_async(void_punch(punch_id, reason, actor=cli_actor(), via="cli", request_event=request_event))
     if as_json:

@@ -28,7 +28,7 @@ from intake.problems import Problem
 from intake.publisher import BrokerBlocked, BrokerUnavailable, EventSender, Outgoing
 from intake.ratelimit import TokenBucket
 from intake.signatures import SignatureRefused, signing_source
-from shared.config.intake_sources import Source, Sources
+from shared.events.intake_sources import Source, Sources
 from shared.events.models import MAX_EVENT_BYTES, ParsedEvent
 
 log = structlog.get_logger(__name__)

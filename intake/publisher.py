@@ -25,9 +25,9 @@ import aiormq.exceptions
 import pika.exceptions
 from pamqp.commands import Basic
 
+from shared.config.redaction import redact_url
 from shared.events.bus import EVENTS_EXCHANGE, event_channel
 from shared.events.models import CONTENT_TYPE
-from shared.observability.redaction import redact_url
 
 CONNECT_TIMEOUT: Final = 3.0
 CONFIRM_TIMEOUT: Final = 5.0

@@ -15,7 +15,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Final
 
-from shared.config.intake_sources import Source
+from shared.events.intake_sources import Source
 
 TOLERANCE_SECONDS: Final = 5 * 60
 ID_HEADER: Final = "webhook-id"

@@ -1,7 +1,7 @@
 """The console's actions: the same services the CLI calls, with the web user as the actor (`via="web"`).
 
-Replay, cancel and dead-letter replay come from `workers.operations`, corrections from
-`pipelines.attendance.corrections`; each writes its `operator_actions` row itself.
+Replay, cancel and dead-letter replay come from `operations.executions`, corrections from
+`operations.corrections`; each writes its `operator_actions` row itself.
 """
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from operations import executions as operations
 from shared.runtime.runner import run_async
 from web.users import User
-from workers import operations
 
 VIA = "web"
 
@@ -43,7 +43,7 @@ def replay_dead_letters(ids: list[str] | None, replay_all: bool, reason: str, us
 
 def list_punches(employee_no: str, date_from: dt.date, date_to: dt.date) -> list[dict[str, Any]]:
     """`hrsync punches list EMP --json`."""
-    from pipelines.attendance import corrections
+    from operations import corrections
 
     return run_async(corrections.list_punches(employee_no, date_from, date_to))
 
@@ -51,8 +51,8 @@ def list_punches(employee_no: str, date_from: dt.date, date_to: dt.date) -> list
 def add_punch(employee_no: str, at: dt.datetime, reason: str, user: User) -> dict[str, Any]:
     """A manual punch (its day recomputed through the normal event path, in-process on the embedded
     defaults); `corrections.UnknownEmployee` for an unknown employee."""
-    from pipelines.attendance import corrections
-    from workers.event_requests import request_event
+    from operations import corrections
+    from operations.event_requests import request_event
 
     return run_async(corrections.add_punch(employee_no, at, reason, actor=user.name, via=VIA,
                                            request_event=request_event))
@@ -60,8 +60,8 @@ def add_punch(employee_no: str, at: dt.datetime, reason: str, user: User) -> dic
 
 def void_punch(punch_id: int, reason: str, user: User) -> dict[str, Any]:
     """Void a punch with a reason (kept, ignored by the rules)."""
-    from pipelines.attendance import corrections
-    from workers.event_requests import request_event
+    from operations import corrections
+    from operations.event_requests import request_event
 
     return run_async(corrections.void_punch(punch_id, reason, actor=user.name, via=VIA,
                                             request_event=request_event))
@@ -69,6 +69,6 @@ def void_punch(punch_id: int, reason: str, user: User) -> dict[str, Any]:
 
 def recompute_status(correction_id: int) -> dict[str, Any] | None:
     """Where a correction's recompute is (its event, execution and status); None for no such correction."""
-    from pipelines.attendance import corrections
+    from operations import corrections
 
     return run_async(corrections.recompute_status(correction_id))

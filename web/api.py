@@ -12,7 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
-from pipelines.attendance.corrections import UnknownEmployee
+from operations.corrections import UnknownEmployee
 from shared.records.views import jsonable
 from web import actions, data
 from web.auth import operator, session_of, signed_in

@@ -19,7 +19,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, FileSystemLoader
 
-from pipelines.attendance.corrections import AmbiguousTime, PunchExists
+from operations.corrections import AmbiguousTime, PunchExists
 from shared.config.errors import ConfigError, HrsyncError
 from shared.config.settings import get_settings
 from shared.records.queries import UnknownExecution

@@ -15,12 +15,12 @@ from typing import Any
 
 from shared.config.settings import get_settings
 from shared.events.dead_letters import list_dead_letters
+from shared.records import console as queries
 from shared.records.operator_actions import list_operator_actions
 from shared.records.queries import execution_details as recorded_details
 from shared.records.views import ERROR_LIMIT, jsonable, shown_details, timeline
 from shared.records.views import shown_error as shared_shown_error
 from shared.runtime.runner import run_async
-from web import queries
 
 
 def shown_error(text: str | None) -> str | None:

@@ -60,7 +60,7 @@ class Reopening(BaseModel):
 # -- what pages and API share -------------------------------------------------------------------------
 
 def _exceptions(period: str | None, kind: str | None, department: str | None, only_open: bool) -> list[dict[str, Any]]:
-    from pipelines.monthend.deciding import list_exceptions, parse_kind
+    from operations.deciding import list_exceptions, parse_kind
 
     month = Period.parse(period) if period else None
     wanted = parse_kind(kind, "kind") if kind else None
@@ -68,7 +68,7 @@ def _exceptions(period: str | None, kind: str | None, department: str | None, on
 
 
 def _accept(employee_no: str, work_date: str, kind: str, reason: str, user: User) -> dict[str, Any]:
-    from pipelines.monthend.deciding import accept_exception, parse_day, parse_kind
+    from operations.deciding import accept_exception, parse_day, parse_kind
 
     return run_async(accept_exception(employee_no, parse_day(work_date, "work_date"), parse_kind(kind, "kind"),
                                       reason, actor=user.name, via=VIA))
@@ -76,14 +76,14 @@ def _accept(employee_no: str, work_date: str, kind: str, reason: str, user: User
 
 def _overtime(employee_no: str, work_date: str, approve: bool, minutes: int | None, reason: str,
               user: User) -> dict[str, Any]:
-    from pipelines.monthend.deciding import decide_overtime, parse_day
+    from operations.deciding import decide_overtime, parse_day
 
     return run_async(decide_overtime(employee_no, parse_day(work_date, "work_date"), approve=approve,
                                      minutes=minutes, reason=reason, actor=user.name, via=VIA))
 
 
 def _period(period: str) -> dict[str, Any]:
-    from pipelines.monthend.closing import period_info
+    from operations.closing import period_info
 
     return run_async(period_info(Period.parse(period)))
 
@@ -102,19 +102,19 @@ def _files(period: str) -> list[str]:
 
 
 def _close(period: str, reason: str, force: bool, user: User) -> dict[str, Any]:
-    from workers.launching import close_and_export
+    from operations.launching import close_and_export
 
     return close_and_export(Period.parse(period), reason, force=force, actor=user.name, via=VIA)
 
 
 def _reopen(period: str, reason: str, user: User) -> dict[str, Any]:
-    from pipelines.monthend.closing import reopen_period
+    from operations.closing import reopen_period
 
     return run_async(reopen_period(Period.parse(period), reason, actor=user.name, via=VIA))
 
 
 def _periods() -> list[dict[str, Any]]:
-    from pipelines.monthend.closing import list_periods
+    from operations.closing import list_periods
 
     return run_async(list_periods())
 

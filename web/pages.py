@@ -12,7 +12,7 @@ from urllib.parse import quote, urlencode
 from fastapi import APIRouter, Depends, Form, HTTPException, Path, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from pipelines.attendance.corrections import AmbiguousTime, UnknownEmployee
+from operations.corrections import AmbiguousTime, UnknownEmployee
 from shared.config.errors import HrsyncError
 from shared.records.readable import input_rows, stage_rows
 from web import actions, data

@@ -8,8 +8,8 @@ from typing import Annotated
 
 from fastapi import HTTPException, Query
 
+from shared.records import console as queries
 from shared.records.queries import parse_age
-from web import queries
 
 STATUS = "^(|pending|running|succeeded|failed|cancelled)$"  # empty: a form's "any"
 TRIGGER = "^(|schedule|event|replay|manual)$"

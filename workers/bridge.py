@@ -48,6 +48,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from pipelines.plans import ExecutionRequest, request_for
+from shared.config.redaction import redact_text
 from shared.config.retry import Backoff, is_transient
 from shared.config.settings import get_settings
 from shared.events.binding import parse_message
@@ -63,7 +64,6 @@ from shared.events.dead_letters import DeadLetterMover, dead_letter_properties
 from shared.events.inbox import Admission, Arrival, admit_batch, admit_event, mark_launched
 from shared.events.models import InvalidEvent, ParsedEvent
 from shared.observability.metrics import event_consumed, event_dead_lettered, serve_metrics
-from shared.observability.redaction import redact_text
 from shared.observability.tracing import bound
 from shared.runtime.runner import run_async
 

@@ -8,7 +8,7 @@ import structlog
 from celery import signals
 from celery._state import _set_task_join_will_block
 
-from shared.config.check import run_checks
+from shared.check import run_checks
 from shared.config.errors import CheckFailed
 from shared.config.settings import get_settings
 from shared.observability.tracing import ensure_logging, real_locks_for_logging

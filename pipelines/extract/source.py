@@ -22,10 +22,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from pipelines.extract.query import Window, build_select, resume_after, split_by_employees
 from pipelines.extract.rows import ABSENCE_COLUMNS, COLUMNS
 from shared.config.errors import ConfigError, HrsyncError
+from shared.config.redaction import redact_text
 from shared.config.retry import is_transient, transient_retrying
 from shared.config.settings import Settings, get_settings
 from shared.database.db import engine_for
-from shared.observability.redaction import redact_text
 
 DEMO_FILE = "hris.db"
 DEMO_VIEW = "hrsync_employees"

@@ -27,11 +27,11 @@ from sqlalchemy import and_, or_, select, update
 from pipelines.mail.message import NAME_MAX, SUBJECT_MAX, clean_header, message_id_for, outbox_key, parse_mailbox
 from pipelines.mail.templates import render_bodies
 from pipelines.stage import StageResult
+from shared.config.redaction import redact_text
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert
 from shared.database.tables import attendance_days, employees, notifications
-from shared.observability.redaction import redact_text
 from shared.runtime.clock import utcnow
 
 log = structlog.get_logger(__name__)

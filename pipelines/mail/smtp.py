@@ -23,8 +23,8 @@ import aiosmtplib
 
 from pipelines.mail.errors import MailSetupError
 from pipelines.mail.message import Outgoing
+from shared.config.redaction import redact_url
 from shared.config.settings import Settings
-from shared.observability.redaction import redact_url
 
 SCHEMES = {"smtp": (25, False, False), "smtp+starttls": (587, False, True), "smtps": (465, True, False)}
 QUERY_OPTIONS = {"timeout", "cafile", "verify"}

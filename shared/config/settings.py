@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, f
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.config.errors import ConfigError, in_field_order
-from shared.observability.redaction import redact_text, redact_url
+from shared.config.redaction import redact_text, redact_url
 
 ENV_PREFIX = "HRSYNC_"
 DEFAULT_HRIS_QUERY = (

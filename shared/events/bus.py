@@ -25,9 +25,9 @@ from pika.adapters.blocking_connection import BlockingChannel
 from tenacity import Retrying, retry_if_exception, stop_after_delay
 
 from shared.config.errors import HrsyncError
+from shared.config.redaction import redact_url
 from shared.config.retry import Backoff, is_transient
 from shared.events.models import CONTENT_TYPE, Event
-from shared.observability.redaction import redact_url
 
 EVENTS_EXCHANGE = "hrsync.events"
 DEAD_LETTER_EXCHANGE = "hrsync.events.dlx"

@@ -19,7 +19,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
-from shared.observability.redaction import redact_value
+from shared.config.redaction import redact_value
 from shared.runtime import realthreads
 
 TRACE_KEYS = ("execution_id", "stage", "shard", "task_id", "attempt", "event_id")

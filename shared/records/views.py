@@ -10,7 +10,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from shared.observability.redaction import redact_text
+from shared.config.redaction import redact_text
 
 TRACE_ERROR_LIMIT = 200  # characters of a stage's error on a trace bar
 ERROR_LIMIT = 4000  # characters of an error in `--json` and `/api/`

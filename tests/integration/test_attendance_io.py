@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from pipelines.attendance.corrections import add_punch, list_punches, void_punch
+from operations.corrections import add_punch, list_punches, void_punch
 from pipelines.extract.absences import absence_params, extract_absences
 from pipelines.extract.params import ExtractParams
 from pipelines.extract.source import HrisSourceError

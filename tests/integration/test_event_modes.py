@@ -13,6 +13,7 @@ import pytest
 from cloudevents.core.bindings import rabbitmq
 from cloudevents.core.v1.event import CloudEvent
 
+from operations import executions as operations
 from shared.events.bus import DEAD_QUEUE, REASON_HEADER, pika_url
 from shared.events.dead_letters import REPLAYS_HEADER, list_dead_letters
 from shared.events.inbox import inbox_entry
@@ -21,7 +22,6 @@ from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F
 from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
 from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import Stack, event_body, running_stack, take_dead_letters
-from workers import operations
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 SYNC = "hrsync.sync.requested"

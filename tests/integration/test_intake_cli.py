@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.config.check import check_intake_listening, check_intake_sources
+from shared.check import check_intake_listening, check_intake_sources
 
 pytestmark = [pytest.mark.integration]
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - the address under test, never bound here

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
+from operations.deciding import accept_exception, decide_overtime, list_exceptions
 from pipelines.merge.days import MergeShard, merge_attendance
-from pipelines.monthend.deciding import accept_exception, decide_overtime, list_exceptions
 from pipelines.monthend.exceptions import ExceptionKind
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine

@@ -12,10 +12,10 @@ from typing import Any
 import pytest
 from sqlalchemy import delete
 
-from pipelines.attendance.corrections import add_punch
+from operations.closing import close_period, period_info, reopen_period
+from operations.corrections import add_punch
+from operations.deciding import decide_overtime
 from pipelines.merge.days import MergeShard, PunchWindow, import_punches, merge_attendance
-from pipelines.monthend.closing import close_period, period_info, reopen_period
-from pipelines.monthend.deciding import decide_overtime
 from pipelines.monthend.period import Period
 from pipelines.monthend.periods import CloseRefused
 from pipelines.monthend.store import PeriodClosed

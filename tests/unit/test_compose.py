@@ -123,7 +123,7 @@ def test_env_example_names_every_variable_compose_reads() -> None:
 def test_the_intake_publishes_to_the_stacks_broker_with_its_sources() -> None:
     """`hrsync intake` gets the event plane's URL, waits for RabbitMQ, has a sources file that loads, and
     listens beyond the container's loopback only with `--behind-proxy` (its host port stays on 127.0.0.1)."""
-    from shared.config.intake_sources import load_sources
+    from shared.events.intake_sources import load_sources
 
     intake = SERVICES["intake"]
     env = intake["environment"]

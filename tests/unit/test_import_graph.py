@@ -1,6 +1,8 @@
 """The import graph of the product's packages, read with `ast`: no cycle, and the arrows of the layers
-(`workers → pipelines → shared`, `scheduler → shared`, `intake → shared`, nothing in `shared` imports the
-others), and inside `pipelines/`: no stage folder imports another, and what lies below the stage folders
+(`cli, web → operations → workers → pipelines → shared`, `scheduler → shared`, `intake → shared`, nothing in
+`shared` imports the others; a layer may use any layer below it, but `cli` and `web` never `workers`: the
+operator services launch work for them), `web` reads no raw table, no cycle between the sub-packages of
+`shared/`, and inside `pipelines/`: no stage folder imports another, and what lies below the stage folders
 (`stage.py`, `outputs.py`, `attendance/`, `monthend/`, `mail/`) imports none."""
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PACKAGES = ("shared", "pipelines", "workers", "scheduler", "cli", "web", "bench", "intake")
+PACKAGES = ("shared", "pipelines", "workers", "operations", "scheduler", "cli", "web", "bench", "intake")
 # What each layer may import from the product (besides itself).
 ALLOWED = {"shared": set(), "pipelines": {"shared"}, "scheduler": {"shared"}, "workers": {"pipelines", "shared"},
-           "intake": {"shared"}}
+           "operations": {"workers", "pipelines", "shared"},
+           # the command starts the console, the intake and the scheduler (their processes' entry points)
+           "cli": {"operations", "pipelines", "shared", "web", "intake", "scheduler"},
+           "web": {"operations", "pipelines", "shared"}, "intake": {"shared"}}
+RAW_TABLES = "shared.database.tables"
 
 
 def _modules() -> dict[str, Path]:
@@ -102,9 +108,7 @@ def test_no_module_imports_itself_back() -> None:
 @pytest.mark.parametrize("layer", sorted(ALLOWED))
 def test_imports_point_one_way(layer: str) -> None:
     """A layer imports only the layers below it."""
-    wrong = {f"{module} → {target}" for module, targets in _graph().items() if module.split(".")[0] == layer
-             for target in targets if target.split(".")[0] not in {layer, *ALLOWED[layer]}}
-    assert wrong == set()
+    assert _wrong_arrows(_graph(), layer) == set()
 
 
 # Modules of pipelines/ above the stage folders: they list stages or plan across them.
@@ -152,6 +156,46 @@ def test_stage_folders_import_no_other_stage() -> None:
 ])
 def test_the_stage_rule_finds_a_breach(graph: dict[str, set[str]], expected: set[str]) -> None:
     assert _stage_breaches(graph, {"pipelines.merge", "pipelines.notify"}) == expected
+
+
+def _wrong_arrows(graph: dict[str, set[str]], layer: str) -> set[str]:
+    return {f"{module} → {target}" for module, targets in graph.items() if module.split(".")[0] == layer
+            for target in targets if target.split(".")[0] not in {layer, *ALLOWED[layer]}}
+
+
+def test_the_arrow_check_finds_a_wrong_arrow() -> None:
+    """The console launching work itself (web → workers) breaks an arrow; web → operations does not."""
+    graph = {"web.actions": {"workers.canvas", "operations.executions"}, "operations.executions": {"workers.canvas"}}
+    expected = ({"web.actions → workers.canvas"}, set())
+    assert (_wrong_arrows(graph, "web"), _wrong_arrows(graph, "operations")) == expected
+
+
+def test_the_console_reads_no_raw_table() -> None:
+    """`web/` reads through `operations/` or `shared/records`, never the tables."""
+    assert {m for m, targets in _graph().items() if m.split(".")[0] == "web" and RAW_TABLES in targets} == set()
+
+
+def _shared_packages(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """The graph of `shared/`'s sub-packages (`shared.config`, `shared.records`, …; a module at its top is one)."""
+    packages: dict[str, set[str]] = {}
+    for module, targets in graph.items():
+        if module.split(".")[0] != "shared" or module == "shared":
+            continue
+        own = ".".join(module.split(".")[:2])
+        packages.setdefault(own, set()).update(
+            ".".join(t.split(".")[:2]) for t in targets if t.split(".")[0] == "shared" and not t.startswith(own))
+    return packages
+
+
+def test_no_cycle_between_the_sub_packages_of_shared() -> None:
+    assert _cycles(_shared_packages(_graph())) == []
+
+
+def test_the_shared_check_sees_a_package_cycle() -> None:
+    """config.settings → observability and observability.tracing → config: a cycle of two sub-packages."""
+    graph = {"shared.config.settings": {"shared.observability.redaction"},
+             "shared.observability.tracing": {"shared.config.settings"}, "shared.records.queries": set()}
+    assert _cycles(_shared_packages(graph)) == [["shared.config", "shared.observability"]]
 
 
 def test_the_cycle_finder_finds_a_cycle() -> None:

@@ -19,7 +19,7 @@ from standardwebhooks.webhooks import Webhook
 from intake.app import create_app
 from intake.asyncapi import asyncapi_document
 from intake.publisher import EventSender
-from shared.config.intake_sources import parse_sources
+from shared.events.intake_sources import parse_sources
 
 PAYROLL = "whsec_" + base64.b64encode(b"p" * 32).decode()
 BADGES = "whsec_" + base64.b64encode(b"b" * 32).decode()

@@ -22,8 +22,8 @@ from intake.ratelimit import TokenBucket
 from intake.signatures import SignatureRefused, signature, signing_source
 from pipelines.plans import request_for
 from shared.config.errors import ConfigError
-from shared.config.intake_sources import Source, load_sources, parse_sources
 from shared.events.binding import parse_message
+from shared.events.intake_sources import Source, load_sources, parse_sources
 from shared.events.models import InvalidEvent
 
 # The Standard Webhooks reference library's own test data (libraries/python/tests/test_webhooks.py).

@@ -10,7 +10,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from pipelines.attendance.corrections import AmbiguousTime, local_instant
+from operations.corrections import AmbiguousTime, local_instant
 from shared.config.errors import ConfigError
 
 BERLIN, NEW_YORK = ZoneInfo("Europe/Berlin"), ZoneInfo("America/New_York")

@@ -8,7 +8,7 @@ import json
 import pytest
 import structlog
 
-from shared.observability.redaction import redact_text, redact_url, redact_value
+from shared.config.redaction import redact_text, redact_url, redact_value
 from shared.observability.tracing import bound, configure_logging, stage_span
 
 

@@ -5,7 +5,7 @@ transaction, the punch change, a `punch_corrections` row and an `operator_action
 commit it requests `hrsync.sync.requested` {scope `attendance`, the affected local dates, `employees`:
 [the employee]} with the id `hrsync-correction:<correction id>`, so the day(s) are recomputed — and
 their mails built — by the normal event path, and a repeated request launches one chain. The caller
-says how the event travels (`request_event`: `workers.event_requests.request_event` publishes it, or on
+says how the event travels (`request_event`: `operations.event_requests.request_event` publishes it, or on
 the embedded defaults admits it in-process); by default it is published to the event plane. Nothing is
 ever written to BioStar. Bad input raises `ConfigError` (naming the field; an unknown employee
 `UnknownEmployee`); a correction stored whose recompute request was not taken raises

@@ -2,7 +2,7 @@
 
 With an event plane the close publishes `hrsync.period.closed` and the bridge launches the export. The
 embedded defaults (the demo, and the console on its run) have a Celery transport but no RabbitMQ event
-plane: there the close's event is admitted and launched in-process (`workers.event_requests`), exactly
+plane: there the close's event is admitted and launched in-process (`operations.event_requests`), exactly
 as the bridge would, so the same event id is admitted once.
 """
 
@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from pipelines.monthend.closing import close_month, close_period, period_info
+from operations.closing import close_month, close_period, period_info
+from operations.event_requests import admit_and_launch
 from pipelines.monthend.period import Period
 from shared.config.settings import get_settings
 from shared.runtime.runner import run_async
-from workers.event_requests import admit_and_launch
 
 
 def close_and_export(period: Period, reason: str, *, force: bool, actor: str, via: str) -> dict[str, Any]:

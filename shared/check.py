@@ -13,10 +13,10 @@ from typing import Any
 from sqlalchemy import text
 
 from shared.config.errors import ConfigError
-from shared.config.intake_sources import load_sources
+from shared.config.redaction import redact_url
 from shared.config.settings import Settings
 from shared.database.db import engine_for
-from shared.observability.redaction import redact_url
+from shared.events.intake_sources import load_sources
 from shared.runtime.runner import get_runner, run_async
 
 
