@@ -4,9 +4,6 @@ the merge's newer-wins upsert on MariaDB, and manual corrections (audited, recom
 from __future__ import annotations
 
 import datetime as dt
-import json
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -21,16 +18,14 @@ from pipelines.merge.days import MergeShard, _upsert_if_newer, merge_attendance,
 from pipelines.outputs import clear_absence_recomputes, pending_absence_recomputes
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
-from shared.database.tables import absences, notifications, operator_actions, punch_corrections, punches
-from shared.events.bus import BRIDGE_QUEUE, event_channel
+from shared.database.tables import absences, notifications, operator_actions, punch_corrections
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
-from tests.integration.hris_fixtures import PgHris, hris, pg_hris
+from tests.integration.biostar_fixtures import SetEnv, Staff
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.scenarios import add_punches, published
 from tests.integration.stack_fixtures import app_rows as rows_of
-from tests.integration.stack_fixtures import private_vhost
 
 pytestmark = pytest.mark.integration
-__all__ = ["hris", "hrsync_env", "pg_hris", "staff"]  # fixtures used by name below
 
 MONDAY = dt.date(2026, 6, 1)
 EXEC = "00000000-0000-0000-0000-00000000b002"
@@ -39,18 +34,6 @@ EXEC = "00000000-0000-0000-0000-00000000b002"
 def utc(day: dt.date, hhmm: str) -> dt.datetime:
     """`day` at `hhmm` UTC (the tests run with HRSYNC_TIMEZONE=UTC: local time = UTC)."""
     return dt.datetime.combine(day, dt.time.fromisoformat(hhmm), dt.UTC)
-
-
-def add_punches(staff: Staff, n: int, *instants: dt.datetime) -> None:
-    """Store device punches of employee `n` directly in `punches`."""
-    async def insert() -> None:
-        engine = await app_engine()
-        async with engine.begin() as conn:
-            await conn.execute(punches.insert(), [
-                {"employee_no": staff.no(n), "device_id": 7, "punched_at": at, "event_code": 0x1001,
-                 "received_at": dt.datetime.now(dt.UTC)} for at in instants])
-
-    run_async(insert())
 
 
 def merge_day(staff: Staff, day: dt.date, now: dt.datetime | None = None) -> None:
@@ -176,24 +159,6 @@ def test_a_missing_absences_view_names_the_setting(hris: PgHris, hrsync_env: Set
                                    "updated_at FROM hrsync_no_such_view")
     with pytest.raises(HrisSourceError, match="HRSYNC_HRIS_ABSENCES_QUERY"):
         run_async(extract_absences(ExtractParams(full=True, source="hris_absences"), EXEC))
-
-
-@pytest.fixture
-def event_plane(hrsync_env: SetEnv) -> Iterator[str]:
-    """HRSYNC_EVENTS_URL on a private RabbitMQ virtual host."""
-    with private_vhost(f"hrsync-test-corr-{uuid.uuid4().hex[:6]}") as url:
-        hrsync_env(events_url=url)
-        yield url
-
-
-def published(url: str) -> list[dict[str, Any]]:
-    with event_channel(url) as channel:
-        bodies = []
-        while True:
-            method, _, body = channel.basic_get(BRIDGE_QUEUE, auto_ack=True)
-            if method is None:
-                return bodies
-            bodies.append(json.loads(body))
 
 
 def test_a_correction_added_then_voided_is_audited_and_requests_its_day(team: Staff, event_plane: str) -> None:

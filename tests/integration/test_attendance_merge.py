@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from pipelines.merge.biostar import BiostarLog, create_demo_biostar
 from pipelines.merge.days import (
     MergeShard,
     PunchWindow,
@@ -20,31 +19,16 @@ from pipelines.merge.days import (
 )
 from pipelines.stage import StageResult
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import SetEnv, Staff, biostar_db, hrsync_env, staff
+from tests.integration.biostar_fixtures import SetEnv, Staff
+from tests.integration.scenarios import DUAL, IDENTIFY, VERIFY, seed, utc
 
 pytestmark = pytest.mark.integration
-__all__ = ["biostar_db", "hrsync_env", "staff"]  # fixtures used by name below
 
-VERIFY, IDENTIFY, DUAL = 0x1001, 0x1301, 0x1601  # success main codes with a sub code
 DURESS_VERIFY, DURESS_IDENTIFY = 0x1201, 0x1501
 FAILURES = (0x1100, 0x1401, 0x1800, 0x1900)
 OTHERS = (0x1700, 0x2000, 0x0F00, 0x1A00)  # neither success nor failure of authentication
 MONDAY = dt.date(2026, 6, 1)
 EXEC = "00000000-0000-0000-0000-00000000a001"
-
-
-def utc(text: str) -> dt.datetime:
-    """An aware UTC instant from `YYYY-MM-DD HH:MM[:SS]`."""
-    return dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
-
-
-def seed(url: str, *logs: tuple[str, str, int] | tuple[str, str, int, int]) -> None:
-    """Write BioStar logs `(user, UTC time, event code[, device])` at `url`."""
-    run_async(create_demo_biostar(url, [
-        BiostarLog(user_id=entry[0], device_id=entry[3] if len(entry) == 4 else 7, at=utc(entry[1]),
-                   event_code=entry[2])
-        for entry in logs
-    ]))
 
 
 def import_window(start: str, end: str, **options: Any) -> StageResult:

@@ -8,7 +8,7 @@ import uuid
 
 import pytest
 
-from tests.integration.test_operator_cli import CHAIN, hrsync, record
+from tests.integration.scenarios import CHAIN, hrsync, record
 from tests.web.page_fixtures import record_succeeded
 
 pytestmark = pytest.mark.integration

@@ -17,9 +17,6 @@ from shared.events.inbox import Arrival, admit_batch, admit_event
 from shared.records.executions import StepDeferred, cancel_execution, claim_execution
 from shared.records.queries import execution_details, get_execution
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import MONDAY, Stack, app_rows, at, hrsync, stack_fixture, wait_admitted
 
 pytestmark = pytest.mark.integration

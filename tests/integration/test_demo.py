@@ -20,16 +20,9 @@ from cli import demo_data
 from cli.demo import DEMO_ZONE
 from cli.demo_company import CREWS
 from pipelines.mail.smtp import eml_path
+from tests.integration.scenarios import clean_env
 
 pytestmark = pytest.mark.slow
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def clean_env(home: Path) -> dict[str, str]:
-    """No HRSYNC_* but HRSYNC_HOME, a fresh HOME (no ~/.hrsync), the repo importable for the worker."""
-    return {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(home.parent),
-            "PYTHONPATH": str(REPO), "HRSYNC_HOME": str(home)}
 
 
 def demo_processes(demo_pid: int) -> list[psutil.Process]:

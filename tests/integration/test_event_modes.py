@@ -18,9 +18,8 @@ from shared.events.bus import DEAD_QUEUE, REASON_HEADER, pika_url
 from shared.events.dead_letters import REPLAYS_HEADER, list_dead_letters
 from shared.events.inbox import inbox_entry
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.stack_fixtures import Stack, event_body, running_stack, take_dead_letters
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -28,8 +27,8 @@ SYNC = "hrsync.sync.requested"
 
 
 @pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any) -> Iterator[Stack]:  # noqa: F811
+def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+          hrsync_env: Any) -> Iterator[Stack]:
     """HRIS rows, BioStar logs, a gevent worker and a bridge, all pointed at this test's databases."""
     with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env) as rig:
         yield rig

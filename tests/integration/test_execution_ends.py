@@ -16,9 +16,6 @@ import pytest
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
 from tests.conftest import MARIADB
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import Stack, hrsync, stack_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -7,12 +7,9 @@ import itertools
 import random
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, date, timedelta
 from pathlib import Path
-from typing import Any
 
-import pyodbc
 import pytest
 from sqlalchemy import text
 
@@ -31,7 +28,7 @@ from pipelines.extract.employees import (
     plan_extract_shards,
     read_watermark,
 )
-from pipelines.extract.source import Batches, HrisSource, demo_hris_path, hris_source
+from pipelines.extract.source import demo_hris_path
 from pipelines.stage import StageResult
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
@@ -47,6 +44,7 @@ from tests.integration.hris_fixtures import (
     person,
     pg_hris,
 )
+from tests.integration.scenarios import DropsConnectionOnce, _source
 
 pytestmark = pytest.mark.integration
 __all__ = ["demo_hris", "hris", "pg_hris"]  # fixtures used by name
@@ -268,23 +266,6 @@ def test_employees_filter_extracts_only_those_and_ignores_the_mark(hris: PgHris)
     assert run_async(extract_employees(ExtractParams(employees=[]), KeyRange(), "e")).rows_in == 0
 
 
-@dataclass
-class DropsConnectionOnce:
-    """A real source whose first read fails after one batch, as when the server kills the connection."""
-
-    inner: HrisSource
-    queries: list[list[Any]] = field(default_factory=list)
-
-    async def fetch_batches(self, sql: str, params: Sequence[Any], batch_size: int) -> Batches:
-        self.queries.append(list(params))
-        served = 0
-        async for batch in self.inner.fetch_batches(sql, params, batch_size):
-            if len(self.queries) == 1 and served == 1:
-                raise pyodbc.OperationalError("08S01", "[08S01] communication link failure")
-            served += 1
-            yield batch
-
-
 def test_a_read_lost_half_way_resumes_after_the_last_stored_key(
     hris: PgHris, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -297,10 +278,6 @@ def test_a_read_lost_half_way_resumes_after_the_last_stored_key(
     assert result.output["inserted"] == 10
     assert result.rows_in == 10
     assert len(dump_employees()) == 10
-
-
-async def _source() -> HrisSource:
-    return hris_source()
 
 
 def test_the_demo_sqlite_source_runs_through_the_same_stage(

@@ -22,13 +22,12 @@ from shared.config.settings import get_settings
 from shared.database.db import app_engine
 from shared.database.tables import absences
 from shared.runtime.runner import run_async
-from tests.integration.hris_fixtures import T0, PgHris, employees_by_key, hris, pg_hris
+from tests.integration.hris_fixtures import T0, PgHris, employees_by_key
+from tests.integration.scenarios import DropsConnectionOnce, _source
 from tests.integration.sqlserver_limits import SQLSERVER_TOO_MANY, Statement, limited
-from tests.integration.test_hris_extract import DropsConnectionOnce, _source
 
 pytestmark = pytest.mark.integration
 
-__all__ = ["hris", "pg_hris"]  # fixtures used by name
 
 PEOPLE = 2_500  # one list of them is more than SQL Server's 2,100 parameters
 NUMBERS = [f"S{i:05d}" for i in range(1, PEOPLE + 1)]

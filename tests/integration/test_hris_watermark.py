@@ -16,10 +16,9 @@ from pipelines.extract.employees import (
     read_watermark,
 )
 from shared.runtime.runner import run_async
-from tests.integration.hris_fixtures import PgHris, employees_by_key, hris, person, pg_hris
+from tests.integration.hris_fixtures import PgHris, employees_by_key, person
 
 pytestmark = pytest.mark.integration
-__all__ = ["hris", "pg_hris"]  # fixtures used by name
 
 
 def extract_incrementally(source: str) -> ExtractParams:

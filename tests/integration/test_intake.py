@@ -29,11 +29,8 @@ from cloudevents.v1.http import CloudEvent
 from standardwebhooks.webhooks import Webhook
 
 from tests.integration import services
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import Stack, executions_of, stack_fixture
-from tests.integration.tcp_proxy import TcpProxy, tcp_proxy  # noqa: F401 - fixture
+from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -86,7 +83,7 @@ class Intake:
 
 
 @pytest.fixture
-def intake(stack: Stack, tcp_proxy: TcpProxy, tmp_path: Path) -> Iterator[Intake]:  # noqa: F811
+def intake(stack: Stack, tcp_proxy: TcpProxy, tmp_path: Path) -> Iterator[Intake]:
     """The intake on the stack's virtual host (through the proxy), source `payroll` allowed sync requests."""
     sources = tmp_path / "sources.yaml"
     sources.write_text(json.dumps({"sources": {"payroll": {"secrets": [SECRET], "types": [SYNC]},
@@ -194,7 +191,7 @@ def test_a_memory_alarm_answers_429_then_202_and_loses_nothing(stack: Stack, int
 
 
 def test_an_unreachable_broker_answers_503_then_202(stack: Stack, intake: Intake,
-                                                   tcp_proxy: TcpProxy) -> None:  # noqa: F811
+                                                   tcp_proxy: TcpProxy) -> None:
     """With the broker out of reach (the proxy refuses) the intake answers 503 and /healthz 503; once it is
     back the same event is accepted and runs once."""
     assert intake.http.get("/healthz").status_code == 200

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from sqlalchemy import inspect
 
-from shared.config.settings import get_settings
 from shared.database import migrations
 from shared.database.db import app_engine
 from shared.database.tables import metadata
-from shared.runtime import runner
 from shared.runtime.runner import run_async
-from tests.conftest import create_mariadb_database, drop_mariadb_database, set_env
 
 pytestmark = pytest.mark.integration
 
@@ -22,25 +17,6 @@ async def table_names() -> set[str]:
     engine = await app_engine()
     async with engine.connect() as conn:
         return set(await conn.run_sync(lambda c: inspect(c).get_table_names()))
-
-
-@pytest.fixture(params=["mariadb", "sqlite"])
-def empty_database(request: pytest.FixtureRequest, tmp_path: object) -> Iterator[str]:
-    """An empty app database of each kind, set as HRSYNC_DATABASE_URL."""
-    name = ""
-    if request.param == "mariadb":
-        request.getfixturevalue("mariadb")
-        name = create_mariadb_database("hrsync_migrate")
-        url = f"mysql+aiomysql://root@127.0.0.1:3306/{name}"
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path}/app.db"
-    with pytest.MonkeyPatch.context() as mp:
-        set_env(mp, database_url=url)
-        yield request.param
-        runner.shutdown()
-    get_settings.cache_clear()  # the restored environment must be read again
-    if name:
-        drop_mariadb_database(name)
 
 
 def test_upgrade_then_downgrade_is_clean(empty_database: str) -> None:

@@ -19,13 +19,11 @@ from shared.config.errors import ConfigError
 from shared.database.db import app_engine
 from shared.database.tables import attendance_exceptions, operator_actions
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
+from tests.integration.biostar_fixtures import SetEnv, Staff
+from tests.integration.scenarios import add_punches, hrsync, one_line_error
 from tests.integration.stack_fixtures import app_rows
-from tests.integration.test_attendance_io import add_punches
-from tests.integration.test_operator_cli import hrsync, one_line_error
 
 pytestmark = pytest.mark.integration
-__all__ = ["hrsync_env", "staff"]  # fixtures used by name below
 
 MONDAY = dt.date(2019, 3, 4)
 EXEC = "00000000-0000-0000-0000-00000000c001"

@@ -17,11 +17,10 @@ from shared.database.db import app_engine
 from shared.database.tables import attendance_days, attendance_exceptions, period_changes, periods
 from shared.records.queries import get_stages
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.scenarios import FAST_RETRIES, restart_smtp
+from tests.integration.smtp_fixtures import SmtpServer, stop_smtp_server
 from tests.integration.stack_fixtures import Stack, address_of, hrsync, replays_of, running_stack, settle
-from tests.integration.test_replay import FAST_RETRIES, restart_smtp
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -30,8 +29,8 @@ FILES = ("days.csv", "summary.csv", "payroll.csv", "attendance-2021-02.xlsx", "m
 
 
 @pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any, tmp_path: Path) -> Iterator[Stack]:  # noqa: F811
+def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+          hrsync_env: Any, tmp_path: Path) -> Iterator[Stack]:
     """The running product with an export folder of this test and payroll's address."""
     payroll = address_of("payroll", "export")
     env = {**FAST_RETRIES, "HRSYNC_EXPORT_DIR": str(tmp_path / "exports"), "HRSYNC_PAYROLL_EMAIL": payroll}

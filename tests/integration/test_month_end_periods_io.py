@@ -22,14 +22,11 @@ from pipelines.monthend.store import PeriodClosed
 from shared.database.db import app_engine
 from shared.database.tables import absences, operator_actions, period_changes, periods, punches
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import SetEnv, Staff, biostar_db, hrsync_env, staff
+from tests.integration.biostar_fixtures import SetEnv, Staff
+from tests.integration.scenarios import IDENTIFY, add_punches, hrsync, published, seed
 from tests.integration.stack_fixtures import app_rows
-from tests.integration.test_attendance_io import add_punches, event_plane, published
-from tests.integration.test_attendance_merge import IDENTIFY, seed
-from tests.integration.test_operator_cli import hrsync
 
 pytestmark = pytest.mark.integration
-__all__ = ["biostar_db", "event_plane", "hrsync_env", "staff"]  # fixtures used by name below
 
 APRIL = Period(2019, 4)  # 2019-04-01 is a Monday; 22 workdays
 MAY = Period(2019, 5)

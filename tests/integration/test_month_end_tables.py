@@ -16,7 +16,6 @@ from shared.database import migrations
 from shared.database.db import app_engine
 from shared.database.tables import attendance_exceptions, period_changes, periods
 from shared.runtime.runner import run_async
-from tests.integration.test_migrations import empty_database  # noqa: F401 (the fixture, over both databases)
 from tests.unit.month_end_rows import a_day
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("empty_database")]

@@ -35,7 +35,6 @@ from tests.integration.smtp_fixtures import (
     SmtpServer,
     self_signed_cert,
     server_tls_context,
-    smtp_server,  # noqa: F401 - a fixture
     start_smtp_server,
     stop_smtp_server,
 )
@@ -151,7 +150,7 @@ def team(world: World) -> World:
 
 
 @pytest.fixture
-def mail_env(smtp_server: SmtpServer, app_db: str) -> Iterator[SmtpServer]:  # noqa: F811 - fixture use
+def mail_env(smtp_server: SmtpServer, app_db: str) -> Iterator[SmtpServer]:
     """HRSYNC_SMTP_URL points at the test server; sender and operations addresses are set."""
     with pytest.MonkeyPatch.context() as mp:
         set_env(mp, smtp_url=smtp_server.url(), mail_from="HR Sync <hrsync@example.test>",

@@ -5,11 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import os
-import subprocess
-import sys
 import uuid
-from pathlib import Path
 
 import pytest
 
@@ -17,61 +13,10 @@ from shared.database.db import app_engine
 from shared.database.tables import event_inbox, execution_stages, executions
 from shared.records.queries import prune_records
 from shared.runtime.runner import run_async
+from tests.integration.scenarios import CHAIN, NOW, hrsync, one_line_error, record
 from tests.integration.stack_fixtures import app_rows, count_rows
 
 pytestmark = pytest.mark.integration
-
-NOW = dt.datetime.now(dt.UTC)
-
-
-def hrsync(*args: str) -> subprocess.CompletedProcess[str]:
-    """The console script with this session's settings (app database included)."""
-    script = str(Path(sys.executable).parent / "hrsync")
-    return subprocess.run([script, *args], capture_output=True, text=True, timeout=120, check=False,
-                          env=dict(os.environ))
-
-
-def one_line_error(done: subprocess.CompletedProcess[str], code: int, fragment: str) -> None:
-    assert done.returncode == code, done.stdout + done.stderr
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1, done.stderr
-    assert lines[0].startswith("hrsync: error: ")
-    assert fragment in lines[0]
-
-
-def record(kind: str, *, status: str = "succeeded", trigger: str = "event", age: dt.timedelta = dt.timedelta(0),
-           failed_stage: str | None = None, replay_of: str | None = None,
-           stages: list[tuple[str, str, str]] = (),  # type: ignore[assignment]
-           execution_id: str | None = None) -> str:
-    """Insert an execution (created `age` ago) and its (stage, shard, status) rows; return its id."""
-    execution_id = execution_id or str(uuid.uuid4())
-    created = NOW - age
-    start = created + dt.timedelta(seconds=1)
-
-    async def insert() -> None:
-        engine = await app_engine()
-        async with engine.begin() as conn:
-            await conn.execute(executions.insert().values(
-                id=execution_id, kind=kind, trigger=trigger, event_id=None, replay_of=replay_of, attempt=1,
-                status=status, params={"stages": ["extract", "merge", "notify"], "scope": "nightly"},
-                created_at=created, started_at=start,
-                finished_at=start + dt.timedelta(seconds=9) if status in ("succeeded", "failed") else None,
-                failed_stage=failed_stage, error="merge[x]: ValueError: boom" if status == "failed" else None))
-            for n, (stage, shard, state) in enumerate(stages):
-                began = start + dt.timedelta(seconds=n)
-                await conn.execute(execution_stages.insert().values(
-                    execution_id=execution_id, stage=stage, shard=shard, attempt=1, status=state,
-                    started_at=began, finished_at=began + dt.timedelta(seconds=1), duration_ms=1000,
-                    rows_in=1, rows_out=1, result={"shards": [{"key": "k1"}]} if shard == "@plan" else {},
-                    error_type="ValueError" if state == "failed" else None,
-                    error_message="boom" if state == "failed" else None))
-
-    run_async(insert())
-    return execution_id
-
-
-CHAIN = [("extract", "@plan", "succeeded"), ("extract", "k1", "succeeded"), ("extract", "@done", "succeeded"),
-         ("merge", "@plan", "succeeded"), ("merge", "k1", "failed")]
 
 
 @pytest.fixture

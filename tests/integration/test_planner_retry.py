@@ -24,9 +24,6 @@ from shared.records.queries import get_stages
 from shared.records.shards import ShardKind
 from shared.runtime.runner import run_async
 from tests.conftest import MARIADB
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import MONDAY, Stack, app_rows, at, stack_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -14,15 +14,14 @@ import pytest
 
 from shared.database.tables import employees, event_inbox, executions
 from shared.events.bus import pika_url
-from tests.integration.biostar_fixtures import SetEnv, biostar_db, hrsync_env
-from tests.integration.hris_fixtures import PgHris, pg_hris
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server
+from tests.integration.biostar_fixtures import SetEnv
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.sqlserver_limits import SITECUSTOMIZE
 from tests.integration.stack_fixtures import Stack, app_rows, count_rows, event_body, running_stack, wait_admitted
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-__all__ = ["biostar_db", "hrsync_env", "pg_hris", "smtp_server"]  # fixtures used by name
 
 REPO = Path(__file__).resolve().parents[2]
 PEOPLE = 5_000  # the most one coalesced execution holds (DESIGN §5)

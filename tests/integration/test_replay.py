@@ -3,9 +3,7 @@ PostgreSQL HRIS, BioStar, aiosmtpd): what reruns, what does not, and that nothin
 
 from __future__ import annotations
 
-import asyncio
 import json
-import socket
 import time
 import urllib.request
 from collections import Counter
@@ -14,16 +12,15 @@ from typing import Any
 
 import pika
 import pytest
-from aiosmtpd.smtp import SMTP
 
 from shared.database.tables import operator_actions
 from shared.events.bus import DEAD_LETTER_EXCHANGE, REASON_HEADER, pika_url
 from shared.events.dead_letters import list_dead_letters
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.scenarios import FAST_RETRIES, free_port, restart_smtp
+from tests.integration.smtp_fixtures import SmtpServer, stop_smtp_server
 from tests.integration.stack_fixtures import (
     TUESDAY,
     Stack,
@@ -40,14 +37,6 @@ from tests.integration.stack_fixtures import (
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-FAST_RETRIES = {"HRSYNC_TASK_MAX_RETRIES": "1", "HRSYNC_RETRY_BACKOFF_SECONDS": "0.2"}
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
 
 @pytest.fixture
 def ports() -> dict[str, int]:
@@ -56,8 +45,8 @@ def ports() -> dict[str, int]:
 
 
 @pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any, ports: dict[str, int]) -> Iterator[Stack]:  # noqa: F811
+def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+          hrsync_env: Any, ports: dict[str, int]) -> Iterator[Stack]:
     """The running product with one retry (0.2 s backoff) per task, and metrics on free ports."""
     with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env, extra_env=FAST_RETRIES,
                        worker_env={"HRSYNC_METRICS_PORT": str(ports["worker"])},
@@ -90,16 +79,6 @@ def metric(text: str, name: str, **labels: str) -> float:
             if head == name or head.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
     return 0.0
-
-
-def restart_smtp(server: SmtpServer) -> SmtpServer:
-    """Listen again on the same port with the same recording handler (the mail server is back)."""
-    async def start() -> asyncio.Server:
-        loop = asyncio.get_running_loop()
-        return await loop.create_server(lambda: SMTP(server.handler, hostname="hrsync-test", loop=loop),
-                                        server.host, server.port)
-
-    return SmtpServer(server.host, server.port, server.handler, run_async(start()))
 
 
 def test_notify_failure_then_replay_sends_each_mail_once(stack: Stack) -> None:

@@ -7,9 +7,6 @@ import json
 
 import pytest
 
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import (
     MONDAY,
     Stack,

@@ -30,7 +30,7 @@ from shared.events.models import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED
 from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
 from tests.integration.stack_fixtures import executions_of
-from tests.integration.tcp_proxy import TcpProxy, tcp_proxy  # noqa: F401 - fixture
+from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -239,7 +239,7 @@ def test_two_schedulers_on_one_slot_launch_one_execution(observer: EventObserver
 
 @pytest.mark.parametrize("outage", ["refuse", "blackhole"])
 def test_broker_back_within_the_grace_gets_the_event_once(
-        observer: EventObserver, scheduler_env: Any, tcp_proxy: TcpProxy, outage: str) -> None:  # noqa: F811
+        observer: EventObserver, scheduler_env: Any, tcp_proxy: TcpProxy, outage: str) -> None:
     """The broker is unreachable at fire time and back within the grace: the event arrives once."""
     job, slot = new_job(), slot_in(4)
     process = HrsyncProcess(["scheduler"], scheduler_env(
@@ -263,7 +263,7 @@ def test_broker_back_within_the_grace_gets_the_event_once(
 
 
 def test_slot_not_published_within_the_grace_is_recorded_failed(
-        observer: EventObserver, scheduler_env: Any, tcp_proxy: TcpProxy) -> None:  # noqa: F811
+        observer: EventObserver, scheduler_env: Any, tcp_proxy: TcpProxy) -> None:
     """With the broker away for the whole grace, the slot is recorded `failed` with the reason, not lost."""
     job, slot = new_job(), slot_in(4)
     tcp_proxy.set_mode("refuse")

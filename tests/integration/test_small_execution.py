@@ -11,9 +11,6 @@ import pytest
 from shared.records.queries import get_stages
 from shared.records.shards import ShardKind
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
 from tests.integration.stack_fixtures import MONDAY, Stack, at, attendance_rows, stack_fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

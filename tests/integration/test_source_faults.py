@@ -20,9 +20,9 @@ from shared.database.db import engine_for
 from shared.database.odbc import odbc_fetch_batches
 from shared.database.tables import employees
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import SetEnv, biostar_db, dispose_engine, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, person, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
+from tests.integration.biostar_fixtures import SetEnv, dispose_engine
+from tests.integration.hris_fixtures import PgHris, person
+from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.stack_fixtures import count_rows, hrsync, nightly, replays_of, running_stack, settle
 from tests.integration.tcp_proxy import TcpProxy
 
@@ -67,7 +67,7 @@ def biostar_users(url: str) -> list[str]:
 
 @pytest.mark.parametrize("proxy", [PG], indirect=True)
 def test_a_silent_hris_fails_within_the_source_timeout_and_the_pool_recovers(
-        pg_hris: PgHris, hrsync_env: SetEnv, proxy: TcpProxy) -> None:  # noqa: F811
+        pg_hris: PgHris, hrsync_env: SetEnv, proxy: TcpProxy) -> None:
     """A pooled ODBC connection goes silent mid-life: `SourceTimeout` (transient), then reads work again."""
     hrsync_env(source_timeout="1")
     pg_hris.replace_rows([person("SF1"), person("SF2"), person("SF3")])
@@ -87,7 +87,7 @@ def test_a_silent_hris_fails_within_the_source_timeout_and_the_pool_recovers(
 
 @pytest.mark.parametrize("proxy", [PG], indirect=True)
 def test_an_hris_reset_is_a_transient_error_and_the_pool_recovers(
-        pg_hris: PgHris, proxy: TcpProxy) -> None:  # noqa: F811
+        pg_hris: PgHris, proxy: TcpProxy) -> None:
     """Every HRIS connection dropped and new ones refused: a transient ODBC error, not a hang."""
     pg_hris.replace_rows([person("SR1"), person("SR2")])
     dsn = via(proxy, pg_hris.dsn)
@@ -102,7 +102,7 @@ def test_an_hris_reset_is_a_transient_error_and_the_pool_recovers(
 
 @pytest.mark.parametrize("proxy", [MARIADB], indirect=True)
 def test_a_silent_biostar_fails_within_the_source_timeout_and_the_engine_recovers(
-        biostar_db: str, hrsync_env: SetEnv, proxy: TcpProxy) -> None:  # noqa: F811
+        biostar_db: str, hrsync_env: SetEnv, proxy: TcpProxy) -> None:
     """A BioStar connection goes silent while rows stream: `SourceTimeout`, and the engine serves again."""
     hrsync_env(source_timeout="1")
     at = datetime(2026, 11, 23, 8, tzinfo=UTC)
@@ -128,8 +128,8 @@ def test_a_silent_biostar_fails_within_the_source_timeout_and_the_engine_recover
 @pytest.mark.slow
 @pytest.mark.parametrize(("proxy", "stage"), [(PG, "extract"), (MARIADB, "merge")], indirect=["proxy"])
 def test_a_hung_source_fails_the_execution_cleanly_and_the_worker_keeps_working(
-        app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-        hrsync_env: SetEnv, proxy: TcpProxy, stage: str) -> None:  # noqa: F811
+        app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+        hrsync_env: SetEnv, proxy: TcpProxy, stage: str) -> None:
     """The stage that reads the silent source fails with a clear error after its retries; the replay
     completes once the source is back; the worker still stops cleanly while the source hangs again."""
     source = {"HRSYNC_HRIS_ODBC": via(proxy, pg_hris.dsn)} if stage == "extract" \

@@ -18,9 +18,8 @@ import pymysql
 import pytest
 
 from tests.integration import services
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.stack_fixtures import Stack, nightly, running_stack
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault, pytest.mark.slow]
@@ -39,8 +38,8 @@ def short_consumer_timeout() -> Iterator[None]:
 
 
 @pytest.fixture
-def stack(short_consumer_timeout: None, app_db: str, pg_hris: PgHris, biostar_db: str,  # noqa: F811
-          smtp_server: SmtpServer, hrsync_env: Any) -> Iterator[Stack]:  # noqa: F811
+def stack(short_consumer_timeout: None, app_db: str, pg_hris: PgHris, biostar_db: str,
+          smtp_server: SmtpServer, hrsync_env: Any) -> Iterator[Stack]:
     """Tasks limited to 10 s (the gevent pool enforces the hard limit only), below the broker's 15 s
     consumer timeout; no retries."""
     limits = {"HRSYNC_TASK_TIME_LIMIT": "10", "HRSYNC_CONSUMER_TIMEOUT": "15", "HRSYNC_TASK_MAX_RETRIES": "0"}

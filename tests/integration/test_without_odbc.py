@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.test_demo import clean_env
+from tests.integration.scenarios import clean_env
 
 pytestmark = pytest.mark.slow
 

@@ -15,7 +15,7 @@ import signal
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -28,11 +28,10 @@ from shared.events.bus import BRIDGE_DELIVERY_LIMIT, REASON_HEADER, event_channe
 from shared.events.inbox import inbox_entry
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
-from tests.conftest import MARIADB
 from tests.integration import services
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.scenarios import admin, table_locked, wait_until, waiting_on_lock
+from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.stack_fixtures import (
     MONDAY,
     TUESDAY,
@@ -63,56 +62,13 @@ TEAM_DAYS = TEAM * 2  # an attendance day each on Monday and Tuesday
 
 
 @pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any) -> Iterator[Stack]:  # noqa: F811
+def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+          hrsync_env: Any) -> Iterator[Stack]:
     with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env, extra_env=FAST_RETRIES) as rig:
         yield rig
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-def admin(database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]
-    return pymysql.connect(host=MARIADB[0], port=MARIADB[1], user="root", database=database, autocommit=True)
-
-
-@contextmanager
-def table_locked(database: str, table: str) -> Iterator[Callable[[], None]]:
-    """`LOCK TABLES <table> READ` on a connection of the test (every write to it waits); yields `release`
-    (also called at the end)."""
-    conn = admin(database)
-    with conn.cursor() as cur:
-        cur.execute(f"LOCK TABLES `{table}` READ")
-
-    def release() -> None:
-        with suppress(pymysql.Error):  # the server may have been killed meanwhile: the lock went with it
-            if conn.open:
-                with conn.cursor() as cur:
-                    cur.execute("UNLOCK TABLES")
-        with suppress(pymysql.Error):
-            conn.close()
-
-    try:
-        yield release
-    finally:
-        release()
-
-
-def waiting_on_lock(database: str) -> int:
-    """How many statements on `database` wait for a table lock."""
-    with admin() as conn, conn.cursor() as cur:
-        cur.execute("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = %s AND STATE LIKE %s",
-                    (database, "Waiting for table%"))
-        return int(cur.fetchone()[0])  # type: ignore[index]
 
 
 def is_day_shard(row: dict[str, Any]) -> bool:

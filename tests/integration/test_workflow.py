@@ -22,9 +22,8 @@ from shared.events.inbox import admit_event
 from shared.events.models import parse_event
 from shared.records.queries import get_stages
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server  # noqa: F401 - fixtures
+from tests.integration.hris_fixtures import PgHris
+from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.stack_fixtures import (
     MONDAY,
     TUESDAY,
@@ -40,8 +39,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 @pytest.fixture
-def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,  # noqa: F811
-          hrsync_env: Any) -> Iterator[Stack]:  # noqa: F811
+def stack(app_db: str, pg_hris: PgHris, biostar_db: str, smtp_server: SmtpServer,
+          hrsync_env: Any) -> Iterator[Stack]:
     """HRIS rows, BioStar logs, a gevent worker and a bridge, all pointed at this test's databases."""
     with running_stack(app_db, pg_hris, biostar_db, smtp_server, hrsync_env) as rig:
         yield rig

@@ -22,7 +22,15 @@ import pytest
 from shared.database.db import app_engine
 from shared.database.tables import execution_stages, executions
 from shared.runtime.runner import run_async
-from web.users import UserStore, hash_password
+from tests.integration.biostar_fixtures import biostar_db, hrsync_env, staff
+from tests.integration.hris_fixtures import pg_hris
+from tests.integration.smtp_fixtures import smtp_server
+from tests.integration.stack_fixtures import Stack
+from tests.web.browser import OPERATOR
+from tests.web.browser import PASSWORD as OPERATOR_PASSWORD
+from web.users import UserStore, add_user, hash_password
+
+__all__ = ["biostar_db", "hrsync_env", "pg_hris", "smtp_server", "staff"]  # the stack's fixtures, for the browser tests
 
 PASSWORD = "correct horse battery"
 
@@ -92,7 +100,7 @@ def record_failed(error: str = "ValueError: boom") -> str:
 def console_process(env: dict[str, str]) -> Iterator[str]:
     """`hrsync web` on a free loopback port with `env` added to this process's; its base URL until the block
     ends (then it is stopped, and must not have printed a traceback)."""
-    from tests.integration.test_replay import free_port
+    from tests.integration.scenarios import free_port
 
     port = free_port()
     script = str(Path(sys.executable).parent / "hrsync")
@@ -119,3 +127,12 @@ def wait_until_serving(base: str, process: subprocess.Popen[str], timeout: float
         except httpx.TransportError:
             time.sleep(0.2)
     raise AssertionError(f"hrsync web did not answer on {base}")
+
+
+@pytest.fixture
+def console(stack: Stack, tmp_path: Path) -> Iterator[str]:
+    """`hrsync web` on a free loopback port with a users file holding the operator; its base URL."""
+    users = tmp_path / "users.json"
+    add_user(users, OPERATOR, OPERATOR_PASSWORD, "operator")
+    with console_process({**stack.env, "HRSYNC_WEB_USERS_FILE": str(users), "HRSYNC_WEB_SECRET": "s" * 32}) as base:
+        yield base

@@ -18,13 +18,12 @@ from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, REASON_HEADER, event_cha
 from shared.events.dead_letters import move_dead_letters
 from shared.runtime.runner import run_async
 from tests.conftest import require_service
-from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
+from tests.integration.biostar_fixtures import SetEnv, Staff
+from tests.integration.scenarios import CHAIN, record
 from tests.integration.stack_fixtures import app_rows, private_vhost
-from tests.integration.test_operator_cli import CHAIN, record
 from tests.web.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.integration
-__all__ = ["hrsync_env", "staff"]  # fixtures used by name below
 
 
 def insert_rows(table: Any, rows: list[dict[str, Any]]) -> None:

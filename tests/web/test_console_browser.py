@@ -4,7 +4,6 @@ PostgreSQL HRIS, BioStar and an SMTP server. Screenshots of each step go to the 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,34 +11,14 @@ import pytest
 from shared.database.tables import operator_actions
 from shared.records.queries import get_stages
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import PgHris, pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import SmtpServer, smtp_server, stop_smtp_server  # noqa: F401 - fixtures
+from tests.integration.scenarios import FAST_RETRIES, restart_smtp, table_locked, wait_until, waiting_on_lock
+from tests.integration.smtp_fixtures import stop_smtp_server
 from tests.integration.stack_fixtures import Stack, app_rows, nightly, settle, stack_fixture
-from tests.integration.test_replay import FAST_RETRIES, restart_smtp
-from tests.integration.test_worker_faults import table_locked, wait_until, waiting_on_lock
-from tests.web.conftest import console_process
-from web.users import add_user
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, OPERATOR, PASSWORD, WAIT_MS
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--no-sandbox", "--headless", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-OPERATOR, PASSWORD = "olga", "a long operator password"
-WAIT_MS = 180_000  # a chain on a busy 2-core machine
-
-
 stack = stack_fixture(extra_env=FAST_RETRIES)  # one quick retry per task
-
-
-@pytest.fixture
-def console(stack: Stack, tmp_path: Path) -> Iterator[str]:
-    """`hrsync web` on a free loopback port with a users file holding the operator; its base URL."""
-    users = tmp_path / "users.json"
-    add_user(users, OPERATOR, PASSWORD, "operator")
-    with console_process({**stack.env, "HRSYNC_WEB_USERS_FILE": str(users), "HRSYNC_WEB_SECRET": "s" * 32}) as base:
-        yield base
 
 
 def held_running(stack: Stack, database: str, event_id: str) -> str:

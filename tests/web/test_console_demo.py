@@ -24,10 +24,9 @@ import pytest
 
 from cli import demo_data
 from cli.demo import DEMO_ZONE
-from tests.integration.test_demo import clean_env
-from tests.integration.test_replay import free_port
+from tests.integration.scenarios import clean_env, free_port
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.conftest import csrf_of
-from tests.web.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 
 pytestmark = pytest.mark.slow
 

@@ -24,16 +24,12 @@ from shared.database.tables import (
     periods,
 )
 from shared.runtime.runner import run_async
-from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
-from tests.integration.hris_fixtures import pg_hris  # noqa: F401 - fixtures
-from tests.integration.smtp_fixtures import smtp_server  # noqa: F401 - fixtures
+from tests.integration.scenarios import FAST_RETRIES
 from tests.integration.stack_fixtures import Stack, app_rows, stack_fixture
-from tests.integration.test_replay import FAST_RETRIES
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS, OPERATOR, PASSWORD, WAIT_MS
 from tests.web.conftest import csrf_of, sign_in
-from tests.web.test_console_browser import CHROMIUM, CHROMIUM_ARGS, OPERATOR, PASSWORD, WAIT_MS, console
 
 pytestmark = pytest.mark.integration
-__all__ = ["console"]  # the fixture, used by name
 
 MARCH = Period(2021, 3)  # 2021-03-01 is a Monday: 23 workdays; the stack's four people were hired in 2020
 

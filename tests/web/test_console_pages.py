@@ -11,12 +11,11 @@ from typing import Any
 
 import pytest
 
-from tests.integration.biostar_fixtures import Staff, staff
+from tests.integration.biostar_fixtures import Staff
 from tests.web.conftest import record_failed, sign_in
 from tests.web.page_fixtures import board_day, record_succeeded
 
 pytestmark = pytest.mark.integration
-__all__ = ["staff"]  # a fixture used by name below
 
 
 def cells(page: str, table_id: str) -> list[list[str]]:

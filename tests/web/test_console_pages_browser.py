@@ -12,14 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.biostar_fixtures import Staff, staff
+from tests.integration.biostar_fixtures import Staff
+from tests.web.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.web.conftest import console_process
 from tests.web.page_fixtures import board_day, record_succeeded
-from tests.web.test_console_browser import CHROMIUM, CHROMIUM_ARGS
 from web.users import add_user, change_password
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-__all__ = ["staff"]  # a fixture used by name below
 OPERATOR, PASSWORD = "olga", "a long operator password"
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +15,7 @@ from shared.events.bus import DEAD_QUEUE, REASON_HEADER, event_channel
 from shared.events.dead_letters import move_dead_letters
 from tests.conftest import require_service, set_env
 from tests.integration.stack_fixtures import private_vhost
+from tests.web.browser import run_web
 from tests.web.conftest import PASSWORD, csrf_of, new_client, record_failed, sign_in
 from web.users import UserStore
 
@@ -115,14 +114,6 @@ def test_login_page_never_redirects_off_site(client: Any) -> None:
     done = client.post("/login", data={"name": "vera", "password": PASSWORD, "csrf_token": token,
                                        "next": "//evil.example/"})
     assert done.headers["location"] == "/executions"
-
-
-def run_web(*args: str, env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess[str]:
-    """`hrsync web ARGS` with this session's settings plus `env` (no other console settings)."""
-    script = str(Path(sys.executable).parent / "hrsync")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("HRSYNC_WEB_")}
-    return subprocess.run([script, "web", *args], input=stdin, capture_output=True, text=True, timeout=60,
-                          check=False, env={**clean, **env})
 
 
 def test_non_loopback_host_without_users_file_is_refused() -> None:

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.web.browser import run_web
 from tests.web.conftest import PASSWORD, console_process, csrf_of, sign_in
-from tests.web.test_console_security import run_web
 from web.users import UserStore, add_user, change_password, delete_user, hash_password, read_users_file
 
 SECRET = "k" * 32

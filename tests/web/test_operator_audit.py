@@ -20,8 +20,8 @@ from shared.events.dead_letters import move_dead_letters
 from shared.records.executions import replay_id
 from shared.runtime.runner import run_async
 from tests.conftest import require_service, set_env
+from tests.integration.scenarios import CHAIN, record
 from tests.integration.stack_fixtures import app_rows, on_app_database, private_vhost
-from tests.integration.test_operator_cli import CHAIN, record
 from tests.web.conftest import sign_in
 
 pytestmark = pytest.mark.integration

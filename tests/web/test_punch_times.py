@@ -14,13 +14,12 @@ from typing import Any
 import pytest
 
 from tests.conftest import require_service
-from tests.integration.biostar_fixtures import SetEnv, Staff, hrsync_env, staff
+from tests.integration.biostar_fixtures import SetEnv, Staff
+from tests.integration.scenarios import hrsync
 from tests.integration.stack_fixtures import private_vhost
-from tests.integration.test_operator_cli import hrsync
 from tests.web.conftest import csrf_of, sign_in
 
 pytestmark = pytest.mark.integration
-__all__ = ["hrsync_env", "staff"]  # fixtures used by name below
 
 
 @pytest.fixture
