@@ -15,7 +15,7 @@ def celery_conf() -> Any:
 
 def worker_queues() -> tuple[str, ...]:
     """Every queue a worker of all stages consumes (each registered stage's, then the workflow's)."""
-    from workers.app import stage_queues
+    from workers.queues import stage_queues
 
     return stage_queues()
 

@@ -12,20 +12,10 @@ from typing import Any
 from celery import Celery
 from kombu.entity import Exchange, Queue
 
-from pipelines import registry
 from shared.config.settings import Settings, get_settings
+from workers.queues import WORKFLOW_QUEUE, stage_queues
 
 TASK_EXCHANGE = "hrsync.tasks"
-WORKFLOW_QUEUE = "hrsync.workflow"  # the claim, the finish, the probe
-
-
-def stage_queues() -> tuple[str, ...]:
-    """Every queue a worker of all stages consumes: each registered stage's (`Stage.queue`), then the
-    workflow's. Read when the app is configured, so a stage registered before that has its queue declared."""
-    return (*dict.fromkeys(stage.queue for stage in registry.STAGES), WORKFLOW_QUEUE)
-
-
-STAGE_QUEUES = stage_queues()
 
 
 def _is_amqp(url: str) -> bool:

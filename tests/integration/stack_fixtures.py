@@ -38,6 +38,7 @@ from tests.integration.biostar_fixtures import SetEnv
 from tests.integration.hris_fixtures import PgHris, person
 from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.worker_process import WorkerProcess
+from workers.queues import stage_queues
 
 ZONE = "Europe/Berlin"
 MONDAY, TUESDAY = date(2026, 11, 23), date(2026, 11, 24)
@@ -327,8 +328,6 @@ def _run_stack(env: dict[str, str], prefix: str, pg_hris: PgHris, biostar_db: st
     run_async(create_demo_biostar(biostar_db, logs))
     purge(env["HRSYNC_EVENTS_URL"], BRIDGE_QUEUE, DEAD_QUEUE)
     take_dead_letters()  # the app table is the session's: start each stack without another test's letters
-    from workers.app import stage_queues  # late: a worker's app module imports these helpers before `workers`
-
     worker = rig.worker = WorkerProcess({**env, **(worker_env or {})}, stage_queues()).start()
     try:
         bridge = rig.bridge = BridgeProcess({**env, **(bridge_env or {})}).start()

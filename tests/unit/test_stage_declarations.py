@@ -13,7 +13,8 @@ from pipelines.plans import params_for
 from pipelines.stage import Phase, Scope, Stage, StageResult
 from shared.records.shards import ShardKind
 from workers import canvas, tasks
-from workers.app import app, stage_queues
+from workers.app import app
+from workers.queues import stage_queues
 from workers.stage_task import failure_hooks
 
 DAYS = (dt.date(2026, 11, 23), dt.date(2026, 11, 24))
