@@ -20,12 +20,14 @@ def run_scheduler_command() -> None:
     from cli.checks import refuse_on_failed_checks
     from scheduler.process import run_scheduler
     from shared.observability.tracing import ensure_logging
+    from shared.runtime.stopping import StopFlag
 
+    stop_flag = StopFlag().install()  # from the first moment: a SIGTERM during the checks still exits 0
     settings = get_settings()
     settings.events()  # no event plane configured: exit 2 before anything starts
     ensure_logging()
     refuse_on_failed_checks()
-    run_scheduler(settings)
+    run_scheduler(settings, stop_flag)
 
 
 def _job_rows(now: dt.datetime) -> list[dict[str, Any]]:

@@ -8,14 +8,16 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import signal
 import sys
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from shared.config.errors import ConfigError
 from shared.config.settings import get_settings
+from shared.runtime.stopping import StopFlag
 
 web_app = typer.Typer(help="The operator console (a web app).")
 ONE_TIME_USER = "operator"
@@ -31,7 +33,7 @@ def is_loopback(host: str) -> bool:
         return False  # a name other than localhost may resolve anywhere
 
 
-def serve(host: str, port: int, out: Console, one_time_note: str = "") -> None:
+def serve(host: str, port: int, out: Console, one_time_note: str = "", stop_flag: StopFlag | None = None) -> None:
     """Check the listening rules, build the app and run it with uvicorn until interrupted."""
     import uvicorn
 
@@ -53,7 +55,25 @@ def serve(host: str, port: int, out: Console, one_time_note: str = "") -> None:
                   f"[bold]{password}[/] (valid while this process runs){one_time_note}", highlight=False)
     shown = f"[{host}]" if ":" in host else host
     out.print(f"console on http://{shown}:{port}/", highlight=False)
-    uvicorn.run(create_app(users, secret), host=host, port=port, log_level="warning")
+    server = uvicorn.Server(uvicorn.Config(create_app(users, secret), host=host, port=port, log_level="warning"))
+    if stop_flag is not None and stop_flag.is_set():
+        return  # stopped during start-up
+    # Until uvicorn installs its handlers, and again when it re-raises the signal after shutting down, ours
+    # runs: it sets flags only (exit 0, never the default action's death by SIGTERM).
+    stop_flag = stop_flag or StopFlag()
+    previous = {sig: signal.signal(sig, lambda signum, frame: _stop_server(server, stop_flag, signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_server(server: Any, stop_flag: StopFlag, signum: int) -> None:
+    """A signal handler: flags only (see `shared.runtime.stopping`)."""
+    stop_flag.on_signal(signum)
+    server.should_exit = True
 
 
 @web_app.callback(invoke_without_command=True)
@@ -62,7 +82,8 @@ def web(ctx: typer.Context,
         port: Annotated[int, typer.Option("--port", min=1, max=65535, help="port to listen on")] = 8080) -> None:
     """Serve the operator console (loopback only unless --host says otherwise)."""
     if ctx.invoked_subcommand is None:
-        serve(host, port, Console())
+        stop_flag = StopFlag().install()  # from the first moment: a SIGTERM during start-up still exits 0
+        serve(host, port, Console(), stop_flag=stop_flag)
 
 
 @web_app.command("adduser")

@@ -19,8 +19,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
 from typing import Any
 
 import structlog
@@ -34,6 +32,7 @@ from scheduler.runs import MISSED, PUBLISHED, last_recorded_slot, slot_status
 from shared.config.settings import Settings, get_settings
 from shared.events.models import sync_event_id
 from shared.runtime.runner import run_async
+from shared.runtime.stopping import StopFlag
 
 log = structlog.get_logger(__name__)
 
@@ -106,25 +105,19 @@ def build_scheduler(jobs: dict[str, ScheduledJob], publisher: SlotPublisher, set
     return scheduler
 
 
-def run_scheduler(settings: Settings | None = None) -> None:
-    """Run until SIGTERM/SIGINT: publish every slot of every job, then stop cleanly."""
+def run_scheduler(settings: Settings | None = None, stop_flag: StopFlag | None = None) -> None:
+    """Run until SIGTERM/SIGINT (`stop_flag`, installed as their handler if not given): publish every slot
+    of every job, then stop cleanly."""
     settings = settings or get_settings()
+    stopping = stop_flag or StopFlag().install()  # the handler only sets the flag (it may interrupt a log write)
     jobs = jobs_from_settings(settings)
-    stopping = threading.Event()
-
-    def stop(signum: int, _: Any) -> None:
-        log.info("scheduler.stopping", signal=signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     publisher = SlotPublisher(settings.events(), stopping)
     scheduler = build_scheduler(jobs, publisher, settings, dt.datetime.now(dt.UTC))
     scheduler.start()
     log.info("scheduler.started", timezone=settings.timezone, jobs=[
         {"job": job.id, "next_fire_time": job.next_run_time.astimezone(dt.UTC).isoformat()
          if job.next_run_time else None} for job in scheduler.get_jobs()])
-    while not stopping.wait(1.0):
-        pass
+    stopping.wait()
+    log.info("scheduler.stopping", signal=stopping.signal_name)
     scheduler.shutdown(wait=True)  # waits for slots being published; `stopping` cut their retries short
     log.info("scheduler.stopped")

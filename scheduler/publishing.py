@@ -15,7 +15,6 @@ error, with job, slot and event id) is the record. Nothing is dropped silently.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
 
 import structlog
@@ -26,6 +25,7 @@ from shared.config.retry import Backoff
 from shared.events.bus import PublishError, publish_once
 from shared.events.models import Event, sync_event_id
 from shared.runtime.runner import run_async
+from shared.runtime.stopping import StopFlag
 
 log = structlog.get_logger(__name__)
 RETRY = Backoff(base=0.5, cap=30.0)  # cap: a broker that is back is noticed within this many seconds
@@ -38,7 +38,7 @@ def _utcnow() -> dt.datetime:
 class SlotPublisher:
     """Publishes slots of scheduled jobs to the event plane; `stopping` ends pending retries."""
 
-    def __init__(self, events_url: str, stopping: threading.Event,
+    def __init__(self, events_url: str, stopping: StopFlag,
                  clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self.events_url = events_url
         self.stopping = stopping

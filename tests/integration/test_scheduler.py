@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from shared.events.bus import BRIDGE_QUEUE, EVENTS_EXCHANGE, connection_paramete
 from shared.events.models import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED
 from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
-from tests.integration.stack_fixtures import executions_of
+from tests.integration.stack_fixtures import HrsyncProcess, executions_of
 from tests.integration.tcp_proxy import TcpProxy, tcp_proxy  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,50 +59,6 @@ def slot_id(job: str, slot: dt.datetime) -> str:
 
 def new_job() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-class HrsyncProcess:
-    """An `hrsync` subprocess whose output (JSON log lines) is collected in the background."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([HRSYNC, *args], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self.output: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.output.extend(self.proc.stdout or []), daemon=True)
-        self.reader.start()
-
-    def logs(self, event: str | None = None) -> list[dict[str, Any]]:
-        found = []
-        for line in list(self.output):
-            with suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and (event is None or record.get("event") == event):
-                    found.append(record)
-        return found
-
-    def wait_for_log(self, event: str, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if found := self.logs(event):
-                return found[0]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {event!r} log line: {self.text()[-3000:]}")
-
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            return self.proc.wait(30)
-        finally:
-            self.reader.join(5)
-            if self.proc.stdout:
-                self.proc.stdout.close()
 
 
 class EventObserver:
