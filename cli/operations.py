@@ -318,17 +318,30 @@ def _replay_failed(since: dt.timedelta, dry_run: bool, as_json: bool) -> None:
 def cancel(
     execution_id: Annotated[str, typer.Argument(metavar="ID", help="a pending or running execution")],
     reason: Annotated[str | None, typer.Option("--reason", help="why (kept in the execution and the audit)")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what it would cancel and its events")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """End a pending or running execution as cancelled: its running steps end their current step, its queued
-    tasks stop at their start. Exit 1 if it already finished, 2 if the id is unknown."""
+    tasks stop at their start; `hrsync replay ID` later serves the events it holds. Exit 1 if it already
+    finished, 2 if the id is unknown."""
     from workers import operations
 
+    if dry_run:
+        plan = operations.plan_cancel(execution_id)
+        if as_json:
+            print_json(plan.as_json())
+            return
+        out.print(Text(f"would cancel {plan.execution_id} ({plan.previous_status}); it holds {plan.events} "
+                       f"event(s), served again by `hrsync replay {plan.execution_id[:SHORT_ID]}`"
+                       + (f"; {plan.running_steps} running step(s) would end their current step"
+                          if plan.running_steps else "")))
+        return
     outcome = operations.cancel(execution_id, reason, actor=cli_actor(), via="cli")
     if as_json:
         print_json(outcome.as_json())
         return
-    out.print(Text(f"cancelled {outcome.execution_id} (was {outcome.previous_status})"
+    out.print(Text(f"cancelled {outcome.execution_id} (was {outcome.previous_status}); it holds "
+                   f"{outcome.events} event(s): `hrsync replay {outcome.execution_id[:SHORT_ID]}` serves them"
                    + (f"; {outcome.running_steps} running step(s) end their current step"
                       if outcome.running_steps else "")))
 

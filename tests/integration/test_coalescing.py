@@ -14,7 +14,13 @@ import pytest
 from shared.database.tables import event_inbox
 from shared.events.coalesce import COALESCED
 from shared.events.inbox import Arrival, admit_batch, admit_event
-from shared.records.executions import StepDeferred, cancel_execution, claim_execution
+from shared.records.executions import (
+    StepDeferred,
+    cancel_execution,
+    claim_execution,
+    record_stage_end,
+    record_stage_start,
+)
 from shared.records.queries import execution_details, get_execution
 from shared.runtime.runner import run_async
 from tests.integration.biostar_fixtures import biostar_db, hrsync_env  # noqa: F401 - fixtures
@@ -189,3 +195,57 @@ def test_punch_events_in_a_stream_run_one_execution_at_a_time(stack: Stack) -> N
     for before, after in itertools.pairwise(runs):
         assert after["started_at"] >= before["finished_at"], (before, after)
     assert sum(int(r["params"]["events"]) for r in runs) == len(ids)
+
+
+def test_a_cancelled_execution_whose_step_still_runs_keeps_its_kind_busy(app_db: str) -> None:
+    """Cancelling a running punches execution while one of its steps runs does not let the next one of the
+    kind start beside it: the claim waits until that step has ended (DESIGN §7)."""
+    first = run_async(admit_event("busy-1", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-02T08:00:00+00:00", "2026-12-02T08:01:00+00:00", [1])))
+    assert run_async(claim_execution(first.execution_id, "busy-t1", COALESCED)) == "claimed"
+    run_async(record_stage_start(first.execution_id, "merge", "day:x", 1, "busy-step"))
+    second = run_async(admit_event("busy-2", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                   params=punches("2026-12-02T09:00:00+00:00", "2026-12-02T09:01:00+00:00", [1])))
+    assert second.execution_id != first.execution_id
+    run_async(cancel_execution(first.execution_id, "test: cancel while a step runs"))
+    with pytest.raises(StepDeferred, match="still runs a step"):
+        run_async(claim_execution(second.execution_id, "busy-t2", COALESCED))
+    run_async(record_stage_end(first.execution_id, "merge", "day:x", 1, status="succeeded", duration_ms=1))
+    assert run_async(claim_execution(second.execution_id, "busy-t2", COALESCED)) == "claimed"
+    run_async(cancel_execution(second.execution_id, "test over"))
+
+
+def test_pending_executions_of_a_kind_start_oldest_first(app_db: str) -> None:
+    """Two pending punches executions (windows too far apart to share one): the newer one's claim waits
+    while the older one is pending; once the older one has started and ended, the newer one starts."""
+    older = run_async(admit_event("order-1", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-10-01T08:00:00+00:00", "2026-10-01T08:01:00+00:00", [1])))
+    newer = run_async(admit_event("order-2", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-20T08:00:00+00:00", "2026-12-20T08:01:00+00:00", [1])))
+    assert newer.execution_id != older.execution_id  # 80 days apart: over the 31-day window bound
+    with pytest.raises(StepDeferred, match="older pending"):
+        run_async(claim_execution(newer.execution_id, "order-t2", COALESCED))
+    assert run_async(claim_execution(older.execution_id, "order-t1", COALESCED)) == "claimed"
+    run_async(cancel_execution(older.execution_id, "test over"))
+    assert run_async(claim_execution(newer.execution_id, "order-t2", COALESCED)) == "claimed"
+    run_async(cancel_execution(newer.execution_id, "test over"))
+
+
+def test_a_cancelled_coalesced_execution_keeps_its_events_for_its_replay(app_db: str) -> None:
+    """Cancelling a pending execution that three events joined: the dry run says it holds 3 events and
+    changes nothing; after the cancel, the replay's dry run serves the same 3 events (none is lost)."""
+    from workers import operations
+
+    ids = ["keep-1", "keep-2", "keep-3"]
+    admitted = run_async(admit_batch([arrival(event_id, "punches", punches(
+        f"2026-12-03T0{n}:00:00+00:00", f"2026-12-03T0{n}:01:00+00:00", [1])) for n, event_id in enumerate(ids)]))
+    execution_id = admitted[0].execution_id
+    assert {a.execution_id for a in admitted} == {execution_id}
+    dry = operations.plan_cancel(execution_id)
+    assert (dry.events, dry.dry_run, dry.previous_status) == (3, True, "pending")
+    assert (run_async(get_execution(execution_id)) or {})["status"] == "pending"
+    done = operations.cancel(execution_id, "test: a cancelled execution keeps its events", actor="test", via="cli")
+    assert (done.events, done.previous_status) == (3, "pending")
+    plan = operations.plan_replay(execution_id)
+    assert sorted(plan.events) == ids
+    assert plan.stages == ["merge", "notify"]
