@@ -326,23 +326,17 @@ def cancel(
     finished, 2 if the id is unknown."""
     from workers import operations
 
-    if dry_run:
-        plan = operations.plan_cancel(execution_id)
-        if as_json:
-            print_json(plan.as_json())
-            return
-        out.print(Text(f"would cancel {plan.execution_id} ({plan.previous_status}); it holds {plan.events} "
-                       f"event(s), served again by `hrsync replay {plan.execution_id[:SHORT_ID]}`"
-                       + (f"; {plan.running_steps} running step(s) would end their current step"
-                          if plan.running_steps else "")))
-        return
-    outcome = operations.cancel(execution_id, reason, actor=cli_actor(), via="cli")
+    outcome = (operations.plan_cancel(execution_id) if dry_run
+               else operations.cancel(execution_id, reason, actor=cli_actor(), via="cli"))
     if as_json:
         print_json(outcome.as_json())
         return
-    out.print(Text(f"cancelled {outcome.execution_id} (was {outcome.previous_status}); it holds "
-                   f"{outcome.events} event(s): `hrsync replay {outcome.execution_id[:SHORT_ID]}` serves them"
-                   + (f"; {outcome.running_steps} running step(s) end their current step"
+    short = outcome.execution_id[:SHORT_ID]
+    head = (f"would cancel {outcome.execution_id} ({outcome.previous_status}); it holds" if outcome.dry_run
+            else f"cancelled {outcome.execution_id} (was {outcome.previous_status}); it holds")
+    steps = "would end" if outcome.dry_run else "end"
+    out.print(Text(f"{head} {outcome.events} event(s), served again by `hrsync replay {short}`"
+                   + (f"; {outcome.running_steps} running step(s) {steps} their current step"
                       if outcome.running_steps else "")))
 
 
