@@ -28,7 +28,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.jobs import ScheduledJob, jobs_from_settings
 from scheduler.publishing import SlotPublisher
-from scheduler.runs import MISSED, PUBLISHED, last_recorded_slot, slot_status
+from scheduler.runs import MISSED, PAUSED, PUBLISHED, last_recorded_slot, slot_status
 from shared.config.settings import Settings, get_settings
 from shared.events.models import sync_event_id
 from shared.runtime.runner import run_async
@@ -81,7 +81,10 @@ def catch_up_slot(job: ScheduledJob, publisher: SlotPublisher, now: dt.datetime)
         status = run_async(slot_status(event_id))
     except Exception:  # unknown: publish it; if it went out before, the bridge's inbox drops the repeat
         status = None
-    if status == PUBLISHED:
+    if status in (PUBLISHED, PAUSED):
+        return None  # a slot that went by while the job was paused is not fired later
+    if publisher.pause_of(job) is not None:
+        publisher.record(job, latest.astimezone(dt.UTC), PAUSED, 0, "the job is paused")
         return None
     log.info("schedule.catch_up", job=job.name, event_id=event_id, fire_time=latest.isoformat(), recorded=status)
     return latest

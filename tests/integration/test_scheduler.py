@@ -398,3 +398,50 @@ def test_wall_clock_jumps_publish_each_slot_at_most_once(observer: EventObserver
     assert slot_id(job, ahead[0]) in skipped, second.text()[-3000:]
     published = [r["event_id"] for r in recorded(job) if r["status"] == "published"]
     assert sorted(published) == sorted(ids)  # one `published` schedule_runs row per event
+
+
+def test_a_paused_job_publishes_nothing_and_resuming_does_not_fire_the_slots_it_missed(
+        observer: EventObserver, scheduler_env: Any) -> None:
+    """`schedule pause JOB --reason` (audited, shown by `schedule list`): a slot due while paused is recorded
+    `paused` and not published; after `schedule resume JOB` a restarted scheduler does not catch it up."""
+    job, slot = new_job(), slot_in(4)
+    env = {**os.environ, **scheduler_env({job: {"cron": daily_cron_at(slot), "scope": "hris", "grace": 600}})}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([HRSYNC, "schedule", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    paused = cli("pause", job, "--reason", "HRIS maintenance window")
+    assert paused.returncode == 0, paused.stderr
+    again = cli("pause", job, "--reason", "twice")
+    assert again.returncode == 1
+    assert "already paused" in again.stderr
+    assert again.stderr.strip().count("\n") == 0
+    listed = {row["job"]: row for row in json.loads(cli("list", "--json").stdout)}
+    assert listed[job]["paused"]["reason"] == "HRIS maintenance window"
+    assert listed[job]["paused"]["via"] == "cli"
+    assert utcnow() - dt.datetime.fromisoformat(listed[job]["paused"]["paused_at"]) < dt.timedelta(minutes=1)
+    process = HrsyncProcess(["scheduler"], env)
+    try:
+        line = process.wait_for_log("schedule.paused", timeout=30)
+    finally:
+        code = process.stop()
+    assert code == 0, process.text()[-3000:]
+    assert line["event_id"] == slot_id(job, slot)
+    assert [r["status"] for r in recorded(job)] == ["paused"]
+    resumed = cli("resume", job)
+    assert resumed.returncode == 0, resumed.stderr
+    assert cli("resume", job).returncode == 1  # not paused any more
+    restarted = HrsyncProcess(["scheduler"], env)
+    try:
+        restarted.wait_for_log("scheduler.started")
+        seen = observer.events(job, count=1, timeout=3, settle=0.5)
+    finally:
+        restarted_code = restarted.stop()
+    assert restarted_code == 0, restarted.text()[-3000:]
+    assert seen == []  # the slot passed while paused is not fired on resume
+    assert not restarted.logs("schedule.catch_up")
+    audit = subprocess.run([HRSYNC, "audit", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    actions = [(a["action"], a["target"]) for a in json.loads(audit.stdout)]
+    assert ("schedule_pause", job) in actions
+    assert ("schedule_resume", job) in actions
+    assert cli("pause", "nope", "--reason", "x").returncode == 2  # an unknown job is bad usage
