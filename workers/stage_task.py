@@ -6,6 +6,7 @@ A task shell only decodes its arguments and calls `self.run_stage(...)` with the
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -31,7 +32,7 @@ from shared.runtime.runner import run_async
 log = structlog.get_logger(__name__)
 FAILURE_NOTICE_TASK = "hrsync.notify.failure"  # the task that mails `sync_failed` (see `workers.tasks`)
 RETRY_BACKOFF_CAP = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
-DEFER_SECONDS = 1  # a deferred step is sent again this much later (whole seconds: native delayed delivery)
+DEFER_SECONDS = 1.0  # a deferred step waits this long in the worker, then is sent again at once
 
 
 class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
@@ -95,9 +96,18 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             return result.as_json()
 
     def defer(self) -> Ignore:
-        """Send this very message again `DEFER_SECONDS` later (same task id, chain and attempt count: waiting
-        is not an attempt) and return the `Ignore` that acks this delivery."""
-        self.signature_from_request(self.request, countdown=DEFER_SECONDS, retries=self.request.retries).apply_async()
+        """Wait `DEFER_SECONDS` here, send this very message again (same task id, chain and attempt count:
+        waiting is not an attempt) and return the `Ignore` that acks this delivery.
+
+        Not with a countdown: Celery's native delayed delivery passes the message through the quorum queues
+        `celery_delayed_*`, which dead-letter it to the exchange `celery_delayed_delivery` when its TTL ends.
+        Right after a broker restart that exchange may not exist yet; the queue's at-least-once
+        dead-lettering then retries only after its publisher-confirm timeout (180 s), and the deferred start
+        — with every event its execution gathers — waited that long. The wait here is a sleep (a greenlet on
+        the gevent pool) with the message still unacked, so a lost worker gives it back.
+        """
+        time.sleep(DEFER_SECONDS)
+        self.signature_from_request(self.request, retries=self.request.retries).apply_async()
         return Ignore()
 
     def resumes(self, done: StageResult) -> bool:

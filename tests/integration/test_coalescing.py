@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from shared.database.tables import event_inbox
+from shared.events.bus import event_channel
 from shared.events.coalesce import COALESCED
 from shared.events.inbox import Arrival, admit_batch, admit_event
 from shared.records.executions import (
@@ -249,3 +250,27 @@ def test_a_cancelled_coalesced_execution_keeps_its_events_for_its_replay(app_db:
     plan = operations.plan_replay(execution_id)
     assert sorted(plan.events) == ids
     assert plan.stages == ["merge", "notify"]
+
+
+@pytest.mark.slow
+def test_a_deferred_start_does_not_go_through_the_delayed_delivery_exchange(stack: Stack) -> None:
+    """With the broker's delayed-delivery exchange gone (as right after a restart, before it is declared
+    again), a punches execution whose start waits behind a running one of its kind still starts within
+    seconds of that one ending: a deferral is not a countdown through `celery_delayed_delivery`."""
+    blocker = run_async(admit_event(f"{stack.prefix}-blocker", "test.punches", "test", b"{}", kind="punches",
+                                    trigger="event", params=punches("2026-12-04T08:00:00+00:00",
+                                                                     "2026-12-04T08:01:00+00:00", [1])))
+    assert run_async(claim_execution(blocker.execution_id, "blocker-start", COALESCED)) == "claimed"
+    with event_channel(stack.amqp_url) as channel:
+        channel.exchange_delete("celery_delayed_delivery")
+    start = at(MONDAY, "11:00")
+    event_id = stack.publish_event("hrsync.punches.imported", {"from": start.isoformat(),
+                                                              "to": (start + dt.timedelta(minutes=1)).isoformat()})
+    [row] = wait_admitted([event_id])
+    time.sleep(3)  # its start has been deferred a few times by now
+    assert (run_async(get_execution(row["execution_id"])) or {})["status"] == "pending"
+    run_async(cancel_execution(blocker.execution_id, "test: the running one ends"))
+    ended = time.monotonic()
+    execution = stack.wait_for_execution(event_id, timeout=60)
+    assert execution["status"] == "succeeded", execution
+    assert time.monotonic() - ended < 20
