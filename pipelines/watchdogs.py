@@ -244,9 +244,9 @@ def _mail(finding: Finding, address: str, now: dt.datetime) -> dict[str, Any]:
                 STUCK_RUNNING: f"hrsync: execution {finding.target} was stuck and is now failed",
                 NIGHTLY_DEADLINE: f"hrsync: the nightly {finding.target} is late"}[finding.alert]
     context = {"headline": headline, "detail": finding.detail, "action": ACTIONS[finding.alert]}
-    row = _row(OPS_ALERT, outbox_key(OPS_ALERT, finding.alert, finding.target, address.lower()), address, None,
-               headline, context, finding.target if finding.alert != NIGHTLY_DEADLINE else None, now)
-    return row
+    # No execution_id: the mail is the watchdog's, not the execution's (its notify must not wait for it).
+    return _row(OPS_ALERT, outbox_key(OPS_ALERT, finding.alert, finding.target, address.lower()), address, None,
+                headline, context, None, now)
 
 
 async def _clear_ended(now: dt.datetime) -> None:

@@ -115,13 +115,14 @@ async def send_notifications(
     *,
     policy: SendPolicy = DEFAULT_POLICY,
     target: MailTarget | None = None,
+    holder: str | None = None,
 ) -> StageResult:
     """Send the pending rows among `ids` over one connection (opened on the first message).
 
     Rows that are not pending (sent, failed) or that another sender holds are skipped. Raises
     `TemporaryMailError` (retry the task later) if rows are left pending after 4xx answers or a lost
     connection, `MailSetupError` (do not retry) when the server refuses the session or the sender.
-    `target` overrides HRSYNC_SMTP_URL (tests).
+    `target` overrides HRSYNC_SMTP_URL (tests); `holder` names the step sending (see `outbox.claim`).
     """
     settings = get_settings()
     target = target or mail_target(settings)
@@ -140,7 +141,7 @@ async def send_notifications(
             if row["status"] != "pending":
                 counts["skipped_done"] += 1
                 continue
-            token = await outbox.claim(row["id"])
+            token = await outbox.claim(row["id"], holder)
             if token is None:
                 counts["skipped_claimed"] += 1
                 continue
