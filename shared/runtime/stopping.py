@@ -8,6 +8,7 @@ So handlers only call `StopFlag.set`, and the code that sees the flag logs and s
 from __future__ import annotations
 
 import signal
+import threading
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -21,6 +22,9 @@ class StopFlag:
     def __init__(self) -> None:
         self._set = False
         self.signal_name: str | None = None  # the signal that set it, if one did
+        # Waits sleep on an event nobody sets (a handler never touches it, so it cannot deadlock on it):
+        # `time.sleep` failed with EINVAL under libfaketime's clock jumps, a timed lock wait does not.
+        self._nap = threading.Event()
 
     def set(self) -> None:
         self._set = True  # one attribute store: atomic, takes no lock
@@ -35,7 +39,7 @@ class StopFlag:
             left = POLL_SECONDS if deadline is None else min(POLL_SECONDS, deadline - time.monotonic())
             if left <= 0:
                 break
-            time.sleep(left)
+            self._nap.wait(left)
         return self._set
 
     def on_signal(self, signum: int, _: Any = None) -> None:
