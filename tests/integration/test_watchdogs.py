@@ -62,12 +62,17 @@ def mails_to(address: str) -> list[dict[str, Any]]:
     return run_async(_rows(notifications, notifications.c.recipient == address))
 
 
-def late_json(app_db: str) -> list[dict[str, Any]]:
-    env = {**os.environ, "HRSYNC_DATABASE_URL": f"mysql+aiomysql://root@127.0.0.1:3306/{app_db}"}
-    result = subprocess.run([HRSYNC, "executions", "--late", "--json"], env=env, capture_output=True, text=True,
+def late(app_db: str, *options: str) -> str:
+    """`hrsync executions --late` (with `options`): its output."""
+    env = {**os.environ, "HRSYNC_DATABASE_URL": f"mysql+aiomysql://root@127.0.0.1:3306/{app_db}", "COLUMNS": "200"}
+    result = subprocess.run([HRSYNC, "executions", "--late", *options], env=env, capture_output=True, text=True,
                             timeout=60, check=False)
     assert result.returncode == 0, result.stderr
-    rows: list[dict[str, Any]] = json.loads(result.stdout)
+    return result.stdout
+
+
+def late_json(app_db: str) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = json.loads(late(app_db, "--json"))
     return rows
 
 
@@ -100,6 +105,7 @@ def test_a_pending_execution_waiting_too_long_is_alerted_once(app_db: str, ops_e
     assert not [m for m in mails_to(ops_env) if fresh in m["subject"]]
     [row] = [r for r in late_json(app_db) if r["target"] == waiting]
     assert (row["alert"], row["status"]) == ("pending_wait", "open")
+    assert any(line.startswith("pending_wait") and waiting[:8] in line for line in late(app_db).splitlines())
     assert open_alert_gauge()["pending_wait"] >= 1
     run_async(cancel_execution(waiting, "test: it ended"))
     run_async(cancel_execution(fresh, "test over"))
