@@ -234,18 +234,18 @@ def reap(process: subprocess.Popen[str], reader: threading.Thread | None, timeou
     and an `AssertionError` carries its output. The pipe is closed only once its reader has ended: closing
     a pipe a thread is blocked reading blocks the closer too."""
     try:
-        code = process.wait(timeout)
+        code: int | None = process.wait(timeout)
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait(30)
-        if reader is not None:
-            reader.join(10)
-        raise AssertionError(f"{' '.join(map(str, process.args))} did not exit within {timeout} s:\n"
-                             f"{text()[-4000:]}") from None
+        code = None
     if reader is not None:
         reader.join(10)
     if process.stdout and (reader is None or not reader.is_alive()):
         process.stdout.close()
+    if code is None:
+        raise AssertionError(f"{' '.join(map(str, process.args))} did not exit within {timeout} s:\n"
+                             f"{text()[-4000:]}")
     return code
 
 

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
-from tests.integration.stack_fixtures import HrsyncProcess
+from tests.integration.stack_fixtures import HrsyncProcess, reap
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -116,3 +116,23 @@ def wait_pipe_full(pipe: Any, timeout: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+def test_stopping_a_process_that_ignores_sigterm_fails_with_its_output() -> None:
+    """The test helpers' `reap`: a process still running after its budget is killed and the call fails at
+    once with the process's output (it does not wait on the pipe its reader thread is blocked reading)."""
+    stubborn = ("import signal, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+                "print('still here', flush=True); time.sleep(120)")
+    proc = subprocess.Popen([sys.executable, "-c", stubborn], stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    output: list[str] = []
+    reader = threading.Thread(target=lambda: output.extend(proc.stdout or []), daemon=True)
+    reader.start()
+    while not output:
+        time.sleep(0.05)
+    proc.terminate()
+    started = time.monotonic()
+    with pytest.raises(AssertionError, match="did not exit within 1 s:\nstill here"):
+        reap(proc, reader, 1, lambda: "".join(output))
+    assert time.monotonic() - started < 20
+    assert proc.poll() is not None
