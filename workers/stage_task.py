@@ -104,9 +104,10 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
 
         Not with a countdown: Celery's native delayed delivery passes the message through the quorum queues
         `celery_delayed_*`, which dead-letter it to the exchange `celery_delayed_delivery` when its TTL ends.
-        Right after a broker restart that exchange may not exist yet; the queue's at-least-once
-        dead-lettering then retries only after its publisher-confirm timeout (180 s), and the deferred start
-        — with every event its execution gathers — waited that long. The wait here is a sleep (a greenlet on
+        Right after a broker restart that exchange may not exist yet; the queue's at-least-once dead-letter
+        worker (`rabbit_fifo_dlx_worker`) then buffers the message it cannot route and retries it only every
+        `dead_letter_worker_publisher_confirm_timeout` (180 s by default), and the deferred start — with
+        every event its execution gathers — waited that long. The wait here is a sleep (a greenlet on
         the gevent pool) with the message still unacked, so a lost worker gives it back.
         """
         time.sleep(DEFER_SECONDS)
