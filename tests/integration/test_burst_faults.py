@@ -4,6 +4,7 @@ scenario is `bench/burst_faults.py` (which prints the same counts)."""
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -25,6 +26,7 @@ def test_every_punch_is_reflected_once_and_nothing_is_left_behind(tmp_path: Path
     if shutil.which("rabbitmqctl") is None or shutil.which("mariadb-admin") is None:
         pytest.skip("needs rabbitmqctl and mariadb-admin to restart the servers")
     result = run_scenario(punches=120, rate=10.0, folder=tmp_path)
+    print(json.dumps(result, default=str))  # the counts, shown with `pytest -s` or on failure
     assert result["fault_error"] is None, result
     assert [name for name, _ in result["faults"]] == ["bridge SIGKILL + restart", "worker SIGKILL + restart",
                                                       "MariaDB restart", "RabbitMQ stop_app/start_app"], result

@@ -7,7 +7,7 @@ import uuid
 from typing import Any
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from pipelines.notify.errors import TemporaryMailError
 from pipelines.notify.outbox import _insert_new, _row, claim
@@ -46,16 +46,39 @@ def status_of(row_id: int) -> Any:
     return run_async(read())
 
 
+def held_by(row_id: int, claimed_by: str) -> None:
+    """The row claimed now by `claimed_by` (a run of another process, as it would have claimed it)."""
+    async def write() -> None:
+        engine = await app_engine()
+        async with engine.begin() as conn:
+            await conn.execute(update(notifications).where(notifications.c.id == row_id)
+                               .values(claimed_at=utcnow(), claimed_by=claimed_by))
+
+    run_async(write())
+
+
 def test_a_batch_redelivered_after_its_run_died_holding_a_claim_sends_that_mail(app_db: str) -> None:
-    """The batch's first run claimed the row and died: its redelivery (the same execution and shard) takes
-    the claim back and sends the mail, instead of skipping it as another sender's until the lease ends."""
+    """The batch's first run (another worker process) claimed the row and died: its redelivery (the same
+    execution and shard) takes the claim back and sends the mail, instead of skipping it as another
+    sender's until the lease ends."""
     execution_id = str(uuid.uuid4())
     row_id = built_row(execution_id)
     shard = {"key": f"batch:{row_id}-{row_id}:1", "ids": [row_id]}
-    assert run_async(claim(row_id, f"{execution_id}/{shard['key']}")) is not None  # the run that died
+    held_by(row_id, f"{execution_id}/{shard['key']}@a-killed-worker:4242")
     result = run_async(send_batch(execution_id, shard))
     assert result.output["sent"] == 1
     assert status_of(row_id) == "sent"
+
+
+def test_a_redelivery_beside_a_live_run_of_the_same_batch_leaves_its_rows_to_it(app_db: str) -> None:
+    """The same batch's run in this very process holds the row (a redelivery after a lost broker
+    connection runs beside it): the redelivery skips the row, so the mail is not sent twice."""
+    execution_id = str(uuid.uuid4())
+    row_id = built_row(execution_id)
+    shard = {"key": f"batch:{row_id}-{row_id}:1", "ids": [row_id]}
+    assert run_async(claim(row_id, f"{execution_id}/{shard['key']}")) is not None  # the live run
+    assert run_async(send_batch(execution_id, shard)).output["skipped_claimed"] == 1
+    assert status_of(row_id) == "pending"
 
 
 def test_an_execution_does_not_finish_notify_while_its_mail_is_held_by_a_dead_sender(app_db: str) -> None:
