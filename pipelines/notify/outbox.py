@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import os
-import socket
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -320,33 +318,27 @@ async def load_rows(ids: Sequence[int]) -> list[dict[str, Any]]:
         return [dict(r._mapping) for r in found]
 
 
-PROCESS = f"{socket.gethostname()}:{os.getpid()}"  # who holds a claim, besides the step (see `claim`)
-
-
 @retry_transient
 async def claim(row_id: int, holder: str | None = None) -> dt.datetime | None:
     """Take a pending row for sending; return the claim's time (its token), or None if not ours.
 
     Only a ``pending`` row without a live claim can be taken: two workers never send the same row at
-    the same time, and a sent or failed row is never sent again. A live claim of the same `holder` (the
-    same step of the same execution) taken by *another process* is taken back: that is the step's earlier
-    run, killed while it held the row (its redelivery runs elsewhere), and the row would otherwise stay
-    pending until the lease ends and some later run happened to send it. A claim of the same step in
-    this process is left alone: its run is alive (a redelivery after a lost broker connection runs beside
-    it, and that run sends the row).
+    the same time, and a sent or failed row is never sent again. A claim of the same `holder` (the same
+    step of the same execution: an earlier attempt that failed, or a run killed while it held the row)
+    is taken back, so the row does not stay pending until the lease ends and some later run happens to
+    send it. The caller makes sure no run of its own process still delivers the row (`send.py`).
     """
     now = utcnow()
     n = notifications.c
     free = or_(n.claimed_at.is_(None), n.claimed_at < now - claim_lease())
     if holder is not None:
-        mine = f"{holder}@{PROCESS}"
-        free = or_(free, and_(n.claimed_by.startswith(f"{holder}@", autoescape=True), n.claimed_by != mine))
+        free = or_(free, n.claimed_by == holder)
     engine = await app_engine()
     async with engine.begin() as conn:
         done = await conn.execute(
             update(notifications)
             .where(n.id == row_id, n.status == "pending", free)
-            .values(claimed_at=now, claimed_by=None if holder is None else mine, attempts=n.attempts + 1)
+            .values(claimed_at=now, claimed_by=holder, attempts=n.attempts + 1)
         )
     return now if done.rowcount == 1 else None
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select, update
 
+from pipelines.notify import send as sending
 from pipelines.notify.errors import TemporaryMailError
 from pipelines.notify.outbox import _insert_new, _row, claim
 from pipelines.stages.notify import finish_notify, send_batch
@@ -58,26 +59,30 @@ def held_by(row_id: int, claimed_by: str) -> None:
 
 
 def test_a_batch_redelivered_after_its_run_died_holding_a_claim_sends_that_mail(app_db: str) -> None:
-    """The batch's first run (another worker process) claimed the row and died: its redelivery (the same
-    execution and shard) takes the claim back and sends the mail, instead of skipping it as another
-    sender's until the lease ends."""
+    """The batch's first run claimed the row and died (or failed before marking it): its redelivery or
+    retry (the same execution and shard) takes the claim back and sends the mail, instead of skipping it
+    as another sender's until the lease ends."""
     execution_id = str(uuid.uuid4())
     row_id = built_row(execution_id)
     shard = {"key": f"batch:{row_id}-{row_id}:1", "ids": [row_id]}
-    held_by(row_id, f"{execution_id}/{shard['key']}@a-killed-worker:4242")
+    held_by(row_id, f"{execution_id}/{shard['key']}")
     result = run_async(send_batch(execution_id, shard))
     assert result.output["sent"] == 1
     assert status_of(row_id) == "sent"
 
 
 def test_a_redelivery_beside_a_live_run_of_the_same_batch_leaves_its_rows_to_it(app_db: str) -> None:
-    """The same batch's run in this very process holds the row (a redelivery after a lost broker
+    """The same batch's run in this very process is delivering the row (a redelivery after a lost broker
     connection runs beside it): the redelivery skips the row, so the mail is not sent twice."""
     execution_id = str(uuid.uuid4())
     row_id = built_row(execution_id)
     shard = {"key": f"batch:{row_id}-{row_id}:1", "ids": [row_id]}
-    assert run_async(claim(row_id, f"{execution_id}/{shard['key']}")) is not None  # the live run
-    assert run_async(send_batch(execution_id, shard)).output["skipped_claimed"] == 1
+    assert run_async(claim(row_id, f"{execution_id}/{shard['key']}")) is not None  # the live run's claim
+    sending._DELIVERING.add(row_id)  # ...and its delivery in progress
+    try:
+        assert run_async(send_batch(execution_id, shard)).output["skipped_claimed"] == 1
+    finally:
+        sending._DELIVERING.discard(row_id)
     assert status_of(row_id) == "pending"
 
 
