@@ -164,11 +164,16 @@ async def send_notifications(
             if row["id"] in _DELIVERING:  # a run of this process is at it (a redelivery runs beside it)
                 counts["skipped_claimed"] += 1
                 continue
-            token = await outbox.claim(row["id"], holder)
+            _DELIVERING.add(row["id"])  # before the claim's await: a run beside this one sees it at once
+            try:
+                token = await outbox.claim(row["id"], holder)
+            except BaseException:
+                _DELIVERING.discard(row["id"])
+                raise
             if token is None:
+                _DELIVERING.discard(row["id"])
                 counts["skipped_claimed"] += 1
                 continue
-            _DELIVERING.add(row["id"])
             try:
                 verdict, reason, tries = await _deliver(transport, row, sender, policy)
             except BaseException:
