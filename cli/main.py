@@ -107,10 +107,12 @@ def bridge() -> None:
     """Consume `hrsync.bridge` and launch a workflow for each event (stops cleanly on SIGTERM)."""
     from operations.processes import run_bridge
     from shared.observability.tracing import ensure_logging
+    from shared.runtime.stopping import StopFlag
 
+    stop_flag = StopFlag().install()  # from the first moment: a SIGTERM during the checks still exits 0
     ensure_logging()
     refuse_on_failed_checks()
-    run_bridge()
+    run_bridge(stop_flag=stop_flag)
 
 
 @app.command()

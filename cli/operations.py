@@ -74,10 +74,16 @@ def executions(
     since: Annotated[str | None, typer.Option("--since", help="created within, e.g. 30m, 24h, 7d")] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=10000, help="at most this many")] = 50,
     wide: Annotated[bool, typer.Option("--wide", help="every column and whole ids")] = False,
+    late: Annotated[bool, typer.Option("--late", help="what the watchdogs flagged: waiting, stuck, late nightly")]
+    = False,
     as_json: JsonOpt = False,
 ) -> None:
     """List executions, newest first (ids shortened: `show`, `trace`, `replay` and `cancel` take a prefix)."""
     from shared.records.queries import list_executions
+
+    if late:
+        _late(age("--since", since) if since else None, limit, as_json)
+        return
 
     rows = run_async(list_executions(
         status=choice("--status", status, STATUSES), kind=kind, trigger=choice("--trigger", trigger, TRIGGERS),
@@ -102,6 +108,26 @@ def executions(
                     seconds(r["started_at"], r["finished_at"]), r["failed_stage"] or "")
     out.print(table)
     out.print(f"{len(rows)} execution(s)" + (f" (first {limit}; use --limit)" if len(rows) == limit else ""))
+
+
+def _late(since: dt.timedelta | None, limit: int, as_json: bool) -> None:
+    """`executions --late`: the watchdogs' alerts, newest first (all still open, and the cleared ones of
+    `--since`, 24 h by default)."""
+    from pipelines.watchdogs import late_alerts
+
+    window = since or dt.timedelta(hours=24)
+    found = run_async(late_alerts(dt.datetime.now(dt.UTC) - window))
+    found += [a for a in run_async(late_alerts(open_only=True)) if a not in found]
+    rows = [{**a, "status": "open" if a["cleared_at"] is None else "cleared"} for a in found][:limit]
+    if as_json:
+        print_json(rows)
+        return
+    table = Table("alert", "target", "status", "since", "detected", "what was seen", box=None, pad_edge=False)
+    for r in rows:
+        add_row(table, r["alert"], r["target"][:SHORT_ID] if r["alert"] != "nightly_deadline" else r["target"],
+                r["status"], short_when(r["since"]) if r["since"] else "", short_when(r["detected_at"]), r["detail"])
+    out.print(table)
+    out.print(f"{len(rows)} alert(s)")
 
 
 def short_id_width(ids: list[str]) -> int:
@@ -357,18 +383,25 @@ def cancel(
     execution_id: Annotated[str, typer.Argument(metavar="ID", help="a pending or running execution")],
     reason: Annotated[str | None, typer.Option("--reason", help="why (required; kept in the execution and the audit)")]
         = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="say what it would cancel and its events")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """End a pending or running execution as cancelled: its running steps end their current step, its queued
-    tasks stop at their start. Exit 1 if it already finished, 2 if the id is unknown."""
+    tasks stop at their start; `hrsync replay ID` later serves the events it holds. Exit 1 if it already
+    finished, 2 if the id is unknown."""
     from operations import executions as operations
 
-    outcome = operations.cancel(execution_id, checked_reason(reason, "--reason"), actor=cli_actor(), via="cli")
+    outcome = (operations.plan_cancel(execution_id) if dry_run
+               else operations.cancel(execution_id, checked_reason(reason, "--reason"), actor=cli_actor(), via="cli"))
     if as_json:
         print_json(outcome.as_json())
         return
-    out.print(Text(f"cancelled {outcome.execution_id} (was {outcome.previous_status})"
-                   + (f"; {outcome.running_steps} running step(s) end their current step"
+    short = outcome.execution_id[:SHORT_ID]
+    head = (f"would cancel {outcome.execution_id} ({outcome.previous_status}); it holds" if outcome.dry_run
+            else f"cancelled {outcome.execution_id} (was {outcome.previous_status}); it holds")
+    steps = "would end" if outcome.dry_run else "end"
+    out.print(Text(f"{head} {outcome.events} event(s), served again by `hrsync replay {short}`"
+                   + (f"; {outcome.running_steps} running step(s) {steps} their current step"
                       if outcome.running_steps else "")))
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import getpass
 import ipaddress
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from rich.console import Console
 
 from shared.config.errors import ConfigError
 from shared.config.settings import get_settings
+from shared.runtime.stopping import StopFlag
 
 web_app = typer.Typer(help="The operator console (a web app).")
 ONE_TIME_USER = "operator"
@@ -78,7 +80,8 @@ def check_listening(host: str, listening: Listening, users_file: Path | None, se
                           "or --behind-proxy (a TLS proxy in front)")
 
 
-def serve(host: str, port: int, out: Console, one_time_note: str = "", listening: Listening | None = None) -> None:
+def serve(host: str, port: int, out: Console, one_time_note: str = "", listening: Listening | None = None,
+          stop_flag: StopFlag | None = None) -> None:
     """Check the listening rules, build the app and run it with uvicorn until interrupted."""
     import uvicorn
 
@@ -101,7 +104,26 @@ def serve(host: str, port: int, out: Console, one_time_note: str = "", listening
     shown = f"[{host}]" if ":" in host else host
     out.print(f"console on http{'s' if listening.tls else ''}://{shown}:{port}/", highlight=False)
     app = create_app(users, secret, secure_cookies=listening.tls or listening.behind_proxy)
-    uvicorn.run(app, host=host, port=port, log_level="warning", **listening.uvicorn_options())
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                           **listening.uvicorn_options()))
+    if stop_flag is not None and stop_flag.is_set():
+        return  # stopped during start-up
+    # Until uvicorn installs its handlers, and again when it re-raises the signal after shutting down, ours
+    # runs: it sets flags only (exit 0, never the default action's death by SIGTERM).
+    stop_flag = stop_flag or StopFlag()
+    previous = {sig: signal.signal(sig, lambda signum, frame: _stop_server(server, stop_flag, signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _stop_server(server: Any, stop_flag: StopFlag, signum: int) -> None:
+    """A signal handler: flags only (see `shared.runtime.stopping`)."""
+    stop_flag.on_signal(signum)
+    server.should_exit = True
 
 
 @web_app.callback(invoke_without_command=True)
@@ -117,7 +139,9 @@ def web(ctx: typer.Context,
             = None) -> None:
     """Serve the operator console (loopback only unless --host says otherwise)."""
     if ctx.invoked_subcommand is None:
-        serve(host, port, Console(), listening=Listening(certfile, keyfile, behind_proxy, forwarded_allow_ips))
+        stop_flag = StopFlag().install()  # from the first moment: a SIGTERM during start-up still exits 0
+        serve(host, port, Console(), listening=Listening(certfile, keyfile, behind_proxy, forwarded_allow_ips),
+              stop_flag=stop_flag)
 
 
 def _users_file() -> Path:

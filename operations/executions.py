@@ -37,6 +37,7 @@ from shared.records.queries import (
     stage_rows,
 )
 from shared.records.status import OPEN, ExecutionStatus
+from shared.runtime.clock import utcnow
 from shared.runtime.runner import run_async
 
 REPLAY, CANCEL, DLQ_REPLAY = "replay", "cancel", "dlq_replay"  # `operator_actions.action` values
@@ -69,14 +70,17 @@ class ReplayOutcome:
 
 @dataclass
 class CancelOutcome:
-    """A cancel: the status the execution had, and how many of its steps were running (they end their
-    current step; nothing of the execution starts afterwards)."""
+    """A cancel: the status the execution had, how many of its steps were running (they end their
+    current step; nothing of the execution starts afterwards) and how many events it holds (a replay of
+    the cancelled execution serves them). A dry run (`dry_run`) changes nothing."""
 
     execution_id: str
     previous_status: str
     running_steps: int
     reason: str | None
     status: str = ExecutionStatus.CANCELLED
+    events: int = 0
+    dry_run: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -106,8 +110,10 @@ def _plan(source: Mapping[str, Any], from_stage: str | None, *, ignore_replays: 
     ids = [e["id"] for e in lineage]
     children = [] if ignore_replays else _direct_replays(source["id"])
     outbox = run_async(outbox_state(ids))
+    alive_since = utcnow() - dt.timedelta(seconds=get_settings().task_time_limit)  # older running rows ended
     plan = plan_from_rows(lineage, run_async(stage_rows(ids)), children=children, from_stage=from_stage,
-                          outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids)
+                          outbox_by_status=outbox.by_status, pending_outbox_ids=outbox.pending_ids,
+                          alive_since=alive_since)
     return replace(plan, events=[str(e["event_id"]) for e in run_async(served_events(ids))])
 
 
@@ -169,8 +175,8 @@ def _relaunch_pending(source: Mapping[str, Any], from_stage: str | None, reason:
 
 def _replay_source(source: Mapping[str, Any], from_stage: str | None, reason: str, actor: str,
                    via: str) -> ReplayOutcome:
-    outcome = _relaunch_pending(source, from_stage, reason, actor=actor, via=via) \
-        if source["status"] == ExecutionStatus.FAILED else None
+    outcome = (_relaunch_pending(source, from_stage, reason, actor=actor, via=via)
+               if source["status"] in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED) else None)
     if outcome is None:
         plan = _plan(source, from_stage)
         audit = _replay_audit(str(source["id"]), plan, from_stage, reason, False, actor=actor, via=via)
@@ -232,7 +238,22 @@ def cancel(execution_id: str, reason: str, *, actor: str, via: str) -> CancelOut
     if previous not in OPEN:
         raise CancelRefused(f"execution {found['id']} is {previous}: only a pending or running execution "
                             "can be cancelled")
-    return CancelOutcome(str(found["id"]), previous, running, text)
+    return CancelOutcome(str(found["id"]), previous, running, text, events=_events_held(found["id"]))
+
+
+def plan_cancel(execution_id: str) -> CancelOutcome:
+    """The dry run of `cancel`: what it would cancel and how many events the execution holds; changes nothing."""
+    found = run_async(find_execution(execution_id))
+    if found["status"] not in OPEN:
+        raise CancelRefused(f"execution {found['id']} is {found['status']}: only a pending or running execution "
+                            "can be cancelled")
+    running = sum(1 for row in run_async(stage_rows([found["id"]])) if row["status"] == "running")
+    return CancelOutcome(str(found["id"]), str(found["status"]), running, None, status=str(found["status"]),
+                         events=_events_held(found["id"]), dry_run=True)
+
+
+def _events_held(execution_id: str) -> int:
+    return len(run_async(served_events([execution_id])))
 
 
 # -- dead letters --------------------------------------------------------------------------------------

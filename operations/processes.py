@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.runtime.stopping import StopFlag
+
 
 def celery_conf() -> Any:
     """The configured Celery app's settings (what the self-check inspects)."""
@@ -20,8 +22,9 @@ def worker_queues() -> tuple[str, ...]:
     return stage_queues()
 
 
-def run_bridge() -> None:
-    """Consume `hrsync.bridge` and launch a workflow per event until SIGTERM (`workers.bridge`)."""
+def run_bridge(stop_flag: StopFlag | None = None) -> None:
+    """Consume `hrsync.bridge` and launch a workflow per event until SIGTERM (`workers.bridge`; `stop_flag`
+    as it takes it)."""
     from workers.bridge import run_bridge as bridge
 
-    bridge()
+    bridge(stop_flag=stop_flag)

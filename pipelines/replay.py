@@ -14,6 +14,7 @@ use at run time (`shared.records.queries.visible_lineage`), so the plan is what 
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -95,15 +96,26 @@ def _start_stage(source: Mapping[str, Any], stages: Sequence[str],
     return min(candidates, key=stages.index) if candidates else None
 
 
-def check_replayable(source: Mapping[str, Any], children: Sequence[Mapping[str, Any]]) -> None:
-    """Refuse (`ReplayRefused`) an execution that is pending, running, succeeded or already replayed."""
+def check_replayable(source: Mapping[str, Any], children: Sequence[Mapping[str, Any]],
+                     rows: Sequence[Mapping[str, Any]] = (), alive_since: dt.datetime | None = None) -> None:
+    """Refuse (`ReplayRefused`) an execution that is pending, running, succeeded or already replayed, or a
+    cancelled one with a step still running (`rows`: its stage rows, a `running` one started before
+    `alive_since` no longer counts — the task's time limit ended it; the replay would run beside it).
+
+    A failed or cancelled execution is replayed: a cancelled one's events are served by its replay."""
     sid, status = source["id"], source["status"]
     if status in OPEN:
         raise ReplayRefused(f"execution {sid} is {status}: wait for it to finish (hrsync show {sid})")
     if status == ExecutionStatus.SUCCEEDED:
         raise ReplayRefused(f"execution {sid} succeeded: there is nothing to replay")
-    if status != ExecutionStatus.FAILED:
-        raise ReplayRefused(f"execution {sid} is {status}: only failed executions are replayed")
+    if status not in (ExecutionStatus.FAILED, ExecutionStatus.CANCELLED):
+        raise ReplayRefused(f"execution {sid} is {status}: only failed or cancelled executions are replayed")
+    if status == ExecutionStatus.CANCELLED:
+        running = [r for r in rows if r["execution_id"] == sid and r["status"] == StageStatus.RUNNING
+                   and (alive_since is None or r.get("started_at") is None or r["started_at"] > alive_since)]
+        if running:
+            raise ReplayRefused(f"execution {sid} was cancelled but {len(running)} of its steps still run: "
+                                f"replay it once they end (hrsync show {sid})")
     if children:
         child = children[-1]
         raise ReplayRefused(f"execution {sid} was already replayed by {child['id']} ({child['status']})"
@@ -118,16 +130,17 @@ def plan_replay(
     from_stage: str | None = None,
     outbox_by_status: Mapping[str, int] | None = None,
     pending_outbox_ids: Sequence[int] = (),
+    alive_since: dt.datetime | None = None,
 ) -> ReplayPlan:
     """The replay of `lineage[0]` (its lineage newest first, as `executions` rows) from its stage rows.
 
     `rows`: the `execution_stages` rows of the lineage; `children`: executions replaying `lineage[0]`;
     `outbox_by_status`: counts of the outbox rows the lineage built; `pending_outbox_ids`: every pending
-    outbox row (a replay's notify sends the whole pending backlog). Raises `ReplayRefused` (exit 1) or
-    `ConfigError` (exit 2, a bad `--from-stage`).
+    outbox row (a replay's notify sends the whole pending backlog); `alive_since`: see `check_replayable`.
+    Raises `ReplayRefused` (exit 1) or `ConfigError` (exit 2, a bad `--from-stage`).
     """
     source = lineage[0]
-    check_replayable(source, children)
+    check_replayable(source, children, rows, alive_since)
     params = dict(source.get("params") or {})
     stages = [s for s in registry.STAGE_NAMES if s in (params.get("stages") or ())]
     chain = [(str(e["id"]), e.get("params")) for e in lineage]

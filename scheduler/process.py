@@ -19,8 +19,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
 from typing import Any
 
 import structlog
@@ -30,10 +28,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 
 from scheduler.jobs import ScheduledJob, jobs_from_settings
 from scheduler.publishing import SlotPublisher
-from scheduler.runs import MISSED, PUBLISHED, last_recorded_slot, slot_status
+from scheduler.runs import MISSED, PAUSED, PUBLISHED, last_recorded_slot, slot_status
 from shared.config.settings import Settings, get_settings
 from shared.events.models import sync_event_id
 from shared.runtime.runner import run_async
+from shared.runtime.stopping import StopFlag
 
 log = structlog.get_logger(__name__)
 
@@ -82,7 +81,10 @@ def catch_up_slot(job: ScheduledJob, publisher: SlotPublisher, now: dt.datetime)
         status = run_async(slot_status(event_id))
     except Exception:  # unknown: publish it; if it went out before, the bridge's inbox drops the repeat
         status = None
-    if status == PUBLISHED:
+    if status in (PUBLISHED, PAUSED):
+        return None  # a slot that went by while the job was paused is not fired later
+    if publisher.pause_of(job) is not None:
+        publisher.record(job, latest.astimezone(dt.UTC), PAUSED, 0, "the job is paused")
         return None
     log.info("schedule.catch_up", job=job.name, event_id=event_id, fire_time=latest.isoformat(), recorded=status)
     return latest
@@ -106,25 +108,19 @@ def build_scheduler(jobs: dict[str, ScheduledJob], publisher: SlotPublisher, set
     return scheduler
 
 
-def run_scheduler(settings: Settings | None = None) -> None:
-    """Run until SIGTERM/SIGINT: publish every slot of every job, then stop cleanly."""
+def run_scheduler(settings: Settings | None = None, stop_flag: StopFlag | None = None) -> None:
+    """Run until SIGTERM/SIGINT (`stop_flag`, installed as their handler if not given): publish every slot
+    of every job, then stop cleanly."""
     settings = settings or get_settings()
+    stopping = stop_flag or StopFlag().install()  # the handler only sets the flag (it may interrupt a log write)
     jobs = jobs_from_settings(settings)
-    stopping = threading.Event()
-
-    def stop(signum: int, _: Any) -> None:
-        log.info("scheduler.stopping", signal=signal.Signals(signum).name)
-        stopping.set()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
     publisher = SlotPublisher(settings.events(), stopping)
     scheduler = build_scheduler(jobs, publisher, settings, dt.datetime.now(dt.UTC))
     scheduler.start()
     log.info("scheduler.started", timezone=settings.timezone, jobs=[
         {"job": job.id, "next_fire_time": job.next_run_time.astimezone(dt.UTC).isoformat()
          if job.next_run_time else None} for job in scheduler.get_jobs()])
-    while not stopping.wait(1.0):
-        pass
+    stopping.wait()
+    log.info("scheduler.stopping", signal=stopping.signal_name)
     scheduler.shutdown(wait=True)  # waits for slots being published; `stopping` cut their retries short
     log.info("scheduler.stopped")

@@ -6,7 +6,9 @@
 - `missed`: the slot came up more than the grace after its time (e.g. the process was frozen);
 - `superseded`: while it was being retried a newer slot of the job became due; that one is published
   instead (coalescing: after an outage one run, for the newest slot);
-- `failed`: the grace ran out, or the scheduler was stopped, before the broker took it.
+- `failed`: the grace ran out, or the scheduler was stopped, before the broker took it;
+- `paused`: an operator paused the job (`scheduler.pauses`): nothing is published, and the slot is not
+  fired later, not even on resume.
 
 Each outcome is a `schedule_runs` row and a log line; if the database is away too, the log line (level
 error, with job, slot and event id) is the record. Nothing is dropped silently.
@@ -15,17 +17,19 @@ error, with job, slot and event id) is the record. Nothing is dropped silently.
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
 from scheduler.jobs import ScheduledJob
-from scheduler.runs import FAILED, MISSED, PUBLISHED, SUPERSEDED, SlotOutcome, record_outcome, slot_status
+from scheduler.pauses import pause_of
+from scheduler.runs import FAILED, MISSED, PAUSED, PUBLISHED, SUPERSEDED, SlotOutcome, record_outcome, slot_status
 from shared.config.retry import Backoff
 from shared.events.bus import PublishError, publish_once
 from shared.events.models import Event, sync_event_id
 from shared.runtime.runner import run_async
+from shared.runtime.stopping import StopFlag
 
 log = structlog.get_logger(__name__)
 RETRY = Backoff(base=0.5, cap=30.0)  # cap: a broker that is back is noticed within this many seconds
@@ -38,7 +42,7 @@ def _utcnow() -> dt.datetime:
 class SlotPublisher:
     """Publishes slots of scheduled jobs to the event plane; `stopping` ends pending retries."""
 
-    def __init__(self, events_url: str, stopping: threading.Event,
+    def __init__(self, events_url: str, stopping: StopFlag,
                  clock: Callable[[], dt.datetime] = _utcnow) -> None:
         self.events_url = events_url
         self.stopping = stopping
@@ -56,6 +60,10 @@ class SlotPublisher:
         late = self.clock() - slot
         if late > job.grace:
             return self.record(job, slot, MISSED, 0, f"came up {late} late, after the grace of {job.grace}")
+        pause = self.pause_of(job)
+        if pause is not None:
+            return self.record(job, slot, PAUSED, 0, f"paused by {pause['paused_by']} since "
+                                                     f"{pause['paused_at'].isoformat()}: {pause['reason']}")
         if self._status(sync_event_id(job.name, slot)) == PUBLISHED:
             log.info("schedule.already_published", job=job.name, event_id=sync_event_id(job.name, slot))
             return PUBLISHED
@@ -106,6 +114,8 @@ class SlotPublisher:
             log.info("schedule.published", late_ms=int((self.clock() - slot).total_seconds() * 1000), **fields)
         elif status == SUPERSEDED:
             log.info("schedule.superseded", **fields)
+        elif status == PAUSED:
+            log.info("schedule.paused", **fields)
         else:
             log.error("schedule.not_published", **fields)
         try:
@@ -113,6 +123,14 @@ class SlotPublisher:
         except Exception as exc:
             log.error("schedule.record_failed", db_error=f"{type(exc).__name__}: {exc}"[:300], **fields)
         return status
+
+    def pause_of(self, job: ScheduledJob) -> dict[str, Any] | None:
+        """The job's pause, or None (also when the database cannot tell: a slot is then published)."""
+        try:
+            return run_async(pause_of(job.name))
+        except Exception as exc:
+            log.warning("schedule.pause_unknown", job=job.name, db_error=f"{type(exc).__name__}: {exc}"[:300])
+            return None
 
     def _status(self, event_id: str) -> str | None:
         try:

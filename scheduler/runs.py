@@ -20,6 +20,7 @@ PUBLISHED = "published"
 FAILED = "failed"  # the grace ran out (or the scheduler stopped) before the broker took the event
 MISSED = "missed"  # the slot was found too late (after its grace): nothing was published
 SUPERSEDED = "superseded"  # a newer slot of the job became due while this one was being retried
+PAUSED = "paused"  # the job was paused (`hrsync schedule pause`): not published, never caught up
 
 
 @dataclass(frozen=True)

@@ -59,6 +59,13 @@ def took(start: dt.datetime | None, end: dt.datetime | None) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+def open_alerts() -> list[dict[str, Any]]:
+    """The watchdogs' open alerts (`hrsync executions --late`), newest first."""
+    from pipelines.watchdogs import late_alerts
+
+    return [jsonable(a) for a in run_async(late_alerts(open_only=True))]
+
+
 def execution_details(execution_id: str) -> dict[str, Any]:
     """`hrsync show ID --json`: the execution, its stage rows, lineage and replays."""
     return shown_details(run_async(recorded_details(execution_id)))

@@ -101,4 +101,5 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 app = create_app()
 
-import workers.lifecycle  # noqa: E402, F401  - registers the worker start/stop signal handlers
+import workers.lifecycle  # noqa: E402  - registers the worker start/stop signal handlers
+import workers.watchdog  # noqa: E402, F401  - starts the watchdogs in every worker process

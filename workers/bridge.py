@@ -35,8 +35,6 @@ It reconnects after a broker restart and stops cleanly on SIGTERM (the batch in 
 from __future__ import annotations
 
 import datetime as dt
-import signal
-import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -66,6 +64,7 @@ from shared.events.models import InvalidEvent, ParsedEvent
 from shared.observability.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.observability.tracing import bound
 from shared.runtime.runner import run_async
+from shared.runtime.stopping import StopFlag
 
 log = structlog.get_logger(__name__)
 PREFETCH = 100  # the batch size too: one admission transaction per window
@@ -77,11 +76,11 @@ Launcher = Callable[[str, Sequence[str]], None]
 class Bridge:
     """Consume events and launch executions; `stop()` (or SIGTERM) ends `run()` after the current message."""
 
-    def __init__(self, url: str, launch: Launcher, prefetch: int = PREFETCH) -> None:
+    def __init__(self, url: str, launch: Launcher, prefetch: int = PREFETCH, stopping: StopFlag | None = None) -> None:
         self.url = url
         self.launch = launch
         self.prefetch = prefetch
-        self._stopping = threading.Event()
+        self._stopping = stopping or StopFlag()  # set from a signal handler: no lock taken there
         self._connection: pika.BlockingConnection | None = None
         self.handled = 0
         self._window: list[tuple[Basic.Deliver, BasicProperties, bytes]] = []
@@ -132,7 +131,7 @@ class Bridge:
                 connection.close()
 
     def stop(self, *_: Any) -> None:
-        """Ask `run()` to return after the batch in hand (safe from a signal handler)."""
+        """Ask `run()` to return after the batch in hand (safe from a signal handler: sets a flag only)."""
         self._stopping.set()
 
     def _on_message(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
@@ -292,14 +291,13 @@ def _short_error(exc: BaseException) -> str:
     return redact_text(f"{type(exc).__name__}: {lines[0]}")[:300]
 
 
-def run_bridge(launch: Launcher | None = None) -> None:
-    """The `hrsync bridge` process: SIGTERM/SIGINT stop it cleanly."""
+def run_bridge(launch: Launcher | None = None, stop_flag: StopFlag | None = None) -> None:
+    """The `hrsync bridge` process: SIGTERM/SIGINT (`stop_flag`, installed as their handler if not given)
+    stop it cleanly."""
     from workers.canvas import launch as launch_canvas
 
     settings = get_settings()
-    bridge = Bridge(settings.events(), launch or launch_canvas)
-    signal.signal(signal.SIGTERM, bridge.stop)
-    signal.signal(signal.SIGINT, bridge.stop)
+    bridge = Bridge(settings.events(), launch or launch_canvas, stopping=stop_flag or StopFlag().install())
     serve_metrics(settings.metrics_port, "bridge")
     started = time.monotonic()
     bridge.run()

@@ -6,6 +6,7 @@ A task shell only decodes its arguments and calls `self.run_stage(...)` with the
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Coroutine
 from typing import Any
 
@@ -35,7 +36,10 @@ def failure_hooks() -> list[tuple[str, str]]:
     """(task name, queue) of every registered stage's `on_failure` step (the task shells in `workers.tasks`)."""
     return [(stage.task_name(Stage.FAILURE_STEP), stage.queue) for stage in registry.STAGES if stage.on_failure]
 RETRY_BACKOFF_CAP = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
-DEFER_SECONDS = 1  # a deferred step is sent again this much later (whole seconds: native delayed delivery)
+DEFER_SECONDS = 1.0  # a deferred step waits this long in the worker, then is sent again at once
+# A retry due within this many seconds waits in the worker (a greenlet on the gevent pool) rather than in
+# the broker's delayed-delivery queues; longer backoffs (the later retries) take Celery's countdown.
+INLINE_RETRY_SECONDS = 10.0
 
 
 class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
@@ -87,7 +91,7 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             except Exception as exc:
                 if self.retryable(exc) and self.request.retries < self.max_retries:
                     span.status = StageStatus.RETRYING
-                    raise self.retry(exc=exc, countdown=self._backoff(), max_retries=self.max_retries) from exc
+                    raise self.retry_later(exc, self._backoff()) from exc
                 if self.reports_failure:  # tell operations (sync_failed), once per failure
                     for hook, queue in failure_hooks():
                         self.app.send_task(hook, args=(execution_id,), queue=queue)
@@ -100,10 +104,33 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
             return result.as_json()
 
     def defer(self) -> Ignore:
-        """Send this very message again `DEFER_SECONDS` later (same task id, chain and attempt count: waiting
-        is not an attempt) and return the `Ignore` that acks this delivery."""
-        self.signature_from_request(self.request, countdown=DEFER_SECONDS, retries=self.request.retries).apply_async()
+        """Wait `DEFER_SECONDS` here, send this very message again (same task id, chain and attempt count:
+        waiting is not an attempt) and return the `Ignore` that acks this delivery.
+
+        Not with a countdown: Celery's native delayed delivery passes the message through the quorum queues
+        `celery_delayed_*`, which dead-letter it to the exchange `celery_delayed_delivery` when its TTL ends.
+        Right after a broker restart that exchange may not exist yet; the queue's at-least-once dead-letter
+        worker (`rabbit_fifo_dlx_worker`) then buffers the message it cannot route and retries it only every
+        `dead_letter_worker_publisher_confirm_timeout` (180 s by default), and the deferred start — with
+        every event its execution gathers — waited that long. The wait here is a sleep (a greenlet on
+        the gevent pool) with the message still unacked, so a lost worker gives it back.
+        """
+        time.sleep(DEFER_SECONDS)
+        self.signature_from_request(self.request, retries=self.request.retries).apply_async()
         return Ignore()
+
+    def retry_later(self, exc: Exception, delay: float) -> Exception:
+        """The next attempt, `delay` seconds on: a short wait is slept here and the message sent again at
+        once (as `defer`, but counting the attempt), so it does not depend on the broker's delayed delivery
+        (see `defer`); a longer one is Celery's countdown retry. Returns what to raise."""
+        outcome: Exception
+        if delay > INLINE_RETRY_SECONDS:
+            outcome = self.retry(exc=exc, countdown=delay, max_retries=self.max_retries)
+            return outcome
+        time.sleep(delay)
+        self.signature_from_request(self.request, retries=self.request.retries + 1).apply_async()
+        outcome = Ignore()
+        return outcome
 
     def resumes(self, done: StageResult) -> bool:
         """Whether a control step that already succeeded goes on (publishes what follows) when it runs again."""

@@ -342,21 +342,26 @@ async def load_rows(ids: Sequence[int]) -> list[dict[str, Any]]:
 
 
 @retry_transient
-async def claim(row_id: int) -> dt.datetime | None:
+async def claim(row_id: int, holder: str | None = None) -> dt.datetime | None:
     """Take a pending row for sending; return the claim's time (its token), or None if not ours.
 
     Only a ``pending`` row without a live claim can be taken: two workers never send the same row at
-    the same time, and a sent or failed row is never sent again.
+    the same time, and a sent or failed row is never sent again. A claim of the same `holder` (the same
+    step of the same execution: an earlier attempt that failed, or a run killed while it held the row)
+    is taken back, so the row does not stay pending until the lease ends and some later run happens to
+    send it. The caller makes sure no run of its own process still delivers the row (`send.py`).
     """
     now = utcnow()
     n = notifications.c
+    free = or_(n.claimed_at.is_(None), n.claimed_at < now - claim_lease())
+    if holder is not None:
+        free = or_(free, n.claimed_by == holder)
     engine = await app_engine()
     async with engine.begin() as conn:
         done = await conn.execute(
             update(notifications)
-            .where(n.id == row_id, n.status == "pending",
-                   or_(n.claimed_at.is_(None), n.claimed_at < now - claim_lease()))
-            .values(claimed_at=now, attempts=n.attempts + 1)
+            .where(n.id == row_id, n.status == "pending", free)
+            .values(claimed_at=now, claimed_by=holder, attempts=n.attempts + 1)
         )
     return now if done.rowcount == 1 else None
 
@@ -392,6 +397,7 @@ async def _finish(row_id: int, token: dt.datetime, *, status: str, extra_attempt
     async with engine.begin() as conn:
         done = await conn.execute(
             update(notifications).where(_ours(row_id, token))
-            .values(status=status, claimed_at=None, attempts=notifications.c.attempts + extra_attempts, **values)
+            .values(status=status, claimed_at=None, claimed_by=None, attempts=notifications.c.attempts + extra_attempts,
+                    **values)
         )
     return done.rowcount == 1

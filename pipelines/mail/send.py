@@ -17,8 +17,10 @@ server accepts.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import time
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -30,7 +32,7 @@ from pipelines.mail.errors import MailSetupError, TemporaryMailError
 from pipelines.mail.message import build_message, parse_mailbox
 from pipelines.mail.smtp import ConnectFailed, MailTarget, Transport, mail_target, open_transport
 from pipelines.stage import StageResult
-from shared.config.retry import Backoff
+from shared.config.retry import Backoff, is_transient
 from shared.config.settings import get_settings
 from shared.runtime.clock import utcnow
 
@@ -54,6 +56,24 @@ class SendPolicy:
 
 
 DEFAULT_POLICY = SendPolicy()
+MARK_PATIENCE = 60.0  # seconds a delivered row's `sent` mark is retried through database outages
+MARK_BACKOFF = Backoff(base=0.5, cap=5.0)
+_DELIVERING: set[int] = set()  # outbox rows a run of this process is delivering right now
+
+
+async def _patiently(write: Callable[[], Awaitable[bool]]) -> bool:
+    """`write()` (a retried one-transaction outbox write), run again while it fails with a transient error,
+    for up to `MARK_PATIENCE` seconds: a restarting database takes longer than the write's own retries."""
+    deadline = time.monotonic() + MARK_PATIENCE
+    retry = 0
+    while True:
+        try:
+            return await write()
+        except Exception as exc:
+            if not is_transient(exc) or time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(MARK_BACKOFF.delay(retry))
+            retry += 1
 
 
 def classify(exc: BaseException) -> tuple[Verdict, str]:
@@ -118,13 +138,14 @@ async def send_notifications(
     *,
     policy: SendPolicy = DEFAULT_POLICY,
     target: MailTarget | None = None,
+    holder: str | None = None,
 ) -> StageResult:
     """Send the pending rows among `ids` over one connection (opened on the first message).
 
     Rows that are not pending (sent, failed) or that another sender holds are skipped. Raises
     `TemporaryMailError` (retry the task later) if rows are left pending after 4xx answers or a lost
     connection, `MailSetupError` (do not retry) when the server refuses the session or the sender.
-    `target` overrides HRSYNC_SMTP_URL (tests).
+    `target` overrides HRSYNC_SMTP_URL (tests); `holder` names the step sending (see `outbox.claim`).
     """
     settings = get_settings()
     target = target or mail_target(settings)
@@ -143,18 +164,31 @@ async def send_notifications(
             if row["status"] != "pending":
                 counts["skipped_done"] += 1
                 continue
-            token = await outbox.claim(row["id"])
+            if row["id"] in _DELIVERING:  # a run of this process is at it (a redelivery runs beside it)
+                counts["skipped_claimed"] += 1
+                continue
+            _DELIVERING.add(row["id"])  # before the claim's await: a run beside this one sees it at once
+            try:
+                token = await outbox.claim(row["id"], holder)
+            except BaseException:
+                _DELIVERING.discard(row["id"])
+                raise
             if token is None:
+                _DELIVERING.discard(row["id"])
                 counts["skipped_claimed"] += 1
                 continue
             try:
                 verdict, reason, tries = await _deliver(transport, row, sender, policy)
             except BaseException:
                 # Setup error, cancellation, time limit: give the row back before leaving.
+                _DELIVERING.discard(row["id"])
                 await asyncio.shield(outbox.release(row["id"], token, "interrupted before an answer"))
                 raise
+            try:  # delivered: the mark must outlast a database restart, or the mail goes out twice
+                ok = verdict != "sent" or await _patiently(partial(outbox.mark_sent, row["id"], token, tries - 1))
+            finally:
+                _DELIVERING.discard(row["id"])
             if verdict == "sent":
-                ok = await outbox.mark_sent(row["id"], token, tries - 1)
                 counts["sent"] += 1
                 counts["lost_claim"] += not ok
                 bound.info("notify.sent", notification_id=row["id"], kind=row["kind"], attempts=tries)

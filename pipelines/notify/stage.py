@@ -12,7 +12,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pipelines.mail import build_notifications, plan_notify_batches, queue_sync_failed, send_notifications
+from pipelines.mail import (
+    TemporaryMailError,
+    build_notifications,
+    plan_notify_batches,
+    queue_sync_failed,
+    send_notifications,
+)
 from pipelines.outputs import MERGED_DAYS, merged_days
 from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, sum_outputs
 from shared.records.queries import get_execution, succeeded_outputs
@@ -61,15 +67,31 @@ async def plan_notify(execution_id: str) -> StageResult:
 
 
 async def send_batch(execution_id: str, shard: dict[str, Any]) -> StageResult:
-    """Send one batch of outbox messages (rows already sent are skipped by their claim)."""
-    return await send_notifications(BatchShard.from_json(shard).ids, execution_id)
+    """Send one batch of outbox messages (rows already sent are skipped by their claim; rows this very
+    batch claimed in a run that died are taken back)."""
+    batch = BatchShard.from_json(shard)
+    return await send_notifications(batch.ids, execution_id, holder=f"{execution_id}/{batch.key}")
 
 
 async def finish_notify(execution_id: str) -> StageResult:
-    """Sum up what was sent, parked and left pending."""
+    """Sum up what was sent, parked and left pending.
+
+    The mail this execution built must not stay pending behind it: what is still pending is sent here,
+    and a row another sender still holds raises `TemporaryMailError` (the step is retried; when retries run
+    out the execution fails rather than succeed with its mail unsent — its replay sends it).
+    """
+    left = [i for batch in await plan_notify_batches(execution_id) for i in batch]
+    if left:
+        sent = await send_notifications(left, execution_id, holder=f"{execution_id}/{ShardKind.DONE}")
+        held = [i for batch in await plan_notify_batches(execution_id) for i in batch]
+        if held:
+            raise TemporaryMailError(f"{len(held)} notification(s) this execution built are held by another "
+                                     "sender", held, sent.output)
     outputs = await succeeded_outputs(execution_id, NAME)
     totals = sum_outputs(STAGE.outputs_of(outputs, ShardKind.BATCH),
                          ("sent", "failed", "deferred", "skipped_done", "skipped_claimed"))
+    if left:
+        totals["sent_at_done"] = sent.output.get("sent", 0)
     return StageResult(rows_in=sum(totals.values()), rows_out=totals["sent"], output=totals)
 
 

@@ -122,6 +122,12 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "json", "console"] = Field("auto", description="auto: console on a TTY")
     log_level: str = Field("INFO", description="minimum log level")
     task_time_limit: int = Field(1500, ge=10, description="hard time limit of a task, seconds")
+    pending_max_wait: int = Field(
+        900, ge=1, description="seconds a pending execution may wait behind a running one of its kind before "
+                               "ops are alerted")
+    nightly_deadline_minutes: int = Field(
+        180, ge=1, description="the nightly must have succeeded this long after its scheduled time, else ops "
+                               "are alerted")
     consumer_timeout: int = Field(1800, ge=10, description="RabbitMQ consumer_timeout the broker uses, s")
     source_timeout: float = Field(
         120.0, gt=0, le=3600,

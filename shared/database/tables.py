@@ -159,6 +159,7 @@ notifications = _table(
     Column("status", String(16), nullable=False),  # pending / sent / failed
     Column("attempts", Integer, nullable=False, default=0),
     Column("claimed_at", UTCDateTime),  # a sender's lease on a pending row (pipelines.notify)
+    Column("claimed_by", String(255)),  # the task holding the lease: its redelivery or retry may take it back
     Column("last_error", Text),
     Column("message_id", String(255), nullable=False),
     Column("execution_id", String(36)),
@@ -244,6 +245,30 @@ schedule_runs = _table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("error", Text),
     Index(None, "job", "fire_time"),
+)
+
+# A scheduled job an operator paused (DESIGN §3): one row while it is paused, deleted on resume.
+schedule_pauses = _table(
+    "schedule_pauses",
+    Column("job", String(64), primary_key=True),
+    Column("paused_at", UTCDateTime, nullable=False),
+    Column("paused_by", String(200), nullable=False),
+    Column("via", String(8), nullable=False),  # cli / web
+    Column("reason", Text, nullable=False),
+)
+
+# What the watchdogs found (DESIGN §7): one row per alert key, so each alert mails ops once, whoever runs them.
+watchdog_alerts = _table(
+    "watchdog_alerts",
+    Column("alert_key", String(255), primary_key=True),  # `<alert>:<execution id or job:slot>`
+    Column("alert", String(32), nullable=False),  # pending_wait / stuck_running / nightly_deadline
+    Column("target", String(255), nullable=False),  # the execution id, or the nightly's slot event id
+    Column("kind", String(32)),  # the execution's kind, if any
+    Column("detected_at", UTCDateTime, nullable=False),
+    Column("since", UTCDateTime),  # when the late thing began: created, last step ran, slot time
+    Column("detail", Text, nullable=False),
+    Column("cleared_at", UTCDateTime),  # the condition ended (started, replayed, succeeded)
+    Index(None, "detected_at"),
 )
 
 # Who did what, from where (DESIGN §7): every replay, cancel, dead-letter replay and correction.

@@ -10,9 +10,9 @@ import copy
 import datetime as dt
 from typing import Any
 
+from shared.events.models import MAX_EMPLOYEES, MAX_PUNCH_WINDOW, MAX_SYNC_DAYS
+
 COALESCED = ("punches", "employee")
-MAX_WINDOW = dt.timedelta(days=31)  # a punches.imported window's bound (DESIGN §5), kept for the hull
-MAX_EMPLOYEES = 5000  # the bound of an event's employee list (DESIGN §5), kept for the union
 
 
 def initial(kind: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -28,7 +28,8 @@ def initial(kind: str, params: dict[str, Any]) -> dict[str, Any]:
 
 def coalesce(kind: str, pending: dict[str, Any], new: dict[str, Any]) -> dict[str, Any] | None:
     """`pending` grown by the event whose own params are `new`, or None when the union would leave the
-    bounds of one event (the event then opens a new execution)."""
+    bounds of one event (DESIGN §5: a punches hull ≤ 31 days, ≤ 5,000 employees, a merge range ≤ 400
+    days): the event then opens a new execution."""
     if kind not in COALESCED:
         return None
     gathering = Gathering(kind, pending)
@@ -61,7 +62,7 @@ class Gathering:
             window = new["merge"]["window"]
             start = min(self.start, window["from"], key=_when)
             end = max(self.end, window["to"], key=_when)
-            if _when(end) - _when(start) > MAX_WINDOW:
+            if _when(end) - _when(start) > MAX_PUNCH_WINDOW:
                 return False
             self.windows.append(dict(window))
             self.start, self.end = start, end
@@ -70,8 +71,11 @@ class Gathering:
             employees = _union(self.employees, _set_or_all(new["merge"]["employees"]))
             if employees is None or len(employees) > MAX_EMPLOYEES:
                 return False
+            first, last = min(self.first, new["merge"]["from"]), max(self.last, new["merge"]["to"])
+            if (dt.date.fromisoformat(last) - dt.date.fromisoformat(first)).days + 1 > MAX_SYNC_DAYS:
+                return False  # one old or future `time` would make the execution recompute years
             self.employees = employees
-            self.first, self.last = min(self.first, new["merge"]["from"]), max(self.last, new["merge"]["to"])
+            self.first, self.last = first, last
             self.fields = _union(self.fields, _set_or_all(new.get("fields")))
         self.events += 1
         return True

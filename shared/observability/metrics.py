@@ -4,8 +4,9 @@
   one observation per stage task run (status succeeded / failed / retrying / skipped);
 - `hrsync_events_consumed_total{type,outcome}` (outcome launched / duplicate) and
   `hrsync_events_dead_lettered_total`: the bridge;
-- `hrsync_executions_in_flight{status}` (pending / running): read from the app database at scrape time,
-  so every process reports the same truth.
+- `hrsync_executions_in_flight{status}` (pending / running) and `hrsync_watchdog_alerts{alert}` (open
+  alerts: pending_wait / stuck_running / nightly_deadline): read from the app database at scrape time, so
+  every process reports the same truth.
 
 Metrics live in the process's default registry. A prefork worker's children each have their own, and the
 endpoint (served by the main process) does not see them: use the gevent pool (the default), or run
@@ -14,7 +15,7 @@ Prometheus's multiprocess mode yourself.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -37,6 +38,7 @@ STAGE_RUNS = Counter("hrsync_stage_runs", "Stage task runs by outcome", ["stage"
 EVENTS_CONSUMED = Counter("hrsync_events_consumed", "Valid events handled by the bridge", ["type", "outcome"])
 EVENTS_DEAD = Counter("hrsync_events_dead_lettered", "Invalid events the bridge dead-lettered")
 
+WATCHDOG_ALERTS = ("pending_wait", "stuck_running", "nightly_deadline")  # `pipelines.watchdogs.ALERTS`
 _serving: list[int] = []  # the port this process serves on, once started
 
 
@@ -66,22 +68,33 @@ def event_dead_lettered() -> None:
 
 
 class InFlightCollector(Collector):
-    """`hrsync_executions_in_flight{status}` from the app database, at scrape time."""
+    """`hrsync_executions_in_flight{status}` and `hrsync_watchdog_alerts{alert}` from the app database, at
+    scrape time."""
 
     def collect(self) -> Iterator[Any]:
-        from shared.records.queries import count_in_flight
-        from shared.runtime.runner import run_async
+        from shared.records.queries import count_in_flight, count_open_alerts
 
-        try:
-            counts = run_async(count_in_flight(), timeout=IN_FLIGHT_TIMEOUT)
-        except Exception as exc:  # a scrape must not fail because the database is away: leave it out
-            log.warning("metrics.in_flight_failed", error=f"{type(exc).__name__}: {exc}"[:300])
-            return
-        family = GaugeMetricFamily("hrsync_executions_in_flight", "Executions pending or running",
-                                   labels=["status"])
-        for status in OPEN:
-            family.add_metric([status], counts.get(status, 0))
-        yield family
+        yield from _gauge("hrsync_executions_in_flight", "Executions pending or running", "status", OPEN,
+                          count_in_flight)
+        yield from _gauge("hrsync_watchdog_alerts", "Open watchdog alerts (executions --late)", "alert",
+                          WATCHDOG_ALERTS, count_open_alerts)
+
+
+def _gauge(name: str, documentation: str, label: str, values: Sequence[str],
+           read: Callable[[], Coroutine[Any, Any, dict[str, int]]]) -> Iterator[Any]:
+    """One gauge family with a sample per value of `label` (0 when `read` has none); nothing when the
+    database cannot answer in time (a scrape must not fail because the database is away)."""
+    from shared.runtime.runner import run_async
+
+    try:
+        counts = run_async(read(), timeout=IN_FLIGHT_TIMEOUT)
+    except Exception as exc:
+        log.warning("metrics.read_failed", metric=name, error=f"{type(exc).__name__}: {exc}"[:300])
+        return
+    family = GaugeMetricFamily(name, documentation, labels=[label])
+    for value in values:
+        family.add_metric([value], counts.get(value, 0))
+    yield family
 
 
 def serve_metrics(port: int | None, process: str) -> bool:

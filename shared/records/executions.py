@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.config.retry import retry_transient
+from shared.config.settings import get_settings
 from shared.database.db import app_engine, upsert
 from shared.database.tables import execution_stages, executions
 from shared.records.queries import get_execution, succeeded_outputs
@@ -330,20 +331,46 @@ async def claim_execution(execution_id: str, task_id: str, one_running: tuple[st
 
 
 async def _wait_for_kind(conn: AsyncConnection, execution_id: str, one_running: tuple[str, ...]) -> None:
-    """Raise `StepDeferred` when `execution_id` is pending and another execution of its kind (one of
-    `one_running`) is running. The open executions of the kind are locked, in one statement and so in one
-    order, so two claims of the kind take turns instead of both seeing none running."""
+    """Raise `StepDeferred` when `execution_id` is pending and its kind (one of `one_running`) is busy:
+    another execution of the kind is running, or was cancelled while one of its steps still runs, or an
+    older execution of the kind is pending (pending ones start oldest first). The open executions of the
+    kind are locked, in one statement and so in one order, so two claims of the kind take turns instead
+    of both seeing none running."""
     e = executions.c
     kind = (await conn.execute(select(e.kind).where(e.id == execution_id))).scalar()
     if kind not in one_running:
         return
     rows = (await conn.execute(
-        select(e.id, e.status).where(e.kind == kind, e.status.in_((ExecutionStatus.PENDING, ExecutionStatus.RUNNING)))
+        select(e.id, e.status, e.created_at)
+        .where(e.kind == kind, e.status.in_((ExecutionStatus.PENDING, ExecutionStatus.RUNNING)))
         .order_by(e.status, e.created_at).with_for_update())).all()
-    mine = next((r.status for r in rows if r.id == execution_id), None)
+    mine = next((r for r in rows if r.id == execution_id), None)
+    if mine is None or mine.status != ExecutionStatus.PENDING:
+        return
     other = next((r.id for r in rows if r.id != execution_id and r.status == ExecutionStatus.RUNNING), None)
-    if mine == ExecutionStatus.PENDING and other is not None:
+    if other is not None:
         raise StepDeferred(execution_id, f"{kind} execution {other} is running")
+    older = next((r.id for r in rows if r.status == ExecutionStatus.PENDING
+                  and (r.created_at, str(r.id)) < (mine.created_at, execution_id)), None)
+    if older is not None:
+        raise StepDeferred(execution_id, f"the older pending {kind} execution {older} starts first")
+    ending = await cancelled_still_running(conn, kind)
+    if ending:
+        raise StepDeferred(execution_id, f"cancelled {kind} execution {ending[0]} still runs a step")
+
+
+async def cancelled_still_running(conn: AsyncConnection, kind: str) -> list[str]:
+    """Cancelled executions of `kind` with a step still running: they count as running for their kind.
+
+    A step row `running` for longer than the task's hard time limit is not running any more (Celery
+    killed it; a redelivery of a cancelled execution's task stops at its start without closing the row).
+    """
+    e, s = executions.c, execution_stages.c
+    alive_since = utcnow() - dt.timedelta(seconds=get_settings().task_time_limit)
+    return [str(i) for i in (await conn.execute(
+        select(e.id).distinct().join(execution_stages, s.execution_id == e.id)
+        .where(e.kind == kind, e.status == ExecutionStatus.CANCELLED, s.status == StageStatus.RUNNING,
+               s.started_at > alive_since))).scalars()]
 
 
 async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> StageResult:

@@ -19,7 +19,7 @@ from sqlalchemy import delete, exists, func, select, update
 from shared.config.errors import ConfigError
 from shared.config.retry import retry_transient
 from shared.database.db import app_engine
-from shared.database.tables import event_inbox, execution_stages, executions, notifications
+from shared.database.tables import event_inbox, execution_stages, executions, notifications, watchdog_alerts
 from shared.records.status import OPEN, TERMINAL, ExecutionStatus, StageStatus
 from shared.runtime.clock import utcnow
 
@@ -241,6 +241,15 @@ async def count_in_flight() -> dict[str, int]:
         rows = await conn.execute(select(e.status, func.count()).where(e.status.in_(OPEN))
                                   .group_by(e.status))
         return {status: int(count) for status, count in rows}
+
+
+async def count_open_alerts() -> dict[str, int]:
+    """How many watchdog alerts (`pipelines.watchdogs`) are open, per alert name."""
+    a = watchdog_alerts.c
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(a.alert, func.count()).where(a.cleared_at.is_(None)).group_by(a.alert))
+        return {alert: int(count) for alert, count in rows}
 
 
 @dataclass

@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime
 from typing import Any
@@ -225,13 +225,69 @@ class BridgeProcess:
 
     def _reap(self, timeout: float) -> int:
         assert self.process is not None
-        try:
-            return self.process.wait(timeout)
-        finally:
-            if self._reader is not None:
-                self._reader.join(5)
-            if self.process.stdout:
-                self.process.stdout.close()
+        return reap(self.process, self._reader, timeout, lambda: "".join(self.output))
+
+
+def reap(process: subprocess.Popen[str], reader: threading.Thread | None, timeout: float,
+         text: Callable[[], str]) -> int:
+    """Wait for `process` to exit and return its code; still running after `timeout` seconds, it is killed
+    and an `AssertionError` carries its output. The pipe is closed only once its reader has ended: closing
+    a pipe a thread is blocked reading blocks the closer too."""
+    try:
+        code: int | None = process.wait(timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(30)
+        code = None
+    if reader is not None:
+        reader.join(10)
+    if process.stdout and (reader is None or not reader.is_alive()):
+        process.stdout.close()
+    if code is None:
+        raise AssertionError(f"{' '.join(map(str, process.args))} did not exit within {timeout} s:\n"
+                             f"{text()[-4000:]}")
+    return code
+
+
+class HrsyncProcess:
+    """An `hrsync` subprocess whose output (JSON log lines) is collected in the background."""
+
+    def __init__(self, args: list[str], env: dict[str, str]) -> None:
+        hrsync = os.path.join(os.path.dirname(sys.executable), "hrsync")
+        self.proc = subprocess.Popen([hrsync, *args], env={**os.environ, **env}, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True)
+        self.output: list[str] = []
+        self.reader = threading.Thread(target=lambda: self.output.extend(self.proc.stdout or []), daemon=True)
+        self.reader.start()
+
+    def logs(self, event: str | None = None) -> list[dict[str, Any]]:
+        found = []
+        for line in list(self.output):
+            with suppress(ValueError):
+                record = json.loads(line)
+                if isinstance(record, dict) and (event is None or record.get("event") == event):
+                    found.append(record)
+        return found
+
+    def wait_for_log(self, event: str, timeout: float = 30) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if found := self.logs(event):
+                return found[0]
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.1)
+        raise AssertionError(f"no {event!r} log line: {self.text()[-3000:]}")
+
+    def text(self) -> str:
+        return "".join(self.output)
+
+    def stop(self, timeout: float = 30) -> int:
+        """SIGTERM, then the exit code; a process still running after `timeout` seconds is killed and the
+        call fails with its output (never waits on the pipe its reader still reads)."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return reap(self.proc, self.reader, timeout, self.text)
 
 
 def purge(url: str, *queues: str) -> None:

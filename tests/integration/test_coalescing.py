@@ -12,9 +12,16 @@ from typing import Any
 import pytest
 
 from shared.database.tables import event_inbox
+from shared.events.bus import event_channel
 from shared.events.coalesce import COALESCED
 from shared.events.inbox import Arrival, admit_batch, admit_event
-from shared.records.executions import StepDeferred, cancel_execution, claim_execution
+from shared.records.executions import (
+    StepDeferred,
+    cancel_execution,
+    claim_execution,
+    record_stage_end,
+    record_stage_start,
+)
 from shared.records.queries import execution_details, get_execution
 from shared.runtime.runner import run_async
 from tests.integration.stack_fixtures import MONDAY, Stack, app_rows, at, hrsync, stack_fixture, wait_admitted
@@ -186,3 +193,81 @@ def test_punch_events_in_a_stream_run_one_execution_at_a_time(stack: Stack) -> N
     for before, after in itertools.pairwise(runs):
         assert after["started_at"] >= before["finished_at"], (before, after)
     assert sum(int(r["params"]["events"]) for r in runs) == len(ids)
+
+
+def test_a_cancelled_execution_whose_step_still_runs_keeps_its_kind_busy(app_db: str) -> None:
+    """Cancelling a running punches execution while one of its steps runs does not let the next one of the
+    kind start beside it: the claim waits until that step has ended (DESIGN §7)."""
+    first = run_async(admit_event("busy-1", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-02T08:00:00+00:00", "2026-12-02T08:01:00+00:00", [1])))
+    assert run_async(claim_execution(first.execution_id, "busy-t1", COALESCED)) == "claimed"
+    run_async(record_stage_start(first.execution_id, "merge", "day:x", 1, "busy-step"))
+    second = run_async(admit_event("busy-2", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                   params=punches("2026-12-02T09:00:00+00:00", "2026-12-02T09:01:00+00:00", [1])))
+    assert second.execution_id != first.execution_id
+    run_async(cancel_execution(first.execution_id, "test: cancel while a step runs"))
+    with pytest.raises(StepDeferred, match="still runs a step"):
+        run_async(claim_execution(second.execution_id, "busy-t2", COALESCED))
+    run_async(record_stage_end(first.execution_id, "merge", "day:x", 1, status="succeeded", duration_ms=1))
+    assert run_async(claim_execution(second.execution_id, "busy-t2", COALESCED)) == "claimed"
+    run_async(cancel_execution(second.execution_id, "test over"))
+
+
+def test_pending_executions_of_a_kind_start_oldest_first(app_db: str) -> None:
+    """Two pending punches executions (windows too far apart to share one): the newer one's claim waits
+    while the older one is pending; once the older one has started and ended, the newer one starts."""
+    older = run_async(admit_event("order-1", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-10-01T08:00:00+00:00", "2026-10-01T08:01:00+00:00", [1])))
+    newer = run_async(admit_event("order-2", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-20T08:00:00+00:00", "2026-12-20T08:01:00+00:00", [1])))
+    assert newer.execution_id != older.execution_id  # 80 days apart: over the 31-day window bound
+    with pytest.raises(StepDeferred, match="older pending"):
+        run_async(claim_execution(newer.execution_id, "order-t2", COALESCED))
+    assert run_async(claim_execution(older.execution_id, "order-t1", COALESCED)) == "claimed"
+    run_async(cancel_execution(older.execution_id, "test over"))
+    assert run_async(claim_execution(newer.execution_id, "order-t2", COALESCED)) == "claimed"
+    run_async(cancel_execution(newer.execution_id, "test over"))
+
+
+def test_a_cancelled_coalesced_execution_keeps_its_events_for_its_replay(app_db: str) -> None:
+    """Cancelling a pending execution that three events joined: the dry run says it holds 3 events and
+    changes nothing; after the cancel, the replay's dry run serves the same 3 events (none is lost)."""
+    from operations import executions as operations
+
+    ids = ["keep-1", "keep-2", "keep-3"]
+    admitted = run_async(admit_batch([arrival(event_id, "punches", punches(
+        f"2026-12-03T0{n}:00:00+00:00", f"2026-12-03T0{n}:01:00+00:00", [1])) for n, event_id in enumerate(ids)]))
+    execution_id = admitted[0].execution_id
+    assert {a.execution_id for a in admitted} == {execution_id}
+    dry = operations.plan_cancel(execution_id)
+    assert (dry.events, dry.dry_run, dry.previous_status) == (3, True, "pending")
+    assert (run_async(get_execution(execution_id)) or {})["status"] == "pending"
+    done = operations.cancel(execution_id, "test: a cancelled execution keeps its events", actor="test", via="cli")
+    assert (done.events, done.previous_status) == (3, "pending")
+    plan = operations.plan_replay(execution_id)
+    assert sorted(plan.events) == ids
+    assert plan.stages == ["merge", "notify"]
+
+
+@pytest.mark.slow
+def test_a_deferred_start_does_not_go_through_the_delayed_delivery_exchange(stack: Stack) -> None:
+    """With the broker's delayed-delivery exchange gone (as right after a restart, before it is declared
+    again), a punches execution whose start waits behind a running one of its kind still starts within
+    seconds of that one ending: a deferral is not a countdown through `celery_delayed_delivery`."""
+    blocker = run_async(admit_event(f"{stack.prefix}-blocker", "test.punches", "test", b"{}", kind="punches",
+                                    trigger="event", params=punches("2026-12-04T08:00:00+00:00",
+                                                                     "2026-12-04T08:01:00+00:00", [1])))
+    assert run_async(claim_execution(blocker.execution_id, "blocker-start", COALESCED)) == "claimed"
+    with event_channel(stack.amqp_url) as channel:
+        channel.exchange_delete("celery_delayed_delivery")
+    start = at(MONDAY, "11:00")
+    event_id = stack.publish_event("hrsync.punches.imported", {"from": start.isoformat(),
+                                                              "to": (start + dt.timedelta(minutes=1)).isoformat()})
+    [row] = wait_admitted([event_id])
+    time.sleep(3)  # its start has been deferred a few times by now
+    assert (run_async(get_execution(row["execution_id"])) or {})["status"] == "pending"
+    run_async(cancel_execution(blocker.execution_id, "test: the running one ends"))
+    ended = time.monotonic()
+    execution = stack.wait_for_execution(event_id, timeout=60)
+    assert execution["status"] == "succeeded", execution
+    assert time.monotonic() - ended < 20

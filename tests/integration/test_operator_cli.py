@@ -194,7 +194,7 @@ def test_cancel_then_audit(kind: str) -> None:
     done = hrsync("cancel", running, "--reason", "wrong range", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == {"execution_id": running, "previous_status": "running", "running_steps": 0,
-                                       "reason": "wrong range", "status": "cancelled"}
+                                       "reason": "wrong range", "status": "cancelled", "events": 0, "dry_run": False}
     assert json.loads(hrsync("executions", "--kind", kind, "--status", "cancelled", "--json").stdout)[0]["id"] \
         == running
     one_line_error(hrsync("cancel", running, "--reason", "test"), 1,

@@ -9,7 +9,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -29,7 +28,7 @@ from shared.events.bus import BRIDGE_QUEUE, EVENTS_EXCHANGE, connection_paramete
 from shared.events.models import CLI_SOURCE, SCHEDULER_SOURCE, SYNC_REQUESTED
 from shared.runtime.runner import run_async
 from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
-from tests.integration.stack_fixtures import executions_of
+from tests.integration.stack_fixtures import HrsyncProcess, executions_of
 from tests.integration.tcp_proxy import TcpProxy
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -60,50 +59,6 @@ def slot_id(job: str, slot: dt.datetime) -> str:
 
 def new_job() -> str:
     return f"t{uuid.uuid4().hex[:10]}"
-
-
-class HrsyncProcess:
-    """An `hrsync` subprocess whose output (JSON log lines) is collected in the background."""
-
-    def __init__(self, args: list[str], env: dict[str, str]) -> None:
-        self.proc = subprocess.Popen([HRSYNC, *args], env={**os.environ, **env}, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
-        self.output: list[str] = []
-        self.reader = threading.Thread(target=lambda: self.output.extend(self.proc.stdout or []), daemon=True)
-        self.reader.start()
-
-    def logs(self, event: str | None = None) -> list[dict[str, Any]]:
-        found = []
-        for line in list(self.output):
-            with suppress(ValueError):
-                record = json.loads(line)
-                if isinstance(record, dict) and (event is None or record.get("event") == event):
-                    found.append(record)
-        return found
-
-    def wait_for_log(self, event: str, timeout: float = 30) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if found := self.logs(event):
-                return found[0]
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.1)
-        raise AssertionError(f"no {event!r} log line: {self.text()[-3000:]}")
-
-    def text(self) -> str:
-        return "".join(self.output)
-
-    def stop(self) -> int:
-        """SIGTERM, then the exit code."""
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        try:
-            return self.proc.wait(30)
-        finally:
-            self.reader.join(5)
-            if self.proc.stdout:
-                self.proc.stdout.close()
 
 
 class EventObserver:
@@ -443,3 +398,50 @@ def test_wall_clock_jumps_publish_each_slot_at_most_once(observer: EventObserver
     assert slot_id(job, ahead[0]) in skipped, second.text()[-3000:]
     published = [r["event_id"] for r in recorded(job) if r["status"] == "published"]
     assert sorted(published) == sorted(ids)  # one `published` schedule_runs row per event
+
+
+def test_a_paused_job_publishes_nothing_and_resuming_does_not_fire_the_slots_it_missed(
+        observer: EventObserver, scheduler_env: Any) -> None:
+    """`schedule pause JOB --reason` (audited, shown by `schedule list`): a slot due while paused is recorded
+    `paused` and not published; after `schedule resume JOB` a restarted scheduler does not catch it up."""
+    job, slot = new_job(), slot_in(4)
+    env = {**os.environ, **scheduler_env({job: {"cron": daily_cron_at(slot), "scope": "hris", "grace": 600}})}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([HRSYNC, "schedule", *args], env=env, capture_output=True, text=True, timeout=60)
+
+    paused = cli("pause", job, "--reason", "HRIS maintenance window")
+    assert paused.returncode == 0, paused.stderr
+    again = cli("pause", job, "--reason", "twice")
+    assert again.returncode == 1
+    assert "already paused" in again.stderr
+    assert again.stderr.strip().count("\n") == 0
+    listed = {row["job"]: row for row in json.loads(cli("list", "--json").stdout)}
+    assert listed[job]["paused"]["reason"] == "HRIS maintenance window"
+    assert listed[job]["paused"]["via"] == "cli"
+    assert utcnow() - dt.datetime.fromisoformat(listed[job]["paused"]["paused_at"]) < dt.timedelta(minutes=1)
+    process = HrsyncProcess(["scheduler"], env)
+    try:
+        line = process.wait_for_log("schedule.paused", timeout=30)
+    finally:
+        code = process.stop()
+    assert code == 0, process.text()[-3000:]
+    assert line["event_id"] == slot_id(job, slot)
+    assert [r["status"] for r in recorded(job)] == ["paused"]
+    resumed = cli("resume", job)
+    assert resumed.returncode == 0, resumed.stderr
+    assert cli("resume", job).returncode == 1  # not paused any more
+    restarted = HrsyncProcess(["scheduler"], env)
+    try:
+        restarted.wait_for_log("scheduler.started")
+        seen = observer.events(job, count=1, timeout=3, settle=0.5)
+    finally:
+        restarted_code = restarted.stop()
+    assert restarted_code == 0, restarted.text()[-3000:]
+    assert seen == []  # the slot passed while paused is not fired on resume
+    assert not restarted.logs("schedule.catch_up")
+    audit = subprocess.run([HRSYNC, "audit", "--json"], env=env, capture_output=True, text=True, timeout=60)
+    actions = [(a["action"], a["target"]) for a in json.loads(audit.stdout)]
+    assert ("schedule_pause", job) in actions
+    assert ("schedule_resume", job) in actions
+    assert cli("pause", "nope", "--reason", "x").returncode == 2  # an unknown job is bad usage

@@ -134,3 +134,26 @@ def test_one_gathering_of_many_events_equals_growing_the_params_event_by_event(
         folded, joined = (grown, joined + 1) if grown is not None else (folded, joined)
     if joined:  # (with none, the bridge writes nothing: the params stay as the first event gave them)
         assert gathering.params() == folded
+
+
+@pytest.mark.parametrize(("pending_range", "new_range", "joins"), [
+    # 2026-11-24..30 and 2026-12-01..07: union 24 Nov..7 Dec = 14 days ≤ 400: joins
+    (("2026-11-24", "2026-11-30"), ("2026-12-01", "2026-12-07"), True),
+    # an event timed 1950: union 1950-01-01..2026-11-30 = 27,727 days > 400: a new execution
+    (("2026-11-24", "2026-11-30"), ("1950-01-01", "1950-01-07"), False),
+    # a publisher's clock in 2099: union 24 Nov 2026..2099 > 400 days: a new execution
+    (("2026-11-24", "2026-11-30"), ("2099-06-01", "2099-06-07"), False),
+    # 2026-01-01..2027-02-04 holds 365 + 35 = 400 days: exactly the bound, joins
+    (("2026-01-01", "2026-01-07"), ("2027-01-29", "2027-02-04"), True),
+    # one day more (..2027-02-05) holds 401 days: a new execution
+    (("2026-01-01", "2026-01-07"), ("2027-01-30", "2027-02-05"), False),
+])
+def test_employee_events_join_only_while_the_merge_range_stays_within_400_days(
+        pending_range: tuple[str, str], new_range: tuple[str, str], joins: bool) -> None:
+    """An `employee.changed` joins a pending execution only while the merged dates stay within one event's
+    bound (DESIGN §5: a merge range of at most 400 days, both ends counted)."""
+    pending = initial("employee", employee("E1", *pending_range))
+    grown = coalesce("employee", pending, employee("E2", *new_range))
+    assert (grown is not None) == joins
+    if grown is not None:
+        assert (grown["merge"]["from"], grown["merge"]["to"]) == (pending_range[0], new_range[1])

@@ -149,6 +149,37 @@ def test_replay_refused(source: dict[str, Any], children: list[dict[str, Any]], 
 
 
 @pytest.mark.parametrize(
+    ("rows", "stages", "expect"),
+    [
+        # cancelled while pending: nothing ran, so every stage of its params runs
+        pytest.param([], NIGHTLY, {"extract": "run", "merge": "run", "notify": "run"}, id="cancelled-pending"),
+        # cancelled after extract finished, during merge: extract is kept, merge and notify run
+        pytest.param([*EXTRACT_DONE, *IMPORTS_DONE], ["merge", "notify"],
+                     {"extract": "skip", "merge": "run", "notify": "run"}, id="cancelled-during-merge"),
+    ],
+)
+def test_a_cancelled_execution_is_replayed_from_where_it_stopped(
+        rows: list[dict[str, Any]], stages: list[str], expect: dict[str, str]) -> None:
+    """A cancelled execution is replayable like a failed one (DESIGN §7): the stages it did not finish run,
+    with its inputs."""
+    plan = plan_replay([execution("O", status="cancelled")], rows)
+    assert plan.stages == stages
+    assert {s.stage: s.action for s in plan.plan} == expect
+    assert plan.params["scope"] == "nightly"
+
+
+def test_a_cancelled_execution_with_a_step_still_running_is_not_replayed_yet() -> None:
+    """A cancelled execution whose step still runs is refused (the replay would run beside it), unless
+    that step started before the task's time limit could still let it run."""
+    running = [*EXTRACT_DONE, {**row("O", "merge", "w1", status="running"), "started_at": dt.datetime(2026, 12, 1, 8)}]
+    with pytest.raises(ReplayRefused, match="was cancelled but 1 of its steps still run"):
+        plan_replay([execution("O", status="cancelled")], running)
+    # started at 08:00, the time limit ended it by 08:25: it no longer counts
+    plan = plan_replay([execution("O", status="cancelled")], running, alive_since=dt.datetime(2026, 12, 1, 8, 25))
+    assert plan.stages == ["merge", "notify"]
+
+
+@pytest.mark.parametrize(
     ("from_stage", "fragment"),
     [("notify", "comes after the failed stage merge"), ("load", "'load' is not a stage"),
      ("extract", "'extract' is not a stage")],

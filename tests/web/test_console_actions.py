@@ -85,10 +85,12 @@ def test_operator_cancels_a_running_execution(client: Any) -> None:
     sign_in(client, "otto")
     page = client.get(f"/executions/{running}")
     assert 'id="cancel"' in page.text
+    assert "it holds 0 event(s)" in page.text  # the cancel form says how many events it holds
     done = client.post(f"/executions/{running}/cancel", data={"csrf_token": csrf_of(page.text), "reason": "wrong"})
     assert done.status_code == 303
     shown = client.get(f"/api/executions/{running}").json()["execution"]
     assert (shown["status"], shown["error"]) == ("cancelled", "cancelled: wrong")
+    assert 'id="plan-replay"' in client.get(f"/executions/{running}").text  # a cancelled one is replayable
     assert actions_on(running) == [("cancel", "otto", "web")]
     token = client.get("/api/session").json()["csrf_token"]
     refused = client.post(f"/api/executions/{running}/cancel", headers={"X-CSRF-Token": token}, json={"reason": "x"})

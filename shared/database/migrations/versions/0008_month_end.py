@@ -2,7 +2,7 @@
 files attached to an outbox message
 
 Revision ID: 0008
-Revises: 0006
+Revises: 0007
 Create Date: 2026-12-07 09:30:00.000000
 """
 
@@ -14,7 +14,7 @@ from alembic import op
 import shared.database.tables
 
 revision = '0008'
-down_revision = '0006'
+down_revision = '0007'
 branch_labels = None
 depends_on = None
 
