@@ -25,11 +25,12 @@ from shared.config.redaction import redact_text, redact_url
 from shared.config.settings import Settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, employees, execution_stages, notifications
+from shared.records.executions import FAILURE_STAGE
 from shared.records.queries import get_stages
 from shared.records.shards import is_control
 from shared.runtime.runner import run_async
 
-STAGE_ORDER = ("extract", "merge", "notify", "notify_failure")
+STAGE_ORDER = (*registry.STAGE_NAMES, FAILURE_STAGE)  # the progress line: the stages, then the failure notice
 
 
 def describe_setup(embedded: dict[str, bool], settings: Settings) -> Text:
