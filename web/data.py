@@ -63,7 +63,7 @@ def open_alerts() -> list[dict[str, Any]]:
     """The watchdogs' open alerts (`hrsync executions --late`), newest first."""
     from pipelines.watchdogs import late_alerts
 
-    return [jsonable(a) for a in run_async(late_alerts(open_only=True))]
+    return run_async(late_alerts(open_only=True))  # times stay datetimes: the page shows them in local time
 
 
 def execution_details(execution_id: str) -> dict[str, Any]:

@@ -34,6 +34,15 @@ def insert(table: Any, rows: list[dict[str, Any]]) -> None:
     run_async(write())
 
 
+def delete(table: Any, *where: Any) -> None:
+    async def remove() -> None:
+        engine = await app_engine()
+        async with engine.begin() as conn:
+            await conn.execute(table.delete().where(*where))
+
+    run_async(remove())
+
+
 def record_succeeded(kind: str, events: int = 3) -> str:
     """A succeeded execution of `kind` (12.5 s, the SUMMARY above) serving `events` events; its id."""
     execution_id = str(uuid.uuid4())

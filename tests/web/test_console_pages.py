@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from shared.database.tables import watchdog_alerts
+from tests.conftest import set_env
 from tests.integration.biostar_fixtures import Staff
 from tests.web.conftest import record_failed, sign_in
-from tests.web.page_fixtures import board_day, record_succeeded
+from tests.web.page_fixtures import board_day, delete, insert, record_succeeded
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +70,23 @@ def test_day_board_starts_with_counts_by_status(client: Any, staff: Staff) -> No
     found = re.findall(r'<span class="badge [^"]+">([^<]+)</span> <strong>(\d+)</strong>', counts)
     assert found == [("present", "2"), ("absent", "1"), ("not computed", "1")]
     assert page.index('id="status-counts"') < page.index('id="board"')
+
+
+def test_executions_page_lists_an_open_watchdog_alert(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An open alert shows above the list with its `since` in the company's zone (the page rendered it as
+    text before: a 500 whenever a watchdog had fired)."""
+    key = f"pending_wait:{uuid.uuid4()}"
+    since = dt.datetime(2026, 12, 7, 8, 0, tzinfo=dt.UTC)
+    insert(watchdog_alerts, [{"alert_key": key, "alert": "pending_wait", "target": key.split(":", 1)[1],
+                              "kind": "punches", "detected_at": since + dt.timedelta(minutes=20),
+                              "since": since, "detail": "pending for 20 min"}])
+    set_env(monkeypatch, timezone="Europe/Berlin")
+    try:
+        sign_in(client, "vera")
+        page = client.get("/executions")
+        assert page.status_code == 200, page.text[-2000:]
+        [alert] = [row for row in cells(page.text, "late-alerts") if row[1] == key.split(":", 1)[1]]
+        # 08:00 UTC is 09:00 in Europe/Berlin (CET, UTC+1 in December)
+        assert alert[0::2] == ["pending_wait", "2026-12-07 09:00:00"]
+    finally:
+        delete(watchdog_alerts, watchdog_alerts.c.alert_key == key)
