@@ -33,7 +33,7 @@ def run_scheduler_command() -> None:
 
 def _job_rows(now: dt.datetime) -> list[dict[str, Any]]:
     from scheduler.jobs import jobs_from_settings
-    from scheduler.pauses import paused_jobs
+    from shared.records.schedule_pauses import paused_jobs
     from shared.runtime.runner import run_async
 
     settings = get_settings()
@@ -102,8 +102,8 @@ def schedule_pause(job_name: JobArg,
     """Stop JOB firing until `schedule resume JOB`; its slots meanwhile are recorded `paused` and are not
     fired on resume. Exit 1 if it is paused already."""
     from cli.output import out, print_json
-    from scheduler.pauses import pause_job
     from shared.records.operator_actions import cli_actor
+    from shared.records.schedule_pauses import pause_job
     from shared.runtime.runner import run_async
 
     if not reason.strip():
@@ -122,8 +122,8 @@ def schedule_resume(job_name: JobArg,
     """JOB fires again from its next slot (the slots that went by while paused are not fired). Exit 1 if
     it is not paused."""
     from cli.output import out, print_json
-    from scheduler.pauses import resume_job
     from shared.records.operator_actions import cli_actor
+    from shared.records.schedule_pauses import resume_job
     from shared.runtime.runner import run_async
 
     job = _known_job(job_name)

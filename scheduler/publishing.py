@@ -7,7 +7,7 @@
 - `superseded`: while it was being retried a newer slot of the job became due; that one is published
   instead (coalescing: after an outage one run, for the newest slot);
 - `failed`: the grace ran out, or the scheduler was stopped, before the broker took it;
-- `paused`: an operator paused the job (`scheduler.pauses`): nothing is published, and the slot is not
+- `paused`: an operator paused the job (`shared.records.schedule_pauses`): nothing is published, and the slot is not
   fired later, not even on resume.
 
 Each outcome is a `schedule_runs` row and a log line; if the database is away too, the log line (level
@@ -23,11 +23,11 @@ from typing import Any
 import structlog
 
 from scheduler.jobs import ScheduledJob
-from scheduler.pauses import pause_of
 from scheduler.runs import FAILED, MISSED, PAUSED, PUBLISHED, SUPERSEDED, SlotOutcome, record_outcome, slot_status
 from shared.config.retry import Backoff
 from shared.events.bus import PublishError, publish_once
 from shared.events.models import Event, sync_event_id
+from shared.records.schedule_pauses import pause_of
 from shared.runtime.runner import run_async
 from shared.runtime.stopping import StopFlag
 

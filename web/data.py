@@ -59,6 +59,13 @@ def took(start: dt.datetime | None, end: dt.datetime | None) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+def paused_schedules() -> list[dict[str, Any]]:
+    """The scheduled jobs paused now (`hrsync schedule list`): job, paused_by, paused_at, via, reason."""
+    from shared.records.schedule_pauses import paused_jobs
+
+    return sorted(run_async(paused_jobs()).values(), key=lambda pause: str(pause["job"]))
+
+
 def open_alerts() -> list[dict[str, Any]]:
     """The watchdogs' open alerts (`hrsync executions --late`), newest first."""
     from pipelines.watchdogs import late_alerts

@@ -103,7 +103,7 @@ def executions(request: Request, user: Viewer, filters: Annotated[ExecutionFilte
     next_url = f"/executions?{urlencode({**filters.query(), 'cursor': following})}" if following else None
     return render(request, "_execution_rows.html" if partial else "executions.html", user, rows=rows,
                   filters=query, next_url=next_url, live=not filters.cursor,
-                  alerts=[] if partial else data.open_alerts())
+                  alerts=[] if partial else data.open_alerts(), pauses=[] if partial else data.paused_schedules())
 
 
 @router.get("/executions/{execution_id}")

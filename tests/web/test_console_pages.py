@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from shared.database.tables import watchdog_alerts
+from shared.database.tables import schedule_pauses, watchdog_alerts
 from tests.conftest import set_env
 from tests.integration.biostar_fixtures import Staff
 from tests.web.conftest import record_failed, sign_in
@@ -90,3 +90,19 @@ def test_executions_page_lists_an_open_watchdog_alert(client: Any, monkeypatch: 
         assert alert[0::2] == ["pending_wait", "2026-12-07 09:00:00"]
     finally:
         delete(watchdog_alerts, watchdog_alerts.c.alert_key == key)
+
+
+def test_executions_page_shows_a_paused_schedule(client: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A paused job shows on the executions page: who paused it, since when (company time), and why."""
+    job = f"job-{uuid.uuid4().hex[:8]}"
+    set_env(monkeypatch, timezone="Europe/Berlin")
+    insert(schedule_pauses, [{"job": job, "paused_at": dt.datetime(2026, 12, 7, 6, 30, tzinfo=dt.UTC),
+                              "paused_by": "olga", "via": "cli", "reason": "HRIS maintenance"}])
+    try:
+        sign_in(client, "vera")
+        page = client.get("/executions")
+        assert page.status_code == 200, page.text[-2000:]
+        # 06:30 UTC is 07:30 in Europe/Berlin (CET, UTC+1 in December)
+        assert [job, "olga (cli)", "2026-12-07 07:30:00", "HRIS maintenance"] in cells(page.text, "paused-schedules")
+    finally:
+        delete(schedule_pauses, schedule_pauses.c.job == job)
