@@ -30,17 +30,28 @@ class WindowsJoin:
         self.windows = [dict(w) for w in params.get("windows", [params["window"]])]
         self.start = min((w["from"] for w in self.windows), key=_when)
         self.end = max((w["to"] for w in self.windows), key=_when)
+        self.hull = (_when(self.start), _when(self.end))
         self.devices = set_or_all(params.get("devices"))
+        self._offered: tuple[Mapping[str, str], str, str, dt.datetime, dt.datetime] | None = None
+
+    def _grown(self, window: Mapping[str, str]) -> tuple[Mapping[str, str], str, str, dt.datetime, dt.datetime]:
+        """The hull with `window` added, as given and as times (kept: `add` follows `admits` with the same one)."""
+        if self._offered is None or self._offered[0] is not window:
+            first, last = _when(window["from"]), _when(window["to"])
+            start, first = (window["from"], first) if first < self.hull[0] else (self.start, self.hull[0])
+            end, last = (window["to"], last) if last > self.hull[1] else (self.end, self.hull[1])
+            self._offered = (window, start, end, first, last)
+        return self._offered
 
     def admits(self, new: Mapping[str, Any]) -> bool:
-        window = new["window"]
-        start, end = min(self.start, window["from"], key=_when), max(self.end, window["to"], key=_when)
-        return _when(end) - _when(start) <= MAX_PUNCH_WINDOW
+        _, _, _, first, last = self._grown(new["window"])
+        return last - first <= MAX_PUNCH_WINDOW
 
     def add(self, new: Mapping[str, Any]) -> None:
         window = new["window"]
+        _, self.start, self.end, first, last = self._grown(window)
+        self.hull, self._offered = (first, last), None
         self.windows.append(dict(window))
-        self.start, self.end = min(self.start, window["from"], key=_when), max(self.end, window["to"], key=_when)
         self.devices = union(self.devices, set_or_all(new.get("devices")))
 
     def params(self) -> dict[str, Any]:
