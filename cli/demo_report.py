@@ -21,13 +21,13 @@ from sqlalchemy import case, func, select
 from cli.demo_company import CREWS, SHIFTS
 from cli.demo_data import DemoData
 from pipelines import registry
+from pipelines.trace import trace_of
 from shared.config.redaction import redact_text, redact_url
 from shared.config.settings import Settings
 from shared.database.db import app_engine
 from shared.database.tables import attendance_days, employees, execution_stages, notifications
 from shared.records.executions import FAILURE_STAGE
 from shared.records.queries import get_stages
-from shared.records.shards import is_control
 from shared.runtime.runner import run_async
 
 STAGE_ORDER = (*registry.STAGE_NAMES, FAILURE_STAGE)  # the progress line: the stages, then the failure notice
@@ -241,81 +241,23 @@ def _by_week(letters: list[str]) -> str:
     return " ".join("".join(letters[i:i + 7]) for i in range(0, len(letters), 7))
 
 
-@dataclass
-class TraceStep:
-    """A planner, a stage's final step, or all shards of one kind: when, how long, how parallel."""
-
-    stage: str
-    name: str
-    rows: list[dict[str, Any]]
-
-    @property
-    def start(self) -> dt.datetime:
-        return min(_at(r["started_at"]) for r in self.rows)
-
-    @property
-    def end(self) -> dt.datetime:
-        return max(_at(r["finished_at"] or r["started_at"]) for r in self.rows)
-
-    @property
-    def busy_ms(self) -> int:
-        return sum(int(r["duration_ms"] or 0) for r in self.rows)
-
-    @property
-    def parallel(self) -> int:
-        """The most rows running at the same time."""
-        edges = sorted([(r["started_at"], 1) for r in self.rows]
-                       + [(r["finished_at"] or r["started_at"], -1) for r in self.rows], key=lambda e: (e[0], e[1]))
-        running = best = 0
-        for _, step in edges:
-            running += step
-            best = max(best, running)
-        return best
-
-
-def _at(value: Any) -> dt.datetime:
-    assert isinstance(value, dt.datetime)
-    return value
-
-
-def _step_name(stage: str, shard: str) -> str:
-    declared = registry.BY_NAME.get(stage)
-    if declared is None:  # the workflow's steps, the failure notice
-        return shard if is_control(shard) else "shards"
-    return declared.group_of(shard)
-
-
-def trace_steps(stages: list[dict[str, Any]]) -> list[TraceStep]:
-    """The stage rows grouped into steps, in the order they started."""
-    steps: dict[tuple[str, str], TraceStep] = {}
-    for row in stages:
-        if row["started_at"] is None:
-            continue
-        key = (row["stage"], _step_name(row["stage"], row["shard"]))
-        steps.setdefault(key, TraceStep(*key, [])).rows.append(row)
-    return sorted(steps.values(), key=lambda s: s.start)
-
-
 def trace_table(report: Report, width: int = 80) -> Table:
-    """The execution as a waterfall: one line per step, its bar placed on the execution's timeline."""
-    steps = trace_steps(report.stages)
-    origin = report.execution.get("started_at") or (steps[0].start if steps else None)
-    finish = report.execution.get("finished_at") or (max(s.end for s in steps) if steps else origin)
+    """The execution as a waterfall: one line per step of its trace (`pipelines.trace`: a planner, a final
+    step, or a stage's shards of one kind), its bar placed on the execution's timeline."""
+    trace = trace_of(report.execution, report.stages)
     table = Table("stage", "step", "n", "start", "wall", "busy", "par", "timeline", box=box.SIMPLE_HEAD,
                   pad_edge=False, title=f"trace of execution {report.execution['id']}", title_justify="left")
-    if not steps or origin is None or finish is None:
+    if not trace.steps:
         return table
-    total = max((finish - origin).total_seconds(), 0.001)
+    total = trace.total_ms
     bar_width = max(10, width - 66)
-    for step in steps:
-        offset, wall = (step.start - origin).total_seconds(), (step.end - step.start).total_seconds()
-        left = min(int(offset / total * bar_width), bar_width - 1)
-        length = min(max(1, round(wall / total * bar_width)), bar_width - left)
-        failed = any(r["status"] == "failed" for r in step.rows)
-        table.add_row(step.stage, step.name, str(len(step.rows)), f"{offset:.2f}", f"{wall:.2f}",
-                      f"{step.busy_ms / 1000:.2f}", str(step.parallel),
-                      Text(" " * left + "█" * length, style="red" if failed else "cyan"))
-    table.caption = (f"{len(report.stages)} stage rows in {total:.1f}s. Seconds from the start; busy: the "
+    for step in trace.steps:
+        left = min(int(step.offset_ms / total * bar_width), bar_width - 1)
+        length = min(max(1, round(step.wall_ms / total * bar_width)), bar_width - left)
+        table.add_row(step.stage, step.name, str(len(step.bars)), f"{step.offset_ms / 1000:.2f}",
+                      f"{step.wall_ms / 1000:.2f}", f"{step.busy_ms / 1000:.2f}", str(step.parallel),
+                      Text(" " * left + "█" * length, style="red" if step.status == "failed" else "cyan"))
+    table.caption = (f"{len(trace.bars)} stage rows in {total / 1000:.1f}s. Seconds from the start; busy: the "
                      "shards' durations added up; par: most shards running at once")
     return table
 

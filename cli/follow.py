@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared.config.errors import HrsyncError
 from shared.events.inbox import inbox_entry
 from shared.records.queries import get_execution, get_stages
-from shared.records.shards import PLANS, is_control
+from shared.records.shards import is_control
 from shared.records.status import TERMINAL, ExecutionStatus, StageStatus
 from shared.runtime.runner import run_async
 
@@ -19,8 +19,12 @@ ENDED = (StageStatus.SUCCEEDED, StageStatus.FAILED)
 
 
 def _progress_counts(stages: list[dict[str, object]]) -> tuple[int, int]:
-    """(finished, known) units of work: every shard row, plus the shards planners announced."""
-    announced = sum(int(str(s["rows_out"] or 0)) for s in stages if s["shard"] in PLANS)
+    """(finished, known) units of work: every shard row, plus the shards planners announced (a planner's row:
+    one of its stage's declared `plan_shards`)."""
+    from pipelines import registry  # the stages' modules: only once there is something to follow
+
+    planners = {(stage.name, shard) for stage in registry.STAGES for shard in stage.plan_shards}
+    announced = sum(int(str(s["rows_out"] or 0)) for s in stages if (s["stage"], s["shard"]) in planners)
     finished = sum(1 for s in stages if s["status"] in ENDED and not is_control(str(s["shard"])))
     return finished, max(announced, finished)
 

@@ -37,7 +37,7 @@ from shared.config.errors import ConfigError, HrsyncError
 from shared.records.operator_actions import checked_reason, cli_actor
 from shared.records.readable import input_rows, stage_rows
 from shared.records.status import ExecutionStatus
-from shared.records.views import jsonable, shown_details, shown_error, timeline
+from shared.records.views import jsonable, shown_details, shown_error
 from shared.runtime.runner import run_async
 
 if TYPE_CHECKING:
@@ -224,41 +224,54 @@ def trace(
     execution_id: Annotated[str, typer.Argument(metavar="ID", help="execution id (or a unique prefix)")],
     as_json: JsonOpt = False,
 ) -> None:
-    """The execution's timeline: stages and shards as bars on a time axis, failures marked."""
+    """The execution's timeline: its steps (a planner, a final step, a stage's shards of one kind) and their
+    shards as bars on a time axis, failures marked."""
+    from pipelines.trace import trace_of
     from shared.records.queries import execution_lineage, served_events, stage_rows
 
     execution = _find(execution_id)
     lineage = [x["id"] for x in run_async(execution_lineage(execution["id"]))]
-    line = timeline(execution, run_async(stage_rows([execution["id"]])), run_async(served_events(lineage)))
+    line = trace_of(execution, run_async(stage_rows([execution["id"]])), run_async(served_events(lineage)))
     if as_json:
-        print_json(line)
+        print_json(line.to_json())
         return
     label_width = 34
     width = max(20, min(100, out.width - label_width - 12))
-    scale = line["total_ms"] / width
+    scale = line.total_ms / width
     axis = Text(" " * label_width)
-    axis.append(f"0s{' ' * (width - 12)}{line['total_ms'] / 1000:>9.2f}s", style="dim")
-    out.print(Text(f"execution {line['execution_id']} ", style="bold") + status_text(line["status"]))
-    if len(line["events"]) > 1:
-        out.print(Text(f"serves {len(line['events'])} events: {served_list(line['events'])}", style="dim"))
+    axis.append(f"0s{' ' * (width - 12)}{line.total_ms / 1000:>9.2f}s", style="dim")
+    out.print(Text(f"execution {line.execution_id} ", style="bold") + status_text(line.status))
+    if len(line.events) > 1:
+        out.print(Text(f"serves {len(line.events)} events: {served_list(list(line.events))}", style="dim"))
     out.print(axis)
-    for bar in line["bars"]:
-        label = f"{bar['stage']} {bar['shard']}" + (f" #{bar['attempt']}" if bar["attempt"] > 1 else "")
-        begin = min(width - 1, int(bar["offset_ms"] / scale))
-        length = max(1, min(width - begin, round(bar["duration_ms"] / scale)))
+
+    def draw(label: str, offset_ms: int, duration_ms: int, status: str, style: str) -> Text:
+        begin = min(width - 1, int(offset_ms / scale))
+        length = max(1, min(width - begin, round(duration_ms / scale)))
         row = Text(f"{label[:label_width - 1]:<{label_width}}")
         row.append(" " * begin)
-        row.append("█" * length, style=STATUS_STYLE.get(bar["status"], ""))
+        row.append("█" * length, style=style)
         row.append(" " * (width - begin - length))
-        row.append(f" {bar['duration_ms'] / 1000:7.2f}s")
-        if bar["status"] == "failed":
-            row.append(" ✗", style="red")
-        elif bar["status"] == "retrying":
-            row.append(" ↻", style="yellow")
-        out.print(row, no_wrap=True, overflow="ellipsis")
-        if bar["error"]:  # on its own line, so a narrow terminal still shows it
-            out.print(Text(f"{'':<4}{'✗' if bar['status'] == 'failed' else '↻'} {bar['error']}",
-                           style=STATUS_STYLE.get(bar["status"], "")), no_wrap=True, overflow="ellipsis")
+        row.append(f" {duration_ms / 1000:7.2f}s")
+        if status in MARK:
+            row.append(f" {MARK[status][0]}", style=MARK[status][1])
+        return row
+
+    for step in line.steps:
+        grouped = not step.single
+        if grouped:  # a group (its name and rows): its span, then each of its rows indented
+            out.print(draw(f"{step.stage} {step.name} ({len(step.bars)})", step.offset_ms, step.wall_ms,
+                           step.status, "dim"), no_wrap=True, overflow="ellipsis")
+        for bar in step.bars:
+            style = STATUS_STYLE.get(bar.status, "")
+            out.print(draw(f"  {bar.name}" if grouped else bar.label, bar.offset_ms, bar.duration_ms, bar.status,
+                           style), no_wrap=True, overflow="ellipsis")
+            if bar.error:  # on its own line, so a narrow terminal still shows it
+                out.print(Text(f"{'':<4}{'✗' if bar.status == 'failed' else '↻'} {bar.error}", style=style),
+                          no_wrap=True, overflow="ellipsis")
+
+
+MARK = {"failed": ("✗", "red"), "retrying": ("↻", "yellow")}  # a bar's mark after its duration
 
 
 def served_list(events: list[Any], shown: int = 10) -> str:

@@ -2,7 +2,8 @@
 
 Adding a stage: a folder `pipelines/<stage>/` whose `stage.py` declares `STAGE = Stage(...)` (see
 `pipelines.stage` and docs/architecture.md), and one line here. The Celery queues and task shells, the
-canvas, the replay planner and the trace's grouping follow from the declaration.
+canvas, the replay planner, the trace's grouping and the joins of coalesced events' inputs follow from the
+declaration. Importing this module installs the stages' joins for the inbox (`shared.events.coalesce`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from pipelines.extract.stage import STAGE as EXTRACT
 from pipelines.merge.stage import STAGE as MERGE
 from pipelines.notify.stage import STAGE as NOTIFY
 from pipelines.stage import Stage
+from shared.events.coalesce import Joins, provide_joins
 
 STAGES: tuple[Stage, ...] = (EXTRACT, MERGE, NOTIFY, EXPORT)
 BY_NAME = {stage.name: stage for stage in STAGES}
@@ -30,3 +32,11 @@ def register(stage: Stage) -> None:
     STAGES = (*STAGES, stage)
     BY_NAME[stage.name] = stage
     STAGE_NAMES = tuple(BY_NAME)
+
+
+def joins() -> Joins:
+    """How each registered stage's inputs join when events coalesce (stages that declare a `join`)."""
+    return {stage.name: stage.join for stage in STAGES if stage.join is not None}
+
+
+provide_joins(joins)  # read when events are admitted: a stage registered later is included

@@ -1,6 +1,7 @@
-"""How a stage is declared, once: its name, queue, planners, shard steps, final step and kinds of shards.
+"""How a stage is declared, once: its name, queue, planners, shard steps, final step, kinds of shards (with
+their trace labels), inputs per scope, how its inputs join when events coalesce, and what every step returns.
 
-    Stage(name, queue, phases=(Phase(planner, plan, worker, work), …), finish, shard_kinds, groups)
+    Stage(name, queue, phases=(Phase(planner, plan_shard, plan, worker, work), …), finish, shard_kinds, …)
 
 A stage runs its phases in turn: each phase's planner (a control step, shard `@plan` or `@plan-days`)
 returns a `Plan` of shards, the phase's shard step runs once per shard, then the next phase's planner or
@@ -20,11 +21,29 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from shared.config.errors import HrsyncError
-from shared.records.executions import StageResult as StageResult  # what every step returns: stages import it here
+from shared.events.coalesce import Join
 from shared.records.queries import get_execution, succeeded_outputs
-from shared.records.shards import ShardKind, kind_of
+from shared.records.shards import is_control, shard_name
 
 MAX_SHARDS = 2000  # the most one planner may fan out: far above real plans, far below what eats a worker
+
+
+@dataclass
+class StageResult:
+    """What a step returns: counts for its `execution_stages` row and a small JSON-able `output`."""
+
+    rows_in: int = 0
+    rows_out: int = 0
+    output: dict[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        """The task's result, and what the step's row records (`shared.records.executions.StepResult`)."""
+        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "output": self.output}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StageResult:
+        """A result as recorded (`as_json`'s shape), e.g. a step that already succeeded."""
+        return cls(int(data.get("rows_in") or 0), int(data.get("rows_out") or 0), dict(data.get("output") or {}))
 
 
 class PlanTooLarge(HrsyncError):
@@ -95,15 +114,47 @@ ShardFn = Callable[[str, dict[str, Any]], Coroutine[Any, Any, StageResult]]
 
 
 @dataclass(frozen=True)
+class WorkKind:
+    """A kind of a stage's work shards, declared in its folder (`Stage.shard_kinds`), with its label in the
+    trace (`group`). Its names are either a `prefix` and a key (`punches:<window>`), or one `name` (the
+    kind's only shard, `absences`), or neither: names without a prefix (`E0001..E0200`; a stage's plain kind,
+    the first of its `shard_kinds`). Names are recorded and replays read them: never rename a prefix."""
+
+    group: str
+    prefix: str = ""
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if self.prefix and self.name:
+            raise ValueError(f"a shard kind has a prefix or a name, not both ({self.prefix!r}, {self.name!r})")
+        if is_control(self.prefix or self.name):
+            raise ValueError(f"{self.prefix or self.name!r}: '@' starts a control step's name, not a shard's")
+
+    def of(self, key: str = "") -> str:
+        """The shard name of this kind for `key` (clipped to the column: `shard_name`)."""
+        return self.name or shard_name(f"{self.prefix}{key}")
+
+    def matches(self, shard: str) -> bool:
+        """Whether a recorded name is of this kind by its name or prefix (a plain kind matches none: it is
+        the kind of what no other kind of its stage matches)."""
+        return shard == self.name if self.name else bool(self.prefix) and shard.startswith(self.prefix)
+
+
+@dataclass(frozen=True)
 class Phase:
-    """A planner (task `hrsync.<stage>.<planner>`, shard `plan_shard`) and the shard step it fans out to
-    (task `hrsync.<stage>.<worker>`; `work(execution_id, shard as JSON)`)."""
+    """A planner (task `hrsync.<stage>.<planner>`, shard `plan_shard`: `@plan` for the first, a name of the
+    stage's own starting with `@` for a later one) and the shard step it fans out to (task
+    `hrsync.<stage>.<worker>`; `work(execution_id, shard as JSON)`)."""
 
     planner: str
-    plan_shard: ShardKind
+    plan_shard: str
     plan: StepFn
     worker: str
     work: ShardFn
+
+    def __post_init__(self) -> None:
+        if not is_control(self.plan_shard):
+            raise ValueError(f"a planner's shard {self.plan_shard!r} must start with '@' (a control step)")
 
 
 @dataclass(frozen=True)
@@ -143,24 +194,30 @@ class Output:
 
 @dataclass(frozen=True)
 class Stage:
-    """A stage, declared once. `shard_kinds`: the kinds of its work shards (the first is the kind of a name
-    without a prefix); `groups`: the trace's label of each kind; `replans`: for a stage planned afresh when a
+    """A stage, declared once. `shard_kinds`: the kinds of its work shards and their trace labels (the first
+    is the kind of a name no other kind matches); `replans`: for a stage planned afresh when a
     replay runs it (not from recorded plans), the shards the replay's dry run predicts from the pending
     outbox ids, and what it can only plan later; `reads`: the outputs of earlier stages it uses; `inputs`: whether
     it runs for an event's scope (None: it does not) and its inputs snapshot then (`executions.params[name]`,
     left out when empty); `on_failure`: a step run when any step of an execution fails for good (task
-    `hrsync.<stage>.failure` on the stage's queue, shard `@failure`, e.g. notify's `sync_failed` notice)."""
+    `hrsync.<stage>.failure` on the stage's queue, shard `@failure`, e.g. notify's `sync_failed` notice);
+    `join`: how its inputs grow when events coalesce into one execution (`shared.events.coalesce`; without
+    one, only events with the same inputs for it join)."""
 
     name: str
     queue: str
     phases: tuple[Phase, ...]
     finish: StepFn
-    shard_kinds: tuple[ShardKind, ...]
-    groups: Mapping[ShardKind, str]
+    shard_kinds: tuple[WorkKind, ...]
     replans: Callable[[Sequence[int]], tuple[list[str], list[str]]] | None = None
     reads: tuple[Output, ...] = ()
     inputs: Callable[[Scope], dict[str, Any] | None] = no_inputs
     on_failure: StepFn | None = None
+    join: Join | None = None
+
+    def __post_init__(self) -> None:
+        if not self.phases or not self.shard_kinds:
+            raise ValueError(f"stage {self.name!r} declares no phase or no kind of shard")
 
     FAILURE_STEP = "failure"  # the step name of `on_failure`'s task
 
@@ -169,19 +226,21 @@ class Stage:
         return f"hrsync.{self.name}.{step}"
 
     @property
-    def plan_shards(self) -> tuple[ShardKind, ...]:
+    def plan_shards(self) -> tuple[str, ...]:
         """The planners' shard names, in order."""
         return tuple(p.plan_shard for p in self.phases)
 
-    def kind_of(self, shard: str) -> ShardKind:
-        """The kind of one of this stage's recorded shard names."""
-        return kind_of(shard, self.shard_kinds[0])
+    def kind_of(self, shard: str) -> WorkKind | None:
+        """The kind of one of this stage's recorded shard names (None: a control step)."""
+        if is_control(shard):
+            return None
+        return next((kind for kind in self.shard_kinds if kind.matches(shard)), self.shard_kinds[0])
 
     def group_of(self, shard: str) -> str:
         """The trace's group of a shard: a control step by its name, a work shard by its kind's label."""
         kind = self.kind_of(shard)
-        return kind.value if kind.control else self.groups.get(kind, "shards")
+        return shard if kind is None else kind.group
 
-    def outputs_of(self, outputs: Mapping[str, Any], *kinds: ShardKind) -> list[Any]:
+    def outputs_of(self, outputs: Mapping[str, Any], *kinds: WorkKind) -> list[Any]:
         """Of `succeeded_outputs` of this stage, the outputs of the shards of `kinds`."""
         return [out for key, out in outputs.items() if self.kind_of(key) in kinds]

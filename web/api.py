@@ -79,7 +79,7 @@ def show(execution_id: ExecutionId, user: Viewer) -> dict[str, Any]:
 @router.get("/executions/{execution_id}/trace")
 def trace(execution_id: ExecutionId, user: Viewer) -> dict[str, Any]:
     """`hrsync trace ID --json`."""
-    return jsonable(data.execution_trace(data.execution_details(execution_id)))  # type: ignore[no-any-return]
+    return jsonable(data.execution_trace(data.execution_details(execution_id)).to_json())  # type: ignore[no-any-return]
 
 
 @router.get("/executions/{execution_id}/replay-plan")

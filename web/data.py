@@ -13,12 +13,13 @@ from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
+from pipelines.trace import Trace, trace_of
 from shared.config.settings import get_settings
 from shared.events.dead_letters import list_dead_letters
 from shared.records import console as queries
 from shared.records.operator_actions import list_operator_actions
 from shared.records.queries import execution_details as recorded_details
-from shared.records.views import ERROR_LIMIT, jsonable, shown_details, timeline
+from shared.records.views import ERROR_LIMIT, jsonable, shown_details
 from shared.records.views import shown_error as shared_shown_error
 from shared.runtime.runner import run_async
 
@@ -78,9 +79,10 @@ def execution_details(execution_id: str) -> dict[str, Any]:
     return shown_details(run_async(recorded_details(execution_id)))
 
 
-def execution_trace(details: Mapping[str, Any]) -> dict[str, Any]:
-    """`hrsync trace ID --json`: the stage rows as bars on a time axis (ms from the execution's start)."""
-    return timeline(details["execution"], details["stages"], details["events"])
+def execution_trace(details: Mapping[str, Any]) -> Trace:
+    """The trace `hrsync trace ID` renders (`to_json()`: its `--json`): the stage rows as bars on a time axis
+    (ms from the execution's start), grouped into steps by the stage declarations."""
+    return trace_of(details["execution"], details["stages"], details["events"])
 
 
 def dead_letters(*, with_source: bool = False) -> list[dict[str, Any]]:

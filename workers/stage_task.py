@@ -15,14 +15,13 @@ from celery import Task, signals
 from celery.exceptions import Ignore
 
 from pipelines import registry
-from pipelines.stage import Stage
+from pipelines.stage import Stage, StageResult
 from shared.config.retry import Backoff, is_transient
 from shared.config.settings import get_settings
 from shared.observability.metrics import serve_metrics, stage_metrics
 from shared.observability.tracing import stage_span
 from shared.records.executions import (
     ExecutionClosed,
-    StageResult,
     StepDeferred,
     begin_stage,
     record_stage_end,
@@ -144,7 +143,7 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
                                              runs_when=self.runs_when, opens=self.opens_execution)
             if done is not None:
                 coro.close()
-                return done, True
+                return StageResult.from_json(done), True
             if status is not None and status not in self.runs_when:
                 raise ExecutionClosed(execution_id, status)
         except BaseException:

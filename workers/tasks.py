@@ -17,9 +17,9 @@ from celery.canvas import Signature
 
 from pipelines import registry
 from pipelines.probe import probe_app_db
-from pipelines.stage import Phase, Plan, Stage, StepFn
+from pipelines.stage import Phase, Plan, Stage, StageResult, StepFn
 from shared.events.coalesce import COALESCED
-from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, StageResult, claim_step, finish_step
+from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, claim_execution, finish_execution
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
@@ -46,6 +46,17 @@ class WorkflowTask(StageTask):
         if self.name == start.name:
             return bool(done.output.get(CLAIMED_BY) == self.request.id)
         return super().resumes(done)
+
+
+async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> StageResult:
+    """The `start` step: claim the execution (see `claim_execution`)."""
+    outcome = await claim_execution(execution_id, task_id, one_running)
+    return StageResult(output={CLAIMED_BY: task_id, "claim": outcome})
+
+
+async def finish_step(execution_id: str, stages: list[str]) -> StageResult:
+    """The `finish` step: the execution succeeds with its summary (see `finish_execution`)."""
+    return StageResult(output=await finish_execution(execution_id, stages))
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.start", queue="hrsync.workflow")

@@ -18,11 +18,12 @@ from pipelines.export.version import mailed_files, write_version
 from pipelines.mail import send_notifications
 from pipelines.mail.outbox import queue_payroll_export
 from pipelines.monthend.period import Period
-from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, stage_params
+from pipelines.stage import Phase, Scope, Stage, StageResult, WorkKind, plan_of, stage_params
 from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
 
 NAME = "export"
+EXPORT = WorkKind("exports", prefix="export:")  # one closed version of a month (`export:YYYY-MM:vN`)
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,7 @@ async def plan_export(execution_id: str) -> StageResult:
     """The one shard of the version the event names."""
     inputs = await stage_params(execution_id, NAME)
     period, version = str(Period.parse(str(inputs["period"]))), int(inputs["version"])
-    shard = VersionShard(ShardKind.EXPORT.of(f"{period}:v{version}"), period, version)
+    shard = VersionShard(EXPORT.of(f"{period}:v{version}"), period, version)
     return plan_of([shard], await succeeded_outputs(execution_id, NAME))
 
 
@@ -62,7 +63,7 @@ async def write_export(execution_id: str, shard: dict[str, Any]) -> StageResult:
 
 async def finish_export(execution_id: str) -> StageResult:
     """Send the version's mail (a sent one is never sent again) and sum up what was written."""
-    outputs = STAGE.outputs_of(await succeeded_outputs(execution_id, NAME), ShardKind.EXPORT)
+    outputs = STAGE.outputs_of(await succeeded_outputs(execution_id, NAME), EXPORT)
     mails = [int(out["mail"]) for out in outputs if out.get("mail") is not None]
     sent = (await send_notifications(mails, execution_id)).output if mails else None
     written = [{key: out[key] for key in ("period", "version", "directory")} for out in outputs]
@@ -81,7 +82,6 @@ STAGE = Stage(
     NAME, queue="hrsync.export",
     phases=(Phase("plan", ShardKind.PLAN, plan_export, "write", write_export),),
     finish=finish_export,
-    shard_kinds=(ShardKind.EXPORT,),
-    groups={ShardKind.EXPORT: "exports"},
+    shard_kinds=(EXPORT,),
     inputs=export_inputs,
 )

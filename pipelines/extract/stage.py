@@ -23,11 +23,25 @@ from pipelines.extract.employees import (
     pin_extract_window,
     plan_extract_shards,
 )
-from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, recorded_plan, stage_params, sum_outputs
+from pipelines.stage import (
+    Phase,
+    Scope,
+    Stage,
+    StageResult,
+    WorkKind,
+    plan_of,
+    recorded_plan,
+    stage_params,
+    sum_outputs,
+)
+from shared.events.coalesce import BoundedUnion
+from shared.events.models import MAX_EMPLOYEES
 from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
 
 NAME = "extract"
+KEY_RANGE = WorkKind("ranges")  # a range of employee numbers (no prefix: `E0001..E0200`, `part 1/3 …`)
+ABSENCES = WorkKind("ranges", name="absences")  # the shard reading the HRIS absences
 EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE = 16, 2000
 COUNTS = ("read", "inserted", "updated", "unchanged", "rejected_count")
 
@@ -65,7 +79,7 @@ async def plan_extract(execution_id: str) -> StageResult:
         shards = await employee_shards(params)
         if absences_enabled():
             leave = await pin_extract_window(absence_params(employee_params))
-            shards.append(ExtractShard(ShardKind.ABSENCES.of(), leave))
+            shards.append(ExtractShard(ABSENCES.of(), leave))
         plan = {"params": params.to_json(), "shards": [s.to_json() for s in shards]}
     typed = [ExtractShard.from_json(s, plan["params"]) for s in plan["shards"]]
     return plan_of(typed, await succeeded_outputs(execution_id, NAME), params=plan["params"])
@@ -77,11 +91,11 @@ async def employee_shards(params: ExtractParams) -> list[ExtractShard]:
     parts = employee_parts(params)
     if len(parts) == 1:
         ranges = await plan_extract_shards(params, EXTRACT_MAX_SHARDS, EXTRACT_SHARD_SIZE)
-        return [ExtractShard(ShardKind.KEY_RANGE.of(str(r)), params, r) for r in ranges]
+        return [ExtractShard(KEY_RANGE.of(str(r)), params, r) for r in ranges]
     shards = []
     for n, part in enumerate(parts, 1):
         ranges = await plan_extract_shards(part, max(1, EXTRACT_MAX_SHARDS // len(parts)), EXTRACT_SHARD_SIZE)
-        shards += [ExtractShard(ShardKind.KEY_RANGE.of(f"part {n}/{len(parts)} {r}"), part, r) for r in ranges]
+        shards += [ExtractShard(KEY_RANGE.of(f"part {n}/{len(parts)} {r}"), part, r) for r in ranges]
     return shards
 
 
@@ -98,15 +112,15 @@ async def finish_extract(execution_id: str) -> StageResult:
     outputs = await succeeded_outputs(execution_id, NAME)
     plan = outputs[ShardKind.PLAN]
     params = ExtractParams.from_json(plan["params"])
-    ranges = STAGE.outputs_of(outputs, ShardKind.KEY_RANGE)
+    ranges = STAGE.outputs_of(outputs, KEY_RANGE)
     watermark = next_watermark(params, ranges)
     if watermark is not None:
         await commit_watermark(params.source, watermark)
     totals = sum_outputs(ranges, COUNTS)
     output: dict[str, Any] = {**totals, "shards": len(ranges),
                               "watermark": watermark.isoformat() if watermark else None}
-    leave = outputs.get(ShardKind.ABSENCES)
-    absence_shard = next((s for s in plan["shards"] if s["key"] == ShardKind.ABSENCES), None)
+    leave = outputs.get(ABSENCES.of())
+    absence_shard = next((s for s in plan["shards"] if s["key"] == ABSENCES.of()), None)
     if leave is not None and absence_shard is not None:
         leave_params = ExtractShard.from_json(absence_shard).params
         leave_mark = next_watermark(leave_params, [leave])
@@ -125,11 +139,29 @@ def extract_inputs(scope: Scope) -> dict[str, Any] | None:
     return {"full": False, "employees": scope.employees, "source": "hris"}
 
 
+class EmployeesJoin:
+    """The extract's inputs when `employee.changed` events coalesce: the union of their employees (at most
+    5,000, DESIGN §5); the rest stays that of the first event."""
+
+    def __init__(self, params: Mapping[str, Any]) -> None:
+        self.base = dict(params)
+        self.employees = BoundedUnion(params["employees"], MAX_EMPLOYEES)
+
+    def admits(self, new: Mapping[str, Any]) -> bool:
+        return self.employees.admits(new["employees"])
+
+    def add(self, new: Mapping[str, Any]) -> None:
+        self.employees.add(new["employees"])
+
+    def params(self) -> dict[str, Any]:
+        return {**self.base, "employees": self.employees.listed()}
+
+
 STAGE = Stage(
     NAME, queue="hrsync.extract",
     phases=(Phase("plan", ShardKind.PLAN, plan_extract, "shard", extract_shard),),
     finish=finish_extract,
-    shard_kinds=(ShardKind.KEY_RANGE, ShardKind.ABSENCES),
-    groups={ShardKind.KEY_RANGE: "ranges", ShardKind.ABSENCES: "ranges"},
+    shard_kinds=(KEY_RANGE, ABSENCES),
     inputs=extract_inputs,
+    join=EmployeesJoin,
 )

@@ -29,6 +29,7 @@ from pipelines.merge.days import (
     plan_punch_windows,
     plan_recompute_shards,
 )
+from pipelines.merge.joins import join_merge
 from pipelines.outputs import ABSENCE_RECOMPUTES, PendingRecompute, clear_absence_recomputes, pending_absence_recomputes
 from pipelines.stage import (
     MAX_SHARDS,
@@ -36,6 +37,7 @@ from pipelines.stage import (
     Scope,
     Stage,
     StageResult,
+    WorkKind,
     day_range,
     plan_of,
     recorded_plan,
@@ -47,6 +49,10 @@ from shared.records.queries import succeeded_outputs
 from shared.records.shards import ShardKind
 
 NAME = "merge"
+DAYS = WorkKind("days")  # a day shard (no prefix: `<from>..<to>=<department>`)
+PUNCHES = WorkKind("imports", prefix="punches:")  # an import window of BioStar logs
+LEAVE = WorkKind("days", prefix="leave:")  # days changed absences recompute, for those employees only
+PLAN_DAYS = "@plan-days"  # the second planner (the day shards after the imports)
 IMPORT_WINDOW_HOURS = 24.0
 FEW_EMPLOYEES = 100  # a date-range merge of at most this many named people imports in one window (inline)
 FEW_WINDOW_HOURS = 31 * 24.0  # ... of at most 31 days (a longer range: windows of 31 days)
@@ -112,7 +118,7 @@ async def plan_merge(execution_id: str) -> StageResult:
             days = {"from": first.isoformat(), "to": last.isoformat()}
             start, end = punch_range_needed(first, last, current_shift_config(), get_settings().zone)
         windows = plan_punch_windows(start, end, import_window_hours(start, end, merge.get("employees")))
-        plan = {"days": days, "shards": [ImportShard(ShardKind.PUNCHES.of(w.key), w).to_json() for w in windows]}
+        plan = {"days": days, "shards": [ImportShard(PUNCHES.of(w.key), w).to_json() for w in windows]}
     typed = [ImportShard.from_json(s) for s in plan["shards"]]
     return plan_of(typed, await succeeded_outputs(execution_id, NAME), days=plan.get("days"))
 
@@ -141,18 +147,18 @@ async def plan_merge_days(execution_id: str) -> StageResult:
     (only those employees), and lists the marks it takes (`absence_marks`) for `finish_merge` to clear.
     """
     outputs = await succeeded_outputs(execution_id, NAME)
-    plan = outputs.get(ShardKind.PLAN_DAYS)
+    plan = outputs.get(PLAN_DAYS)
     if plan is None:
         merge = await stage_params(execution_id, NAME)
         marks: list[PendingRecompute] = []
         named: list[DayShard] = []
         if "window" in merge:
-            imports = STAGE.outputs_of(outputs, ShardKind.PUNCHES)
+            imports = STAGE.outputs_of(outputs, PUNCHES)
             touched = plan_merge_touched(imports, merge.get("employees"))
             if touched is None:  # imports recorded by a release that did not list the employees
                 shards = plan_merge_after_import(imports, MERGE_DAYS_PER_SHARD, DAY_SHARD_BUDGET)
             else:  # only the (employee, day) pairs the new taps touch
-                named = [DayShard(ShardKind.DAYS.of(s.key), s, employee_list)
+                named = [DayShard(DAYS.of(s.key), s, employee_list)
                          for s, employee_list in await plan_recompute_shards(touched, MERGE_DAYS_PER_SHARD)]
                 shards = []
         else:
@@ -162,10 +168,10 @@ async def plan_merge_days(execution_id: str) -> StageResult:
                                                      DAY_SHARD_BUDGET)
             today = dt.datetime.now(get_settings().zone).date()
             todo, marks = await pending_absence_recomputes(today, employee_nos)
-            named = [DayShard(ShardKind.LEAVE.of(s.key), s, employee_list)
+            named = [DayShard(LEAVE.of(s.key), s, employee_list)
                      for s, employee_list in await plan_recompute_shards(
                          [(m.employee_no, m.date_from, m.date_to) for m in todo], MERGE_DAYS_PER_SHARD)]
-        plan = {"shards": [DayShard(ShardKind.DAYS.of(s.key), s).to_json() for s in shards]
+        plan = {"shards": [DayShard(DAYS.of(s.key), s).to_json() for s in shards]
                 + [s.to_json() for s in named],
                 "absence_marks": [m.as_json() for m in marks]}
     typed = [DayShard.from_json(s) for s in plan["shards"]]
@@ -184,12 +190,12 @@ async def merge_shard(execution_id: str, shard: dict[str, Any]) -> StageResult:
 async def finish_merge(execution_id: str) -> StageResult:
     """Sum up the stage: punches imported, days by status, and the dates that changed (for notify)."""
     outputs = await succeeded_outputs(execution_id, NAME)
-    imports = STAGE.outputs_of(outputs, ShardKind.PUNCHES)
+    imports = STAGE.outputs_of(outputs, PUNCHES)
     by_status: dict[str, int] = {}
-    for out in STAGE.outputs_of(outputs, ShardKind.DAYS, ShardKind.LEAVE):
+    for out in STAGE.outputs_of(outputs, DAYS, LEAVE):
         for status, count in out.get("by_status", {}).items():
             by_status[status] = by_status.get(status, 0) + count
-    days_plan = outputs.get(ShardKind.PLAN_DAYS, {})
+    days_plan = outputs.get(PLAN_DAYS, {})
     dates = [DayShard.from_json(s).days for s in days_plan.get("shards", [])]
     span = ({"from": min(d.date_from for d in dates).isoformat(), "to": max(d.date_to for d in dates).isoformat()}
             if dates else None)
@@ -214,10 +220,10 @@ def merge_inputs(scope: Scope) -> dict[str, Any] | None:
 STAGE = Stage(
     NAME, queue="hrsync.merge",
     phases=(Phase("plan", ShardKind.PLAN, plan_merge, "import", import_window),
-            Phase("days", ShardKind.PLAN_DAYS, plan_merge_days, "shard", merge_shard)),
+            Phase("days", PLAN_DAYS, plan_merge_days, "shard", merge_shard)),
     finish=finish_merge,
-    shard_kinds=(ShardKind.DAYS, ShardKind.PUNCHES, ShardKind.LEAVE),
-    groups={ShardKind.PUNCHES: "imports", ShardKind.DAYS: "days", ShardKind.LEAVE: "days"},
+    shard_kinds=(DAYS, PUNCHES, LEAVE),
     reads=(ABSENCE_RECOMPUTES,),
     inputs=merge_inputs,
+    join=join_merge,
 )

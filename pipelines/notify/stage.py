@@ -20,12 +20,13 @@ from pipelines.mail import (
     send_notifications,
 )
 from pipelines.outputs import MERGED_DAYS, merged_days
-from pipelines.stage import Phase, Scope, Stage, StageResult, plan_of, sum_outputs
+from pipelines.stage import Phase, Scope, Stage, StageResult, WorkKind, plan_of, sum_outputs
 from shared.records.queries import get_execution, succeeded_outputs
 from shared.records.shards import ShardKind
 from shared.records.status import ExecutionStatus
 
 NAME = "notify"
+BATCH = WorkKind("batches", prefix="batch:")  # a batch of outbox ids to send
 NOTIFY_BATCH_SIZE = 50
 
 
@@ -46,7 +47,7 @@ class BatchShard:
 
 def notify_batch_shards(batches: Sequence[Sequence[int]]) -> list[BatchShard]:
     """The send shards of batches of outbox ids (also what a replay's dry run predicts)."""
-    return [BatchShard(ShardKind.BATCH.of(f"{ids[0]}-{ids[-1]}:{len(ids)}"), list(ids)) for ids in batches if ids]
+    return [BatchShard(BATCH.of(f"{ids[0]}-{ids[-1]}:{len(ids)}"), list(ids)) for ids in batches if ids]
 
 
 def replay_batches(pending_outbox_ids: Sequence[int]) -> tuple[list[str], list[str]]:
@@ -88,7 +89,7 @@ async def finish_notify(execution_id: str) -> StageResult:
             raise TemporaryMailError(f"{len(held)} notification(s) this execution built are held by another "
                                      "sender", held, sent.output)
     outputs = await succeeded_outputs(execution_id, NAME)
-    totals = sum_outputs(STAGE.outputs_of(outputs, ShardKind.BATCH),
+    totals = sum_outputs(STAGE.outputs_of(outputs, BATCH),
                          ("sent", "failed", "deferred", "skipped_done", "skipped_claimed"))
     if left:
         totals["sent_at_done"] = sent.output.get("sent", 0)
@@ -119,8 +120,7 @@ STAGE = Stage(
     NAME, queue="hrsync.notify",
     phases=(Phase("plan", ShardKind.PLAN, plan_notify, "send", send_batch),),
     finish=finish_notify,
-    shard_kinds=(ShardKind.BATCH,),
-    groups={ShardKind.BATCH: "batches"},
+    shard_kinds=(BATCH,),
     replans=replay_batches,
     reads=(MERGED_DAYS,),
     on_failure=notify_failure,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
@@ -36,16 +35,12 @@ CLAIMED_BY = "claimed_by"
 REPLAY_NAMESPACE = uuid.UUID("5d7b3c1e-9a4f-4c8e-8a57-2f0e6c1d9b3a")
 
 
-@dataclass
-class StageResult:
-    """What a stage function returns: counts for the record and a small JSON-able `output`."""
+class StepResult(Protocol):
+    """What a step's end records: its counts and a small JSON-able output (`pipelines.stage.StageResult`)."""
 
-    rows_in: int = 0
-    rows_out: int = 0
-    output: dict[str, Any] = field(default_factory=dict)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"rows_in": self.rows_in, "rows_out": self.rows_out, "output": self.output}
+    rows_in: int
+    rows_out: int
+    output: dict[str, Any]
 
 
 class ExecutionClosed(Exception):
@@ -143,10 +138,10 @@ async def record_stage_start(
 async def begin_stage(
     execution_id: str, stage: str, shard: str, attempt: int, task_id: str | None, *,
     runs_when: tuple[str, ...] = OPEN, opens: bool = True,
-) -> tuple[StageResult | None, str | None]:
-    """The duplicate check and `record_stage_start` in one transaction: (the shard's recorded result and the
-    execution's status, nothing written) when it already succeeded in this execution, else (None, what
-    `record_stage_start` returns)."""
+) -> tuple[dict[str, Any] | None, str | None]:
+    """The duplicate check and `record_stage_start` in one transaction: (the shard's recorded result —
+    `rows_in`, `rows_out`, `output` — and the execution's status, nothing written) when it already succeeded
+    in this execution, else (None, what `record_stage_start` returns)."""
     engine = await app_engine()
     async with engine.begin() as conn:
         return await _start_stage(conn, execution_id, stage, shard, attempt, task_id, runs_when, opens, True)
@@ -154,7 +149,7 @@ async def begin_stage(
 
 async def _start_stage(conn: AsyncConnection, execution_id: str, stage: str, shard: str, attempt: int,
                        task_id: str | None, runs_when: tuple[str, ...], opens: bool,
-                       done_first: bool) -> tuple[StageResult | None, str | None]:
+                       done_first: bool) -> tuple[dict[str, Any] | None, str | None]:
     s = execution_stages.c
     execution = await _lock_execution(conn, execution_id)
     status = execution.status if execution is not None else None
@@ -164,7 +159,8 @@ async def _start_stage(conn: AsyncConnection, execution_id: str, stage: str, sha
             .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard,
                    s.status == StageStatus.SUCCEEDED).limit(1))).first()
         if done is not None:
-            return StageResult(done.rows_in or 0, done.rows_out or 0, dict(done.result or {})), status
+            recorded = {"rows_in": done.rows_in or 0, "rows_out": done.rows_out or 0, "output": dict(done.result or {})}
+            return recorded, status
     if status is not None and status not in runs_when:
         return None, str(status)
     await conn.execute(
@@ -196,7 +192,7 @@ async def record_stage_end(
     *,
     status: str,
     duration_ms: int,
-    result: StageResult | None = None,
+    result: StepResult | None = None,
     error_type: str | None = None,
     error_message: str | None = None,
     fails_execution: str | None = None,
@@ -373,12 +369,6 @@ async def cancelled_still_running(conn: AsyncConnection, kind: str) -> list[str]
                s.started_at > alive_since))).scalars()]
 
 
-async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> StageResult:
-    """The `start` step: claim the execution (see `claim_execution`)."""
-    outcome = await claim_execution(execution_id, task_id, one_running)
-    return StageResult(output={CLAIMED_BY: task_id, "claim": outcome})
-
-
 @retry_transient
 async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, Any]:
     """Mark a running execution succeeded; its summary is each stage's `@done` output (across replays).
@@ -398,7 +388,3 @@ async def finish_execution(execution_id: str, stages: list[str]) -> dict[str, An
             .values(status=ExecutionStatus.SUCCEEDED, finished_at=utcnow(), summary=summary))
     return summary
 
-
-async def finish_step(execution_id: str, stages: list[str]) -> StageResult:
-    """The `finish` step: the execution succeeds with its summary (see `finish_execution`)."""
-    return StageResult(output=await finish_execution(execution_id, stages))

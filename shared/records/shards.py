@@ -1,10 +1,9 @@
-"""Shard names (`execution_stages.shard`): every kind, named once.
+"""Shard names (`execution_stages.shard`): the control steps, and the column's limit.
 
-A stage's rows are its control steps (names starting with `@`: the planners, the final step, the claim,
-the finish, the failure notice) and its work shards: extract key ranges (`E0001..E0200`) and `absences`,
-merge imports (`punches:<window>`), day shards (`<from>..<to>=<department>`, no prefix) and `leave:…`
-shards, notify batches (`batch:<ids>`), month exports (`export:<YYYY-MM>:v<N>`). `kind_of(shard)` tells
-them apart; planners build names with `ShardKind.of(key)`.
+A stage's rows are its control steps (names starting with `@`: a planner, the final step, the claim, the
+finish, the failure notice) and its work shards. The control steps every stage and the workflow share are
+`ShardKind`s; a stage's own kinds of work shards (`pipelines.stage.WorkKind`, in `Stage.shard_kinds`) and a
+later phase's planner name (`Phase.plan_shard`) are declared in its folder: this module names no stage.
 """
 
 from __future__ import annotations
@@ -13,58 +12,22 @@ import hashlib
 from enum import StrEnum
 
 SHARD_NAME_LIMIT = 64  # characters of `execution_stages.shard`
+CONTROL_MARK = "@"  # the first character of a control step's name
 
 
 class ShardKind(StrEnum):
-    """The kinds of shard names. A control step's value is its whole name; a prefix kind's value ends in `:`."""
+    """The control steps' shard names (a value is the whole name)."""
 
-    PLAN = "@plan"  # a stage's planner
-    PLAN_DAYS = "@plan-days"  # merge's second planner (the day shards after the imports)
+    PLAN = "@plan"  # a stage's (first) planner
     DONE = "@done"  # a stage's final step
     START = "@start"  # the workflow's claim
     FINISH = "@finish"  # the workflow's finish
     FAILURE = "@failure"  # the failure notice
-    PUNCHES = "punches:"  # a merge import window
-    LEAVE = "leave:"  # merge: days changed absences recompute, for those employees only
-    BATCH = "batch:"  # a notify send batch
-    EXPORT = "export:"  # the export of one closed version of a month (`export:YYYY-MM:vN`)
-    ABSENCES = "absences"  # the extract shard reading the HRIS absences
-    KEY_RANGE = "key-range"  # an extract shard: a range of employee numbers (no prefix)
-    DAYS = "days"  # a merge day shard (no prefix)
-
-    @property
-    def control(self) -> bool:
-        """A planner, a final step or a workflow step (not a shard of the stage's work)."""
-        return self.value.startswith("@")
-
-    def of(self, key: str = "") -> str:
-        """The shard name of this kind for `key` (clipped to the column; see `shard_name`)."""
-        if self in PREFIXES:
-            return shard_name(f"{self.value}{key}")
-        if self in (ShardKind.KEY_RANGE, ShardKind.DAYS):
-            return shard_name(key)
-        return self.value
-
-
-PREFIXES = (ShardKind.PUNCHES, ShardKind.LEAVE, ShardKind.BATCH, ShardKind.EXPORT)
-CONTROL = frozenset(k.value for k in ShardKind if k.value.startswith("@"))
-PLANS = (ShardKind.PLAN, ShardKind.PLAN_DAYS)
-
-
-def kind_of(shard: str, plain: ShardKind = ShardKind.DAYS) -> ShardKind:
-    """The kind of a recorded shard name; a name with no prefix is of the stage's `plain` kind (extract: key
-    ranges, merge: day shards)."""
-    if shard in CONTROL or shard == ShardKind.ABSENCES:
-        return ShardKind(shard)
-    for prefix in PREFIXES:
-        if shard.startswith(prefix.value):
-            return prefix
-    return plain
 
 
 def is_control(shard: str) -> bool:
     """Whether `shard` names a control step (`@…`) rather than a shard of work."""
-    return shard.startswith("@")
+    return shard.startswith(CONTROL_MARK)
 
 
 def shard_name(text: str, limit: int = SHARD_NAME_LIMIT) -> str:

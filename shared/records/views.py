@@ -1,18 +1,17 @@
 """What operators see of executions, shaped once for the CLI's `--json` and the web console's `/api/`.
 
-`jsonable` turns query results into JSON values, `shown_error` is an error as shown (credentials masked, cut),
-`timeline` is `hrsync trace --json`: both front ends call these, so both print the same shapes.
+`jsonable` turns query results into JSON values, `shown_error` is an error as shown (credentials masked, cut):
+both front ends call these, so both print the same shapes (the trace's: `pipelines.trace`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from shared.config.redaction import redact_text
 
-TRACE_ERROR_LIMIT = 200  # characters of a stage's error on a trace bar
 ERROR_LIMIT = 4000  # characters of an error in `--json` and `/api/`
 
 
@@ -40,25 +39,3 @@ def shown_details(details: Mapping[str, Any]) -> dict[str, Any]:
     return {**details, "execution": {**execution, "error": shown_error(execution["error"], ERROR_LIMIT)},
             "stages": [{**s, "error_message": shown_error(s["error_message"], ERROR_LIMIT)}
                        for s in details["stages"]]}
-
-
-def timeline(execution: Mapping[str, Any], stages: Sequence[Mapping[str, Any]],
-             events: Sequence[Mapping[str, Any]] = ()) -> dict[str, Any]:
-    """The execution's stage rows as bars on a time axis: offsets and durations in ms from its start
-    (`execution`, `stages` and the `events` it serves as `find_execution`, `stage_rows` and
-    `served_events` return them)."""
-    now = dt.datetime.now(dt.UTC)
-    starts = [s["started_at"] for s in stages if s["started_at"]]
-    origin = execution["started_at"] or (min(starts) if starts else execution["created_at"])
-    ends = [s["finished_at"] or now for s in stages] + [execution["finished_at"] or origin]
-    total = max(1, int((max(ends) - origin).total_seconds() * 1000)) if stages else 1
-    bars = []
-    for s in stages:
-        begin = int((s["started_at"] - origin).total_seconds() * 1000)
-        end = int(((s["finished_at"] or now) - origin).total_seconds() * 1000)
-        error = shown_error(s["error_message"], TRACE_ERROR_LIMIT)
-        bars.append({"stage": s["stage"], "shard": s["shard"], "attempt": s["attempt"], "status": s["status"],
-                     "offset_ms": max(0, begin), "duration_ms": max(0, end - begin),
-                     "error": f"{s['error_type']}: {error}" if s["error_type"] else None})
-    return {"execution_id": execution["id"], "status": execution["status"], "start": origin, "total_ms": total,
-            "events": [e["event_id"] for e in events], "bars": bars}

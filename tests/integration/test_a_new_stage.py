@@ -24,7 +24,7 @@ import pika
 import pytest
 
 from pipelines import registry
-from pipelines.stage import Phase, Stage, StageResult, plan_of, stage_params, sum_outputs
+from pipelines.stage import Phase, Stage, StageResult, WorkKind, plan_of, stage_params, sum_outputs
 from shared.records.queries import get_execution, get_stages, succeeded_outputs
 from shared.records.shards import ShardKind
 from shared.runtime.runner import run_async
@@ -38,6 +38,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 NAME = "scratch"
 QUEUE = "hrsync.scratch"
 MODULE = __name__
+PIECE = WorkKind("pieces", prefix="piece:")  # the stage's own kind of shard, declared here
 
 
 @dataclass(frozen=True)
@@ -57,7 +58,7 @@ class PieceShard:
 
 async def plan_scratch(execution_id: str) -> StageResult:
     inputs = await stage_params(execution_id, NAME)
-    shards = [PieceShard(ShardKind.BATCH.of(f"piece-{n}"), n) for n in range(int(inputs["pieces"]))]
+    shards = [PieceShard(PIECE.of(f"{n}"), n) for n in range(int(inputs["pieces"]))]
     return plan_of(shards, await succeeded_outputs(execution_id, NAME))
 
 
@@ -72,12 +73,12 @@ async def work_piece(execution_id: str, shard: dict[str, Any]) -> StageResult:
 
 async def finish_scratch(execution_id: str) -> StageResult:
     outputs = await succeeded_outputs(execution_id, NAME)
-    totals = sum_outputs(STAGE.outputs_of(outputs, ShardKind.BATCH), ("squares",))
+    totals = sum_outputs(STAGE.outputs_of(outputs, PIECE), ("squares",))
     return StageResult(rows_out=totals["squares"], output=totals)
 
 
 STAGE = Stage(NAME, QUEUE, phases=(Phase("plan", ShardKind.PLAN, plan_scratch, "piece", work_piece),),
-              finish=finish_scratch, shard_kinds=(ShardKind.BATCH,), groups={ShardKind.BATCH: "pieces"})
+              finish=finish_scratch, shard_kinds=(PIECE,))
 
 
 def register() -> None:
@@ -161,14 +162,14 @@ def test_a_stage_declared_outside_the_product_runs_shows_and_replays(scratch_env
     first = {(r["shard"], r["status"]) for r in run_async(get_stages(execution_id)) if r["stage"] == NAME}
     # piece 1 failed for good (a ValueError is not transient); pieces 0 and 2 ran, or stopped at their start once
     # the execution had failed
-    assert {("@plan", "succeeded"), ("batch:piece-1", "failed")} <= first
+    assert {("@plan", "succeeded"), ("piece:1", "failed")} <= first
     done_before = {shard for shard, status in first if status == "succeeded" and shard != "@plan"}
     [replay] = replays_of(execution_id)
     again = {(r["shard"], r["status"]) for r in run_async(get_stages(replay["id"])) if r["stage"] == NAME}
     # the replay reruns what did not succeed (piece 1 at least) and the end; the done sums 0 + 1 + 4
-    assert {s for s, _ in again} == {"@plan", "@done"} | ({"batch:piece-0", "batch:piece-1", "batch:piece-2"}
+    assert {s for s, _ in again} == {"@plan", "@done"} | ({"piece:0", "piece:1", "piece:2"}
                                                           - done_before)
     assert all(status == "succeeded" for _, status in again)
     assert run_async(get_execution(replay["id"]))["summary"][NAME] == {"squares": 5}
     assert NAME in traced.stdout
-    assert "batch:piece-1" in traced.stdout
+    assert "piece:1" in traced.stdout

@@ -17,7 +17,9 @@ import pymysql
 import pytest
 from tenacity import stop_after_attempt
 
-from pipelines.merge.stage import DayShard, ImportShard
+from pipelines.merge.stage import DAYS as DAY_SHARDS
+from pipelines.merge.stage import PLAN_DAYS, PUNCHES, DayShard, ImportShard
+from pipelines.stage import WorkKind
 from shared.config.retry import transient_retrying
 from shared.database.tables import attendance_days, punches
 from shared.records.queries import get_stages
@@ -45,12 +47,12 @@ class Fault:
     """Where the deadlock is injected: the table the inline shard writes, that shard's kind and its planner."""
 
     table: str
-    shard_kind: ShardKind
-    planner: ShardKind
+    shard_kind: WorkKind
+    planner: str
 
 
-IMPORT = Fault("punches", ShardKind.PUNCHES, ShardKind.PLAN)  # `merge.plan`: its import, then the days planner
-DAYS = Fault("attendance_days", ShardKind.DAYS, ShardKind.PLAN_DAYS)  # `merge.days`: its day shard, then @done
+IMPORT = Fault("punches", PUNCHES, ShardKind.PLAN)  # `merge.plan`: its import, then the days planner
+DAYS = Fault("attendance_days", DAY_SHARDS, PLAN_DAYS)  # `merge.days`: its day shard, then @done
 
 
 class Injector:
@@ -135,9 +137,9 @@ def test_a_planner_retried_after_its_inline_shard_failed_goes_on_from_its_record
     shards = by_shard(run_async(get_stages(execution["id"])))
     # Each planner recorded one plan, once; every planned shard ran, under the name the plan gave it.
     assert attempts(shards[ShardKind.PLAN]) == [(1, "succeeded")]
-    assert attempts(shards[ShardKind.PLAN_DAYS]) == [(1, "succeeded")]
+    assert attempts(shards[PLAN_DAYS]) == [(1, "succeeded")]
     imports = [ImportShard.from_json(s) for s in shards[ShardKind.PLAN][0]["result"]["shards"]]
-    days = [DayShard.from_json(s) for s in shards[ShardKind.PLAN_DAYS][0]["result"]["shards"]]
+    days = [DayShard.from_json(s) for s in shards[PLAN_DAYS][0]["result"]["shards"]]
     assert len(imports) == 1  # one window and one day shard: both run inline
     assert len(days) == 1
     work = {s for s in shards if not s.startswith("@")}

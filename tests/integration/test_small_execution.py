@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from pipelines.merge.stage import PLAN_DAYS, PUNCHES
 from shared.records.queries import get_stages
 from shared.records.shards import ShardKind
 from shared.runtime.runner import run_async
@@ -40,8 +41,8 @@ def test_a_one_punch_event_runs_inline_and_recomputes_only_its_employee(stack: S
     work = [r["shard"] for r in rows if not r["shard"].startswith("@")]
     assert len(work) == 2  # one import window, one day shard
     # every step of the stage ran in one of its two planners' tasks: no chord, no shard task
-    assert set().union(*tasks_of.values()) == tasks_of[ShardKind.PLAN] | tasks_of[ShardKind.PLAN_DAYS]
-    days_plan = next(r["result"] for r in rows if r["shard"] == ShardKind.PLAN_DAYS)
+    assert set().union(*tasks_of.values()) == tasks_of[ShardKind.PLAN] | tasks_of[PLAN_DAYS]
+    days_plan = next(r["result"] for r in rows if r["shard"] == PLAN_DAYS)
     assert [s["employees"] for s in days_plan["shards"]] == [[stack.no("LONE")]]
     statuses = {(r["employee_no"], r["work_date"]): r["status"] for r in attendance_rows(stack)}
     assert statuses[(stack.no("LONE"), MONDAY)] == "missing_punch"  # one tap (08:58) that day
@@ -54,7 +55,7 @@ def test_a_one_person_employee_change_imports_their_logs_in_one_inline_window(st
                                                              {"employee_no": stack.no("LONE")}))
     assert execution["status"] == "succeeded", execution
     rows = [r for r in run_async(get_stages(execution["id"])) if r["stage"] == "merge"]
-    imports = [r for r in rows if r["shard"].startswith(ShardKind.PUNCHES)]
+    imports = [r for r in rows if r["shard"].startswith(PUNCHES.prefix)]
     assert len(imports) == 1  # 7 days: one window, not 7
-    planners = {r["task_id"] for r in rows if r["shard"] in (ShardKind.PLAN, ShardKind.PLAN_DAYS)}
+    planners = {r["task_id"] for r in rows if r["shard"] in (ShardKind.PLAN, PLAN_DAYS)}
     assert {r["task_id"] for r in rows} <= planners  # every merge step ran in a planner's task

@@ -3,7 +3,8 @@
 `shared` imports the others; a layer may use any layer below it, but `cli` and `web` never `workers`: the
 operator services launch work for them), `web` reads no raw table, no cycle between the sub-packages of
 `shared/`, and inside `pipelines/`: no stage folder imports another, and what lies below the stage folders
-(`stage.py`, `outputs.py`, `attendance/`, `monthend/`, `mail/`) imports none."""
+(`stage.py`, `outputs.py`, `attendance/`, `monthend/`, `mail/`) imports none; no string in `shared/` names a
+registered stage, its shard kinds or its own planners' shards (a stage is declared in its folder only)."""
 
 from __future__ import annotations
 
@@ -112,7 +113,7 @@ def test_imports_point_one_way(layer: str) -> None:
 
 
 # Modules of pipelines/ above the stage folders: they list stages or plan across them.
-ABOVE_STAGES = {"pipelines.registry", "pipelines.replay", "pipelines.plans"}
+ABOVE_STAGES = {"pipelines.registry", "pipelines.replay", "pipelines.plans", "pipelines.trace"}
 
 
 def _stage_folders() -> set[str]:
@@ -213,3 +214,46 @@ def test_no_celery_below_the_workers(layer: str) -> None:
                 [node.module or ""] if isinstance(node, ast.ImportFrom) else []
             wrong += [f"{path.relative_to(ROOT)}: {n}" for n in names if n.split(".")[0] == "celery"]
     assert wrong == []
+
+
+# The schema names tables (one is `absences`, like extract's absences shard): it is the database's, not a stage's.
+SCHEMA = ("shared/database/tables.py", "shared/database/migrations/")
+
+
+def _stage_words() -> set[str]:
+    """What only a stage's declaration may say: its name, its shard kinds' prefixes and names, its planners'
+    shard names beyond the control steps shared/ knows."""
+    from pipelines.registry import STAGES
+    from shared.records.shards import ShardKind
+
+    words: set[str] = set()
+    for stage in STAGES:
+        words |= {stage.name, *(p for p in stage.plan_shards if p not in set(ShardKind))}
+        words |= {k.prefix or k.name for k in stage.shard_kinds if k.prefix or k.name}
+    return words
+
+
+def _naming(source: str, words: set[str]) -> list[tuple[int, str]]:
+    """The string constants in `source` equal to one of `words` (line, string)."""
+    return [(node.lineno, node.value) for node in ast.walk(ast.parse(source))
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in words]
+
+
+def test_shared_names_no_stage() -> None:
+    """shared/ (coalescing, shard names, records, events) holds no string naming a registered stage, a kind of
+    its shards or its own planner: each is said by the stage's declaration, which shared/ gets from outside."""
+    words = _stage_words()
+    assert {"extract", "merge", "notify", "export", "punches:", "absences", "@plan-days"} <= words
+    found = [f"{path.relative_to(ROOT)}:{line}: {value!r}" for path in sorted((ROOT / "shared").rglob("*.py"))
+             if not str(path.relative_to(ROOT)).startswith(SCHEMA)
+             for line, value in _naming(path.read_text(), words)]
+    assert found == []
+
+
+@pytest.mark.parametrize(("source", "found"), [
+    ('shaped["merge"]["windows"] = [window]', [(1, "merge")]),  # the coalescing of before
+    ("PUNCHES = 'punches:'", [(1, "punches:")]),  # a stage's shard kind in shared/
+    ('"""merge the windows"""\nKIND = "punches"', []),  # prose, and the event kind `punches`: not a stage's name
+])
+def test_the_stage_name_check_finds_a_stage_named(source: str, found: list[tuple[int, str]]) -> None:
+    assert _naming(source, _stage_words()) == found

@@ -10,7 +10,7 @@ import pytest
 
 from pipelines import registry
 from pipelines.plans import params_for
-from pipelines.stage import Phase, Scope, Stage, StageResult
+from pipelines.stage import Phase, Scope, Stage, StageResult, WorkKind
 from shared.records.shards import ShardKind
 from workers import canvas, tasks
 from workers.app import app
@@ -49,7 +49,7 @@ async def _nothing(execution_id: str, *shard: Any) -> StageResult:
 
 
 EXTRA = Stage("audit_copy", "hrsync.audit_copy", (Phase("plan", ShardKind.PLAN, _nothing, "copy", _nothing),),
-              _nothing, (ShardKind.BATCH,), {ShardKind.BATCH: "copies"},
+              _nothing, (WorkKind("copies", prefix="copy:"),),
               inputs=lambda scope: {"month": scope.period} if scope.name == "export" else None)
 
 

@@ -10,7 +10,7 @@ from cli.operations import short_id_width
 from pipelines.mail import TemporaryMailError
 from pipelines.registry import BY_NAME, STAGE_NAMES
 from shared.config.retry import Backoff, TransientError, is_transient
-from shared.records.shards import ShardKind, kind_of
+from shared.records.shards import ShardKind, shard_name
 
 
 @pytest.mark.parametrize(("base", "cap", "retry", "ceiling"), [
@@ -43,21 +43,36 @@ def test_one_notion_of_transient(error: BaseException, transient: bool) -> None:
     assert is_transient(error) is transient
 
 
-@pytest.mark.parametrize(("shard", "plain", "kind"), [
-    ("@plan", ShardKind.DAYS, ShardKind.PLAN),
-    ("@plan-days", ShardKind.DAYS, ShardKind.PLAN_DAYS),
-    ("@failure", ShardKind.DAYS, ShardKind.FAILURE),
-    ("punches:2026-03-02T00:00..2026-03-03T00:00", ShardKind.DAYS, ShardKind.PUNCHES),
-    ("leave:2026-03-02..2026-03-08=Ops", ShardKind.DAYS, ShardKind.LEAVE),
-    ("2026-03-02..2026-03-08=Ops", ShardKind.DAYS, ShardKind.DAYS),  # no prefix: the stage's plain kind
-    ("('E1', 'E9']", ShardKind.KEY_RANGE, ShardKind.KEY_RANGE),
-    ("absences", ShardKind.KEY_RANGE, ShardKind.ABSENCES),
-    ("batch:1-50:50", ShardKind.BATCH, ShardKind.BATCH),
-    ("export:2019-04:v2", ShardKind.EXPORT, ShardKind.EXPORT),
+@pytest.mark.parametrize(("stage", "shard", "kind"), [
+    ("merge", "@plan", None),  # a control step: no kind of work
+    ("merge", "@plan-days", None),
+    ("notify", "@failure", None),
+    ("merge", "punches:2026-03-02T00:00..2026-03-03T00:00", "punches:"),
+    ("merge", "leave:2026-03-02..2026-03-08=Ops", "leave:"),
+    ("merge", "2026-03-02..2026-03-08=Ops", ""),  # no prefix: the stage's plain kind (its first)
+    ("extract", "('E1', 'E9']", ""),
+    ("extract", "absences", "absences"),
+    ("extract", "absences-not", ""),  # a kind with a name is that name only
+    ("notify", "batch:1-50:50", "batch:"),
+    ("export", "export:2019-04:v2", "export:"),
 ])
-def test_shard_names_have_one_kind(shard: str, plain: ShardKind, kind: ShardKind) -> None:
-    """A recorded shard name maps to its kind (a name without prefix to the stage's plain kind)."""
-    assert kind_of(shard, plain) == kind
+def test_shard_names_have_one_kind_in_their_stage(stage: str, shard: str, kind: str | None) -> None:
+    """A recorded shard name maps to one of its stage's declared kinds (by prefix or name; a name matching
+    none to the stage's plain kind), a control step to none."""
+    found = BY_NAME[stage].kind_of(shard)
+    assert (found if found is None else found.prefix or found.name) == kind
+
+
+def test_the_persisted_shard_names_are_those_of_before() -> None:
+    """The names recorded rows and replays read keep their spelling now that the stages declare them."""
+    extract, merge, notify, export = (BY_NAME[n] for n in ("extract", "merge", "notify", "export"))
+    assert [k.of("x") for k in extract.shard_kinds] == ["x", "absences"]
+    assert [k.of("x") for k in merge.shard_kinds] == ["x", "punches:x", "leave:x"]
+    assert [k.of("x") for k in (*notify.shard_kinds, *export.shard_kinds)] == ["batch:x", "export:x"]
+    assert [s.plan_shards for s in (extract, merge, notify, export)] == [
+        ("@plan",), ("@plan", "@plan-days"), ("@plan",), ("@plan",)]
+    assert merge.shard_kinds[1].of("y" * 80) == shard_name("punches:" + "y" * 80)  # clipped as before
+    assert {k.value for k in ShardKind} == {"@plan", "@done", "@start", "@finish", "@failure"}
 
 
 @pytest.mark.parametrize(("stage", "shard", "group"), [
