@@ -149,7 +149,13 @@ class Stage:
     outbox ids, and what it can only plan later; `reads`: the outputs of earlier stages it uses; `inputs`: whether
     it runs for an event's scope (None: it does not) and its inputs snapshot then (`executions.params[name]`,
     left out when empty); `on_failure`: a step run when any step of an execution fails for good (task
-    `hrsync.<stage>.failure` on the stage's queue, shard `@failure`, e.g. notify's `sync_failed` notice)."""
+    `hrsync.<stage>.failure` on the stage's queue, shard `@failure`, e.g. notify's `sync_failed` notice);
+    `exclusive_until`: for a kind that runs one execution at a time (the coalesced kinds), the step of this
+    stage up to which an execution keeps its kind to itself — the stage's final step (`@done`, the default:
+    the whole stage), an earlier control step (notify: `@plan`, the outbox build; its sends run beside the
+    next execution), or None (the stage never needs its kind to itself). An execution holds its kind from
+    its claim until the `exclusive_until` step of the last of its stages that declares one has succeeded
+    (docs/workflows.md "One running per kind")."""
 
     name: str
     queue: str
@@ -161,6 +167,7 @@ class Stage:
     reads: tuple[Output, ...] = ()
     inputs: Callable[[Scope], dict[str, Any] | None] = no_inputs
     on_failure: StepFn | None = None
+    exclusive_until: ShardKind | None = ShardKind.DONE
 
     FAILURE_STEP = "failure"  # the step name of `on_failure`'s task
 
@@ -172,6 +179,11 @@ class Stage:
     def plan_shards(self) -> tuple[ShardKind, ...]:
         """The planners' shard names, in order."""
         return tuple(p.plan_shard for p in self.phases)
+
+    @property
+    def hold(self) -> tuple[str, str] | None:
+        """(stage, shard) of the step whose success ends this stage's hold on its kind (None: no hold)."""
+        return None if self.exclusive_until is None else (self.name, self.exclusive_until.value)
 
     def kind_of(self, shard: str) -> ShardKind:
         """The kind of one of this stage's recorded shard names."""

@@ -23,7 +23,7 @@ from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, Stage
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
-from workers.stage_task import StageTask
+from workers.stage_task import StageTask, kind_holds
 
 
 def fan_out(task: Task, shards: list[Signature], then: Signature) -> Any:
@@ -49,12 +49,16 @@ class WorkflowTask(StageTask):
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.start", queue="hrsync.workflow")
-def start(self: StageTask, execution_id: str) -> dict[str, Any]:
+def start(self: StageTask, execution_id: str, woken: bool = False) -> dict[str, Any]:
     """Claim the execution (pending → running). Another launch of the same execution stops here; a
     redelivered `start` of the canvas that claimed it goes on. A coalesced kind runs one execution at a
-    time: while another of its kind runs, the claim waits (the message is sent again a second later)."""
-    return self.run_stage(execution_id, ShardKind.START, claim_step(execution_id, self.request.id, COALESCED),
-                          control=True)
+    time through its exclusive stages: while another of its kind holds it, the claim parks this message
+    on the execution's `@start` row and waits; the step that releases the kind sends a copy (`woken`) at
+    once, and this message is sent again after `DEFER_SECONDS` as the safety net. A `woken` copy that
+    finds the kind taken again is dropped (the parked message still waits)."""
+    parked = None if woken else self.parked_copy()
+    return self.run_stage(execution_id, ShardKind.START,
+                          claim_step(execution_id, self.request.id, COALESCED, kind_holds(), parked), control=True)
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")
