@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import threading
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -46,6 +47,17 @@ def failure_hooks() -> list[tuple[str, str]]:
 def kind_holds() -> tuple[tuple[str, str], ...]:
     """(stage, step) of every registered stage's end of hold on its kind (`Stage.exclusive_until`), in order."""
     return tuple(stage.hold for stage in registry.STAGES if stage.hold is not None)
+
+
+# Executions whose parked start waits in this process (`StageTask.defer`): set when a copy claims it here.
+_WAITS: dict[str, threading.Event] = {}
+
+
+def claimed_here(execution_id: str) -> None:
+    """A start of `execution_id` claimed it in this process: its parked message's wait here ends."""
+    waiting = _WAITS.get(execution_id)
+    if waiting is not None:
+        waiting.set()
 
 
 RETRY_BACKOFF_CAP = 120.0  # HRSYNC_RETRY_BACKOFF_SECONDS doubles per retry up to this, with full jitter
@@ -162,8 +174,19 @@ class StageTask(Task):  # type: ignore[misc]  # Celery's Task is untyped
         `dead_letter_worker_publisher_confirm_timeout` (180 s by default), and the deferred start — with
         every event its execution gathers — waited that long. The wait here is a sleep (a greenlet on
         the gevent pool) with the message still unacked, so a lost worker gives it back.
+
+        When a woken copy claims the execution in this process meanwhile (`claimed_here`), the wait ends
+        there and nothing is sent again (a resend would only stop at its start): a warm shutdown is not
+        held up by waits whose execution already runs.
         """
-        time.sleep(DEFER_SECONDS)
+        execution_id = str((self.request.args or [""])[0])
+        claimed = _WAITS.setdefault(execution_id, threading.Event())
+        try:
+            if claimed.wait(DEFER_SECONDS):
+                return Ignore()
+        finally:
+            if _WAITS.get(execution_id) is claimed:
+                del _WAITS[execution_id]
         self.signature_from_request(self.request, retries=self.request.retries).apply_async()
         return Ignore()
 

@@ -23,7 +23,7 @@ from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, Stage
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
-from workers.stage_task import StageTask, kind_holds
+from workers.stage_task import StageTask, claimed_here, kind_holds
 
 
 def fan_out(task: Task, shards: list[Signature], then: Signature) -> Any:
@@ -57,8 +57,11 @@ def start(self: StageTask, execution_id: str, woken: bool = False) -> dict[str, 
     once, and this message is sent again after `DEFER_SECONDS` as the safety net. A `woken` copy that
     finds the kind taken again is dropped (the parked message still waits)."""
     parked = None if woken else self.parked_copy()
-    return self.run_stage(execution_id, ShardKind.START,
-                          claim_step(execution_id, self.request.id, COALESCED, kind_holds(), parked), control=True)
+    claimed = self.run_stage(execution_id, ShardKind.START,
+                             claim_step(execution_id, self.request.id, COALESCED, kind_holds(), parked), control=True)
+    if woken:
+        claimed_here(execution_id)
+    return claimed
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")
