@@ -465,13 +465,15 @@ async def cancelled_still_running(conn: AsyncConnection, kind: str) -> list[str]
 
     A step row `running` for longer than the task's hard time limit is not running any more (Celery
     killed it; a redelivery of a cancelled execution's task stops at its start without closing the row).
+    The workflow's own rows do not count: a `@start` row stays `running` while its start waits for the
+    kind (parked), and a cancelled pending execution whose start waited ran nothing.
     """
     e, s = executions.c, execution_stages.c
     alive_since = utcnow() - dt.timedelta(seconds=get_settings().task_time_limit)
     return [str(i) for i in (await conn.execute(
         select(e.id).distinct().join(execution_stages, s.execution_id == e.id)
         .where(e.kind == kind, e.status == ExecutionStatus.CANCELLED, s.status == StageStatus.RUNNING,
-               s.started_at > alive_since))).scalars()]
+               s.stage != WORKFLOW, s.started_at > alive_since))).scalars()]
 
 
 async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = (), holds: Holds = None,

@@ -133,3 +133,21 @@ def test_the_next_execution_runs_while_the_one_before_still_sends(stack: Stack) 
         run_async(record_stage_end(before.execution_id, "notify", "batch:1-1:1", 1, status="succeeded",
                                    duration_ms=1))
         run_async(cancel_execution(before.execution_id, "test over"))
+
+
+def test_a_cancelled_execution_whose_start_was_parked_does_not_hold_its_kind(app_db: str) -> None:
+    """A pending execution whose start waits (its `workflow/@start` row `running`, as a parked start leaves
+    it) is cancelled: it ran no step, so the next execution of the kind is claimed at once (the parked
+    start's row is not a step still running, DESIGN §7)."""
+    first = run_async(admit_event("parked-1", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-06T08:00:00+00:00", "2026-12-06T08:01:00+00:00")))
+    assert run_async(claim_execution(first.execution_id, "parked-t1", COALESCED)) == "claimed"
+    waiting = run_async(admit_event("parked-2", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                    params=punches("2026-12-06T09:00:00+00:00", "2026-12-06T09:01:00+00:00")))
+    run_async(record_stage_start(waiting.execution_id, "workflow", "@start", 1, "parked-t2", opens=False))
+    for execution_id in (waiting.execution_id, first.execution_id):
+        run_async(cancel_execution(execution_id, "test: cancel a parked start"))
+    after = run_async(admit_event("parked-3", "test.punches", "test", b"{}", kind="punches", trigger="event",
+                                  params=punches("2026-12-06T10:00:00+00:00", "2026-12-06T10:01:00+00:00")))
+    assert run_async(claim_execution(after.execution_id, "parked-t3", COALESCED)) == "claimed"
+    run_async(cancel_execution(after.execution_id, "test over"))
