@@ -151,6 +151,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
                 "events": int(args.events), "team": team, "missed": missed,
                 "publish_to_rows": summary(latencies),
                 "first_10_s": [round(v, 3) for v in latencies[:10]],
+                "slowest_5": sorted(((round(v, 3), i) for i, v in enumerate(latencies)), reverse=True)[:5],
                 "anatomy_median_s": anatomy(app_url, timed),
                 "executions": app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status"),
                 "worker_log": {"start.woken": worker_log.count("start.woken"),
