@@ -27,12 +27,15 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import socket
 import statistics
 import sys
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
+from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -95,6 +98,35 @@ def seed_employees(app_url: str, count: int, mail: bool = False) -> list[str]:
         cur.executemany("INSERT INTO employees (employee_no, full_name, department, status, biostar_user_id, "
                         "email, manager_no, synced_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", rows)
     return [row[0] for row in rows]
+
+
+class MailRecorder:
+    """An SMTP server (aiosmtpd, its own thread) counting messages by Message-ID."""
+
+    def __init__(self) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.received: Counter[str] = Counter()
+        recorder = self
+
+        class Handler:
+            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+                message = message_from_bytes(envelope.original_content or b"")
+                recorder.received[str(message.get("Message-ID"))] += 1
+                return "250 Message accepted for delivery"
+
+        with socket.socket() as probe:  # a free port (the controller checks its port by connecting to it)
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
+        self.controller.start()
+
+    @property
+    def url(self) -> str:
+        return f"smtp://127.0.0.1:{self.controller.port}"
+
+    def close(self) -> None:
+        self.controller.stop()
 
 
 class Relay:
@@ -183,8 +215,6 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         mail: dict[str, str] = {}
         recorder = None
         if args.mail:
-            from bench.burst_faults import MailRecorder  # its module imports this one: only when used
-
             recorder = MailRecorder()
             stack.callback(recorder.close)
             mail = {"HRSYNC_SMTP_URL": recorder.url}
