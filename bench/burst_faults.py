@@ -24,9 +24,7 @@ import sys
 import threading
 import time
 import uuid
-from collections import Counter
 from collections.abc import Callable
-from email import message_from_bytes
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.burst import DEVICE, VERIFY, Visibility, biostar_database  # noqa: E402 - after the path fix
+from bench.burst import DEVICE, VERIFY, MailRecorder, Visibility, biostar_database  # noqa: E402 - after the path fix
 from bench.events import (  # noqa: E402
     Process,
     VirtualHost,
@@ -49,35 +47,6 @@ from bench.events import (  # noqa: E402
 
 REFLECTED_WITHIN = 60.0  # seconds after the last publish by which every confirmed punch is in its day row
 SETTLE = 180.0  # seconds after that for executions to end and mail to go out
-
-
-class MailRecorder:
-    """An SMTP server (aiosmtpd, its own thread) counting messages by Message-ID."""
-
-    def __init__(self) -> None:
-        from aiosmtpd.controller import Controller
-
-        self.received: Counter[str] = Counter()
-        recorder = self
-
-        class Handler:
-            async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-                message = message_from_bytes(envelope.original_content or b"")
-                recorder.received[str(message.get("Message-ID"))] += 1
-                return "250 Message accepted for delivery"
-
-        with socket.socket() as probe:  # a free port (the controller checks its port by connecting to it)
-            probe.bind(("127.0.0.1", 0))
-            port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=port)
-        self.controller.start()
-
-    @property
-    def url(self) -> str:
-        return f"smtp://127.0.0.1:{self.controller.port}"
-
-    def close(self) -> None:
-        self.controller.stop()
 
 
 def seed_employees(app_url: str, count: int) -> list[str]:

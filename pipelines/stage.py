@@ -23,7 +23,7 @@ from typing import Any, Protocol
 from shared.config.errors import HrsyncError
 from shared.events.coalesce import Join
 from shared.records.queries import get_execution, succeeded_outputs
-from shared.records.shards import is_control, shard_name
+from shared.records.shards import ShardKind, is_control, shard_name
 
 MAX_SHARDS = 2000  # the most one planner may fan out: far above real plans, far below what eats a worker
 
@@ -201,8 +201,13 @@ class Stage:
     it runs for an event's scope (None: it does not) and its inputs snapshot then (`executions.params[name]`,
     left out when empty); `on_failure`: a step run when any step of an execution fails for good (task
     `hrsync.<stage>.failure` on the stage's queue, shard `@failure`, e.g. notify's `sync_failed` notice);
-    `join`: how its inputs grow when events coalesce into one execution (`shared.events.coalesce`; without
-    one, only events with the same inputs for it join)."""
+    `join`: how its inputs grow when events coalesce into one execution (`shared.events.coalesce`; without one, only
+    events with the same inputs for it join); `exclusive_until`: for a kind that runs one execution at a time (the
+    coalesced kinds), the step of this stage up to which an execution keeps its kind to itself — the stage's final
+    step (`@done`, the default: the whole stage), an earlier control step (notify: `@plan`, the outbox build; its
+    sends run beside the next execution), or None (the stage never needs its kind to itself). An execution holds its
+    kind from its claim until the `exclusive_until` step of the last of its stages that declares one has succeeded
+    (docs/workflows.md "One running per kind")."""
 
     name: str
     queue: str
@@ -214,6 +219,7 @@ class Stage:
     inputs: Callable[[Scope], dict[str, Any] | None] = no_inputs
     on_failure: StepFn | None = None
     join: Join | None = None
+    exclusive_until: ShardKind | None = ShardKind.DONE
 
     def __post_init__(self) -> None:
         if not self.phases or not self.shard_kinds:
@@ -229,6 +235,11 @@ class Stage:
     def plan_shards(self) -> tuple[str, ...]:
         """The planners' shard names, in order."""
         return tuple(p.plan_shard for p in self.phases)
+
+    @property
+    def hold(self) -> tuple[str, str] | None:
+        """(stage, shard) of the step whose success ends this stage's hold on its kind (None: no hold)."""
+        return None if self.exclusive_until is None else (self.name, self.exclusive_until.value)
 
     def kind_of(self, shard: str) -> WorkKind | None:
         """The kind of one of this stage's recorded shard names (None: a control step)."""

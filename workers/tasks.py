@@ -9,6 +9,7 @@ planner, or the final step `hrsync.<stage>.done`). The names are stable: queued 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,11 +20,18 @@ from pipelines import registry
 from pipelines.probe import probe_app_db
 from pipelines.stage import Phase, Plan, Stage, StageResult, StepFn
 from shared.events.coalesce import COALESCED
-from shared.records.executions import CLAIMED_BY, FAILURE_STAGE, WORKFLOW, claim_execution, finish_execution
+from shared.records.executions import (
+    CLAIMED_BY,
+    FAILURE_STAGE,
+    WORKFLOW,
+    Holds,
+    claim_execution,
+    finish_execution,
+)
 from shared.records.shards import ShardKind
 from shared.records.status import OPEN, ExecutionStatus
 from workers.app import app
-from workers.stage_task import StageTask
+from workers.stage_task import StageTask, claimed_here, kind_holds
 
 
 def fan_out(task: Task, shards: list[Signature], then: Signature) -> Any:
@@ -48,9 +56,10 @@ class WorkflowTask(StageTask):
         return super().resumes(done)
 
 
-async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> StageResult:
+async def claim_step(execution_id: str, task_id: str, one_running: tuple[str, ...] = (), holds: Holds = None,
+                     parked: Mapping[str, Any] | None = None) -> StageResult:
     """The `start` step: claim the execution (see `claim_execution`)."""
-    outcome = await claim_execution(execution_id, task_id, one_running)
+    outcome = await claim_execution(execution_id, task_id, one_running, holds, parked)
     return StageResult(output={CLAIMED_BY: task_id, "claim": outcome})
 
 
@@ -60,12 +69,19 @@ async def finish_step(execution_id: str, stages: list[str]) -> StageResult:
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.start", queue="hrsync.workflow")
-def start(self: StageTask, execution_id: str) -> dict[str, Any]:
+def start(self: StageTask, execution_id: str, woken: bool = False) -> dict[str, Any]:
     """Claim the execution (pending → running). Another launch of the same execution stops here; a
     redelivered `start` of the canvas that claimed it goes on. A coalesced kind runs one execution at a
-    time: while another of its kind runs, the claim waits (the message is sent again a second later)."""
-    return self.run_stage(execution_id, ShardKind.START, claim_step(execution_id, self.request.id, COALESCED),
-                          control=True)
+    time through its exclusive stages: while another of its kind holds it, the claim parks this message
+    on the execution's `@start` row and waits; the step that releases the kind sends a copy (`woken`) at
+    once, and this message is sent again after `DEFER_SECONDS` as the safety net. A `woken` copy that
+    finds the kind taken again is dropped (the parked message still waits)."""
+    parked = None if woken else self.parked_copy()
+    claimed = self.run_stage(execution_id, ShardKind.START,
+                             claim_step(execution_id, self.request.id, COALESCED, kind_holds(), parked), control=True)
+    if woken:
+        claimed_here(execution_id)
+    return claimed
 
 
 @app.task(base=WorkflowTask, bind=True, name="hrsync.workflow.finish", queue="hrsync.workflow")

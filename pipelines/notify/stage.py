@@ -125,4 +125,9 @@ STAGE = Stage(
     reads=(MERGED_DAYS,),
     on_failure=notify_failure,
     inputs=notify_inputs,
+    # The plan builds the outbox from the merged days (and corrects a digest whose text changed since it
+    # was built): the next execution of the kind must not merge those days while it reads them, or an
+    # older digest could be built after a newer one. The sends and the final step read only the rows
+    # built (each row claimed by its sender): they run beside the next execution of the kind.
+    exclusive_until=ShardKind.PLAN,
 )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -52,11 +52,14 @@ class ExecutionClosed(Exception):
 
 
 class StepDeferred(Exception):
-    """The step cannot start yet (another execution of its kind is running): it is sent again later, and
-    the wait is not an attempt."""
+    """The step cannot start yet (another execution of its kind holds the kind): it is sent again when the
+    kind is released, and the wait is not an attempt. `parked`: this message's copy is parked on the
+    execution's `@start` row (this message then also waits in the worker, the slow safety net); else
+    another copy is (a woken copy found the kind taken again), and this message is dropped."""
 
-    def __init__(self, execution_id: str, reason: str) -> None:
+    def __init__(self, execution_id: str, reason: str, *, parked: bool = True) -> None:
         super().__init__(f"execution {execution_id} waits: {reason}")
+        self.parked = parked
 
 
 def new_execution_id() -> str:
@@ -196,8 +199,9 @@ async def record_stage_end(
     error_type: str | None = None,
     error_message: str | None = None,
     fails_execution: str | None = None,
-) -> None:
-    """Finish the stage row with its status, timings, counts, output or error.
+) -> str | None:
+    """Finish the stage row with its status, timings, counts, output or error; the execution's status
+    after it (None: the execution does not exist).
 
     `fails_execution` (a final failure, as the execution's error): the execution is failed — at once when
     nothing else of it still runs, else by the last of its steps to end (so a replay never runs beside
@@ -218,7 +222,7 @@ async def record_stage_end(
             .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard, s.attempt == attempt)
             .values(**values)
         )
-        await _settle(conn, execution_id, execution, stage, fails_execution)
+        return await _settle(conn, execution_id, execution, stage, fails_execution)
 
 
 @retry_transient
@@ -239,19 +243,22 @@ async def record_task_lost(execution_id: str, task_id: str | None, stage: str, e
 
 
 async def _settle(conn: AsyncConnection, execution_id: str, execution: Any, stage: str,
-                  failure: str | None) -> None:
-    """Record a final failure on the open execution and fail it once none of its work still runs."""
+                  failure: str | None) -> str | None:
+    """Record a final failure on the open execution and fail it once none of its work still runs; the
+    execution's status then."""
     if execution is None or execution.status not in OPEN:
-        return  # finished or cancelled: stays as it is
+        return None if execution is None else str(execution.status)  # finished or cancelled: stays so
     e = executions.c
     if failure is not None and execution.failed_stage is None:
         await conn.execute(update(executions).where(e.id == execution_id)
                            .values(failed_stage=stage, error=failure[:4000]))
     elif failure is None and execution.failed_stage is None:
-        return  # nothing failed: the chain goes on
+        return str(execution.status)  # nothing failed: the chain goes on
     if not await _work_running(conn, execution_id):
         await conn.execute(update(executions).where(e.id == execution_id, e.status.in_(OPEN))
                            .values(status=ExecutionStatus.FAILED, finished_at=utcnow()))
+        return str(ExecutionStatus.FAILED)
+    return str(execution.status)
 
 
 async def _work_running(conn: AsyncConnection, execution_id: str) -> bool:
@@ -295,8 +302,16 @@ async def cancel_execution(execution_id: str, reason: str | None = None,
     return str(execution.status), running
 
 
+# Of a coalesced kind's execution: (stage, control step) pairs in pipeline order, the steps that end each
+# stage's hold on the kind (`pipelines.stage.Stage.exclusive_until`); an execution holds its kind from its
+# claim until the pair of the last of its stages listed here has succeeded in it. None: until it ends.
+Holds = Sequence[tuple[str, str]] | None
+PARKED = "parked"  # the `workflow/@start` row's result while the start waits: the message to send again
+
+
 @retry_transient
-async def claim_execution(execution_id: str, task_id: str, one_running: tuple[str, ...] = ()) -> str:
+async def claim_execution(execution_id: str, task_id: str, one_running: tuple[str, ...] = (),
+                          holds: Holds = None, parked: Mapping[str, Any] | None = None) -> str:
     """pending → running, once, by the canvas whose `start` task is `task_id`.
 
     Returns `claimed` (this call moved it) or `continued` (this task claimed it before: a redelivered
@@ -304,55 +319,141 @@ async def claim_execution(execution_id: str, task_id: str, one_running: tuple[st
     execution is finished or cancelled. The claimer is stored in the `workflow/@start` stage row in the
     same transaction as the claim, so a crash between the two cannot happen.
 
-    For a kind in `one_running`, at most one execution runs at a time: while another of the kind is
-    running, the claim raises `StepDeferred` (and the pending one goes on gathering events).
+    For a kind in `one_running`, one execution holds the kind at a time (`holds`): while another holds it,
+    the claim raises `StepDeferred` (and the pending one goes on gathering events). `parked` (the start
+    message, JSON) is then written on the `@start` row in the same transaction, for `next_start`: whoever
+    releases the kind sends it again at once.
     """
     s = execution_stages.c
     start = (s.execution_id == execution_id, s.stage == WORKFLOW, s.shard == ShardKind.START)
+    kind = await _kind_of(execution_id) if one_running else None
     engine = await app_engine()
+    waits: str | None = None
     async with engine.begin() as conn:
-        if one_running:
-            await _wait_for_kind(conn, execution_id, one_running)
-        if await _start_running(conn, execution_id):
+        if kind in one_running:
+            waits = await _wait_for_kind(conn, execution_id, str(kind), holds)
+        if waits is not None:
+            if parked is not None:
+                await conn.execute(update(execution_stages).where(*start).values(result={PARKED: dict(parked)}))
+        elif await _start_running(conn, execution_id):
             await conn.execute(update(execution_stages).where(*start, s.task_id == task_id)
                                .values(result={CLAIMED_BY: task_id}))
             return "claimed"
-        execution = await _lock_execution(conn, execution_id)
-        claims = (await conn.execute(select(s.result).where(*start))).scalars()
-        running = execution is not None and execution.status == ExecutionStatus.RUNNING
-        if running and any((r or {}).get(CLAIMED_BY) == task_id for r in claims):
-            return "continued"
+        else:
+            execution = await _lock_execution(conn, execution_id)
+            claims = (await conn.execute(select(s.result).where(*start))).scalars()
+            running = execution is not None and execution.status == ExecutionStatus.RUNNING
+            if running and any((r or {}).get(CLAIMED_BY) == task_id for r in claims):
+                return "continued"
+    if waits is not None:  # after the commit: the park is written (a raise inside would roll it back)
+        raise StepDeferred(execution_id, waits, parked=parked is not None)
     raise ExecutionClosed(execution_id, "claimed by another launch" if running
                           else str(getattr(execution, "status", "missing")))
 
 
-async def _wait_for_kind(conn: AsyncConnection, execution_id: str, one_running: tuple[str, ...]) -> None:
-    """Raise `StepDeferred` when `execution_id` is pending and its kind (one of `one_running`) is busy:
-    another execution of the kind is running, or was cancelled while one of its steps still runs, or an
-    older execution of the kind is pending (pending ones start oldest first). The open executions of the
-    kind are locked, in one statement and so in one order, so two claims of the kind take turns instead
-    of both seeing none running."""
+async def _kind_of(execution_id: str) -> str | None:
+    """The execution's kind, read outside the claim's transaction (it never changes): the transaction's
+    first statement is then the lock of the kind's rows, and every plain read after it sees what was
+    committed before those locks were granted (MariaDB's snapshot starts at the first plain read)."""
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        return (await conn.execute(select(executions.c.kind).where(executions.c.id == execution_id))).scalar()
+
+
+async def _lock_kind(conn: AsyncConnection, kind: str) -> list[Any]:
+    """The kind's pending and running executions, locked in one statement and so in one order (two claims
+    of the kind, or a claim and `next_start`, take turns instead of both seeing none holding it)."""
     e = executions.c
-    kind = (await conn.execute(select(e.kind).where(e.id == execution_id))).scalar()
-    if kind not in one_running:
-        return
-    rows = (await conn.execute(
+    return list((await conn.execute(
         select(e.id, e.status, e.created_at)
         .where(e.kind == kind, e.status.in_((ExecutionStatus.PENDING, ExecutionStatus.RUNNING)))
-        .order_by(e.status, e.created_at).with_for_update())).all()
+        .order_by(e.status, e.created_at).with_for_update())).all())
+
+
+async def _wait_for_kind(conn: AsyncConnection, execution_id: str, kind: str, holds: Holds) -> str | None:
+    """Why `execution_id` (pending, of a kind that runs one execution at a time) cannot be claimed now, or
+    None: another execution of the kind holds it (`_holder`), an older execution of the kind is pending
+    (pending ones start oldest first), or a cancelled one of the kind still runs a step."""
+    rows = await _lock_kind(conn, kind)
     mine = next((r for r in rows if r.id == execution_id), None)
     if mine is None or mine.status != ExecutionStatus.PENDING:
-        return
-    other = next((r.id for r in rows if r.id != execution_id and r.status == ExecutionStatus.RUNNING), None)
-    if other is not None:
-        raise StepDeferred(execution_id, f"{kind} execution {other} is running")
+        return None
+    holder = await _holder(conn, [r.id for r in rows if r.id != execution_id
+                                  and r.status == ExecutionStatus.RUNNING], holds)
+    if holder is not None:
+        return f"{kind} execution {holder} is running"
     older = next((r.id for r in rows if r.status == ExecutionStatus.PENDING
                   and (r.created_at, str(r.id)) < (mine.created_at, execution_id)), None)
     if older is not None:
-        raise StepDeferred(execution_id, f"the older pending {kind} execution {older} starts first")
+        return f"the older pending {kind} execution {older} starts first"
     ending = await cancelled_still_running(conn, kind)
     if ending:
-        raise StepDeferred(execution_id, f"cancelled {kind} execution {ending[0]} still runs a step")
+        return f"cancelled {kind} execution {ending[0]} still runs a step"
+    return None
+
+
+def hold_of(stages: Sequence[str] | None, holds: Holds) -> tuple[str, str] | None:
+    """The step whose success ends the hold of an execution running `stages` on its kind (see `Holds`):
+    that of the last of its stages in `holds`; None when none of them holds the kind. Raises `LookupError`
+    when the execution holds its kind until it ends (no `holds` given, or its stages are not known)."""
+    if holds is None or stages is None:
+        raise LookupError("held until the execution ends")
+    return next((pair for pair in reversed(list(holds)) if pair[0] in stages), None)
+
+
+async def _holder(conn: AsyncConnection, running: Sequence[str], holds: Holds) -> str | None:
+    """Of the kind's `running` executions (locked), one that still holds the kind: it has not reached the
+    end of its hold (`hold_of`, its own row succeeded: a replay reruns its hold's stage)."""
+    if not running:
+        return None
+    e, s = executions.c, execution_stages.c
+    ends: dict[str, tuple[str, str]] = {}
+    for row in (await conn.execute(select(e.id, e.params).where(e.id.in_(running)))).all():
+        try:
+            end = hold_of((row.params or {}).get("stages"), holds)
+        except LookupError:
+            return str(row.id)
+        if end is not None:
+            ends[str(row.id)] = end
+    if not ends:
+        return None
+    done = {(str(r.execution_id), r.stage, r.shard) for r in (await conn.execute(
+        select(s.execution_id, s.stage, s.shard)
+        .where(s.execution_id.in_(list(ends)), s.status == StageStatus.SUCCEEDED,
+               s.stage.in_({stage for stage, _ in ends.values()}),
+               s.shard.in_({shard for _, shard in ends.values()})))).all()}
+    return next((i for i, (stage, shard) in ends.items() if (i, stage, shard) not in done), None)
+
+
+@retry_transient
+async def next_start(execution_id: str, one_running: tuple[str, ...], holds: Holds = None) -> dict[str, Any] | None:
+    """After a step of `execution_id` ended in a way that may free its kind (the end of its hold, its
+    finish, failure or cancel): the parked start message of the oldest pending execution of the kind, when
+    nothing holds the kind any more; None otherwise. The caller sends it again (with a task id of its own).
+
+    Its transaction locks the kind's rows as a claim does, so a claim that parks its start concurrently
+    either sees the kind free (and claims) or has committed its park before this reads it.
+    """
+    kind = await _kind_of(execution_id)
+    if kind not in one_running:
+        return None
+    s = execution_stages.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        rows = await _lock_kind(conn, str(kind))
+        pending = sorted((r for r in rows if r.status == ExecutionStatus.PENDING),
+                         key=lambda r: (r.created_at, str(r.id)))
+        if not pending:
+            return None
+        if await _holder(conn, [r.id for r in rows if r.status == ExecutionStatus.RUNNING], holds) is not None:
+            return None
+        if await cancelled_still_running(conn, str(kind)):
+            return None
+        parked = (await conn.execute(
+            select(s.result).where(s.execution_id == pending[0].id, s.stage == WORKFLOW, s.shard == ShardKind.START)
+            .order_by(s.attempt.desc()).limit(1))).scalar()
+    found = (parked or {}).get(PARKED)
+    return dict(found) if isinstance(found, Mapping) else None
 
 
 async def cancelled_still_running(conn: AsyncConnection, kind: str) -> list[str]:
@@ -360,13 +461,15 @@ async def cancelled_still_running(conn: AsyncConnection, kind: str) -> list[str]
 
     A step row `running` for longer than the task's hard time limit is not running any more (Celery
     killed it; a redelivery of a cancelled execution's task stops at its start without closing the row).
+    The workflow's own rows do not count: a `@start` row stays `running` while its start waits for the
+    kind (parked), and a cancelled pending execution whose start waited ran nothing.
     """
     e, s = executions.c, execution_stages.c
     alive_since = utcnow() - dt.timedelta(seconds=get_settings().task_time_limit)
     return [str(i) for i in (await conn.execute(
         select(e.id).distinct().join(execution_stages, s.execution_id == e.id)
         .where(e.kind == kind, e.status == ExecutionStatus.CANCELLED, s.status == StageStatus.RUNNING,
-               s.started_at > alive_since))).scalars()]
+               s.stage != WORKFLOW, s.started_at > alive_since))).scalars()]
 
 
 @retry_transient
