@@ -4,7 +4,9 @@ failing in CI where `.ci/run` starts them)."""
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +19,13 @@ from shared.runtime import runner
 
 IN_CI = os.environ.get("CI") == "true"
 MARIADB = ("127.0.0.1", 3306)
-RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
+# Under pytest-xdist (`tests/run`), each test process has a RabbitMQ virtual host of its own, so tests that use
+# "the" broker never consume one another's messages; alone, the default virtual host.
+XDIST_WORKER = os.environ.get("PYTEST_XDIST_WORKER", "")
+RABBITMQ_VHOST = f"hrsync-tests-{XDIST_WORKER}" if XDIST_WORKER else "/"
+RABBITMQ_URL = f"amqp://guest:guest@127.0.0.1:5672/{'' if RABBITMQ_VHOST == '/' else RABBITMQ_VHOST}"
+if RABBITMQ_VHOST == "/":
+    RABBITMQ_URL += "/"
 REDIS_URL = "redis://127.0.0.1:6379/0"
 PG_ODBC = (
     "Driver={PostgreSQL Unicode};Server=127.0.0.1;Port=5432;Uid=postgres;Database=%s;"
@@ -41,6 +49,23 @@ def set_env(mp: pytest.MonkeyPatch, **values: str) -> None:
     for key, value in values.items():
         mp.setenv(f"HRSYNC_{key.upper()}", value)
     get_settings.cache_clear()
+
+
+def rabbitmqctl(*args: str, check: bool = True) -> None:
+    subprocess.run(["rabbitmqctl", "-q", *args], check=check, capture_output=True, timeout=60)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def worker_vhost() -> Iterator[None]:
+    """This test process's own virtual host under pytest-xdist (made fresh, deleted at the end)."""
+    if RABBITMQ_VHOST == "/" or shutil.which("rabbitmqctl") is None:
+        yield
+        return
+    rabbitmqctl("delete_vhost", RABBITMQ_VHOST, check=False)  # left by a killed run
+    rabbitmqctl("add_vhost", RABBITMQ_VHOST)
+    rabbitmqctl("set_permissions", "-p", RABBITMQ_VHOST, "guest", ".*", ".*", ".*")
+    yield
+    rabbitmqctl("delete_vhost", RABBITMQ_VHOST, check=False)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -33,7 +33,7 @@ from shared.database.tables import attendance_days, dead_letters, event_inbox, e
 from shared.events.bus import BRIDGE_QUEUE, DEAD_QUEUE, event_channel, pika_url
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
-from tests.conftest import RABBITMQ_URL, REDIS_URL, require_service
+from tests.conftest import RABBITMQ_URL, REDIS_URL, rabbitmqctl, require_service
 from tests.integration.biostar_fixtures import SetEnv
 from tests.integration.hris_fixtures import PgHris, person
 from tests.integration.smtp_fixtures import SmtpServer
@@ -296,22 +296,18 @@ def purge(url: str, *queues: str) -> None:
             channel.queue_purge(queue)
 
 
-def _rabbitmqctl(*args: str) -> None:
-    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
-
-
 @contextmanager
 def private_vhost(name: str) -> Iterator[str]:
     """An AMQP URL on a fresh virtual host `name` (deleted afterwards); the shared one without rabbitmqctl."""
     if shutil.which("rabbitmqctl") is None:
         yield RABBITMQ_URL
         return
-    _rabbitmqctl("add_vhost", name)
+    rabbitmqctl("add_vhost", name)
     try:
-        _rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+        rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
         yield f"amqp://guest:guest@127.0.0.1:5672/{name}"
     finally:
-        _rabbitmqctl("delete_vhost", name)
+        rabbitmqctl("delete_vhost", name)
 
 
 def stack_env(app_db: str, hris: PgHris, biostar_db: str, smtp: SmtpServer,
