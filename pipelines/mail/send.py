@@ -40,6 +40,7 @@ from pipelines.stage import StageResult
 from shared.config.retry import Backoff, is_transient
 from shared.config.settings import get_settings
 from shared.runtime.clock import utcnow
+from shared.runtime.slots import loop_slots
 
 log = structlog.get_logger(__name__)
 
@@ -68,6 +69,7 @@ _DELIVERING: set[int] = set()  # outbox rows a run of this process is delivering
 # Delivered rows marked `sent` in one transaction: a process killed between a delivery and its mark sends
 # at most this many mails again on the batch's redelivery (same Message-IDs; docs/reliability.md).
 MARK_EVERY = 10
+SEND_SLOTS = 8  # batches of one process sending at once (shared/runtime/slots.py)
 
 
 async def _patiently(write: Callable[[], Awaitable[T]]) -> T:
@@ -165,6 +167,12 @@ async def send_notifications(
     except ValueError as exc:
         raise MailSetupError(f"HRSYNC_MAIL_FROM: {exc}") from None
     bound = log.bind(execution_id=execution_id, target=target.display)
+    async with loop_slots("notify", SEND_SLOTS):
+        return await _send(ids, execution_id, policy, target, holder, sender, bound)
+
+
+async def _send(ids: Sequence[int], execution_id: str | None, policy: SendPolicy, target: MailTarget,
+                holder: str | None, sender: str, bound: Any) -> StageResult:
     counts = {"sent": 0, "failed": 0, "deferred": 0, "skipped_done": 0, "skipped_claimed": 0, "lost_claim": 0}
     deferred: list[int] = []
     rows = await outbox.load_rows(ids)
