@@ -201,7 +201,6 @@ def hrsync_stage(stage: str) -> dict[str, Any]:
     from pipelines.extract import stage as extract
     from pipelines.extract.employees import ExtractParams, extract_employees, plan_extract_shards
     from pipelines.mail import build_notifications, plan_notify_batches, send_notifications
-    from pipelines.mail import stage as notify
     from pipelines.merge import stage as merge
     from pipelines.merge.days import (
         import_punches,
@@ -209,6 +208,7 @@ def hrsync_stage(stage: str) -> dict[str, Any]:
         plan_merge_shards_from_db,
         plan_punch_windows,
     )
+    from pipelines.notify import stage as notify
     from shared.config.settings import get_settings
     from shared.runtime.runner import run_async
 

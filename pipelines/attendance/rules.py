@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from fractions import Fraction
-from functools import cache
+from functools import cache, lru_cache
 from typing import Literal, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -116,8 +116,9 @@ class DayResult:
     absence_kind: str | None = None
 
 
+@lru_cache(maxsize=8192)  # pure; a merge asks for the same (shift, date) ~7 times per employee and day
 def shift_instance(shift: Shift, local_date: date, tz: ZoneInfo) -> ShiftInstance:
-    """The instance of `shift` scheduled to start on `local_date` in `tz`.
+    """The instance of `shift` scheduled to start on `local_date` in `tz` (immutable, cached).
 
     A wall-clock time skipped by a spring-forward change moves forward by the gap (Berlin 02:30 on
     2026-03-29 becomes 03:30 CEST); a repeated one (fall back) is its first occurrence. An end earlier
@@ -494,6 +495,7 @@ def _lookback_start(config: ShiftConfig, local_date: date, tz: ZoneInfo) -> date
 
 
 @cache
+@lru_cache(maxsize=256)
 def _every_day_a_workday(shift: Shift) -> Shift:
     """`shift` as a rotation runs it: the pattern is the roster, so `workdays` do not apply."""
     return replace(shift, workdays=EVERY_DAY)

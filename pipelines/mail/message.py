@@ -5,13 +5,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import mimetypes
+import random
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from email import quoprimime
+from email.header import Header
 from email.headerregistry import Address, HeaderRegistry
 from email.message import EmailMessage
 from email.policy import SMTP
 from email.utils import format_datetime
+from functools import lru_cache
 
 KEY_MAX = 255  # notifications.outbox_key
 SUBJECT_MAX = 255  # notifications.subject
@@ -46,6 +50,12 @@ def message_id_for(key: str) -> str:
 
 
 _REGISTRY = HeaderRegistry()
+# An address that is exactly one plain ASCII addr-spec (dot-atom local part and domain): taken as it is,
+# without the header parser (1-2 ms a call); anything else goes through `parse_mailbox`.
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*"
+                            r"@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
+# A display name that needs no quoting in a header (RFC 5322 atoms and spaces).
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~ -]*")
 
 
 def parse_mailbox(value: str) -> Address:
@@ -62,6 +72,12 @@ def parse_mailbox(value: str) -> Address:
         raise ValueError(f"not exactly one e-mail address: {value!r}")
     found: Address = addresses[0]
     return Address(display_name=clean_header(found.display_name, NAME_MAX), addr_spec=found.addr_spec)
+
+
+@lru_cache(maxsize=64)
+def _sender_mailbox(value: str) -> Address:
+    """`parse_mailbox` of the configured sender, once per value (the same on every message)."""
+    return parse_mailbox(value)
 
 
 @dataclass(frozen=True)
@@ -90,10 +106,16 @@ def build_message(
 
     `attachments`: (file name, content) pairs, attached under their names.
     """
-    from_addr = parse_mailbox(sender)
-    to_addr = parse_mailbox(recipient)
+    from_addr = _sender_mailbox(sender)
+    plain = _PLAIN_ADDRESS.fullmatch(recipient)
+    to_addr = Address(addr_spec=recipient) if plain else parse_mailbox(recipient)
     if recipient_name:
         to_addr = Address(display_name=clean_header(recipient_name, NAME_MAX), addr_spec=to_addr.addr_spec)
+    if not attachments and from_addr.addr_spec.isascii() and to_addr.addr_spec.isascii():
+        data = _assembled(from_addr, to_addr, clean_header(subject), format_datetime(date.astimezone(dt.UTC)),
+                          clean_header(message_id), body_text, body_html)
+        return Outgoing(sender=from_addr.addr_spec, recipient=to_addr.addr_spec,
+                        message_id=clean_header(message_id), data=data)
     msg = EmailMessage(policy=SMTP)
     msg["From"] = from_addr
     msg["To"] = to_addr
@@ -110,3 +132,71 @@ def build_message(
         msg.add_attachment(content, maintype=maintype, subtype=subtype, filename=name)
     return Outgoing(sender=from_addr.addr_spec, recipient=to_addr.addr_spec, message_id=msg["Message-ID"],
                     data=msg.as_bytes())
+
+
+# -- the message assembled by hand (no attachments): what `EmailMessage` with `policy.SMTP` gives, ~50x cheaper
+
+_CRLF = "\r\n"
+_MAX_LINE = 78  # policy.SMTP.max_line_length
+
+
+def _mailbox_header(header: str, address: Address) -> str:
+    """``Header: Name <addr>``: the name as it is (atoms), quoted (ASCII specials), or RFC 2047 (folded)."""
+    name = address.display_name
+    if not name:
+        return f"{header}: {address.addr_spec}"
+    if not name.isascii():
+        name = Header(name, "utf-8", maxlinelen=_MAX_LINE, header_name=header).encode(linesep=_CRLF)
+    elif not _PLAIN_NAME.fullmatch(name):
+        name = '"' + name.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    value = f"{header}: {name}"
+    angle = f"<{address.addr_spec}>"
+    last = value.rsplit(_CRLF, 1)[-1]
+    return f"{value}{_CRLF if len(last) + 1 + len(angle) > _MAX_LINE else ''} {angle}"
+
+
+def _text_header(name: str, value: str) -> str:
+    """One header, folded at spaces when longer than 78 (a longer word stays whole on its own line: legal
+    up to 998), RFC 2047-encoded when not ASCII."""
+    if not value.isascii():
+        return f"{name}: " + Header(value, "utf-8", maxlinelen=_MAX_LINE, header_name=name).encode(linesep=_CRLF)
+    line = f"{name}:"
+    lines = []
+    for word in value.split(" "):
+        if len(line) + 1 + len(word) > _MAX_LINE and line.strip() and not line.endswith(":"):
+            lines.append(line)
+            line = ""
+        line += " " + word
+    return _CRLF.join([*lines, line])
+
+
+def _quoted_printable(text: str) -> str:
+    """The body as `EmailMessage.set_content(text, cte="quoted-printable")` encodes it, CRLF line ends."""
+    body = b"\n".join(text.encode("utf-8").splitlines()) + b"\n"
+    return quoprimime.body_encode(body.decode("latin-1"), _MAX_LINE).replace("\n", _CRLF)
+
+
+def _text_part(subtype: str, text: str, extra: str = "") -> str:
+    return (f'Content-Type: text/{subtype}; charset="utf-8"{_CRLF}'
+            f"Content-Transfer-Encoding: quoted-printable{_CRLF}{extra}{_CRLF}{_quoted_printable(text)}")
+
+
+def _assembled(from_addr: Address, to_addr: Address, subject: str, date: str, message_id: str, body_text: str,
+               body_html: str | None) -> bytes:
+    """The 7-bit message: headers in `EmailMessage`'s order, a text part, or text and HTML alternatives."""
+    head = _CRLF.join([
+        _mailbox_header("From", from_addr),
+        _mailbox_header("To", to_addr),
+        _text_header("Subject", subject),
+        f"Date: {date}",
+        f"Message-ID: {message_id}",
+        "Auto-Submitted: auto-generated",
+    ]) + _CRLF
+    if not body_html:
+        return (head + _text_part("plain", body_text, f"MIME-Version: 1.0{_CRLF}")).encode("ascii")
+    boundary = f"==============={random.randrange(10 ** 18, 10 ** 19)}=="  # '==' never occurs in QP text
+    return (head + f"MIME-Version: 1.0{_CRLF}"
+            f'Content-Type: multipart/alternative;{_CRLF} boundary="{boundary}"{_CRLF}{_CRLF}'
+            f"--{boundary}{_CRLF}{_text_part('plain', body_text)}{_CRLF}"
+            f"--{boundary}{_CRLF}{_text_part('html', body_html)}{_CRLF}"
+            f"--{boundary}--{_CRLF}").encode("ascii")

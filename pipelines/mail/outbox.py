@@ -366,6 +366,65 @@ async def claim(row_id: int, holder: str | None = None) -> dt.datetime | None:
     return now if done.rowcount == 1 else None
 
 
+@retry_transient
+async def claim_many(row_ids: Sequence[int], holder: str | None = None) -> tuple[dt.datetime, set[int]]:
+    """`claim` of several rows in one transaction: (the claim's time, the ids taken). One `UPDATE … WHERE id
+    IN (…)` takes every free pending row, and the rows holding exactly this claim are read back in the same
+    transaction (a row another sender holds, or one already sent, is not among them)."""
+    now = utcnow()
+    if not row_ids:
+        return now, set()
+    n = notifications.c
+    free = or_(n.claimed_at.is_(None), n.claimed_at < now - claim_lease())
+    if holder is not None:
+        free = or_(free, n.claimed_by == holder)
+    ids = sorted(set(row_ids))
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(notifications)
+            .where(n.id.in_(ids), n.status == "pending", free)
+            .values(claimed_at=now, claimed_by=holder, attempts=n.attempts + 1)
+        )
+        mine = (n.claimed_by.is_(None) if holder is None else n.claimed_by == holder)
+        taken = {int(i) for i in (await conn.execute(
+            select(n.id).where(n.id.in_(ids), n.status == "pending", n.claimed_at == now, mine))).scalars()}
+    return now, taken
+
+
+@retry_transient
+async def mark_sent_many(row_ids: Sequence[int], token: dt.datetime) -> int:
+    """`mark_sent` of rows delivered under one claim (`claim_many`'s token), in one transaction; how many
+    were still ours (a row whose claim was lost meanwhile is left as it is)."""
+    if not row_ids:
+        return 0
+    n = notifications.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            update(notifications)
+            .where(n.id.in_(sorted(set(row_ids))), n.status == "pending", n.claimed_at == token)
+            .values(status="sent", sent_at=utcnow(), claimed_at=None, claimed_by=None, last_error=None)
+        )
+    return max(done.rowcount, 0)
+
+
+@retry_transient
+async def release_many(row_ids: Sequence[int], token: dt.datetime, reason: str) -> int:
+    """`release` of rows claimed together and never tried (the batch stopped before them)."""
+    if not row_ids:
+        return 0
+    n = notifications.c
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        done = await conn.execute(
+            update(notifications)
+            .where(n.id.in_(sorted(set(row_ids))), n.status == "pending", n.claimed_at == token)
+            .values(claimed_at=None, claimed_by=None, last_error=reason[:ERROR_MAX], attempts=n.attempts - 1)
+        )
+    return max(done.rowcount, 0)
+
+
 def _ours(row_id: int, token: dt.datetime) -> Any:
     n = notifications.c
     return and_(n.id == row_id, n.status == "pending", n.claimed_at == token)

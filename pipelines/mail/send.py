@@ -1,17 +1,22 @@
-"""Sending a batch of outbox rows: claim each row, deliver it, record the outcome right away.
+"""Sending a batch of outbox rows: claim the batch's rows, deliver each, record the outcomes.
 
 Outcomes per row: accepted → ``sent`` (+ sent_at); a 5xx to MAIL/RCPT/DATA (or an address that cannot
 be sent) → parked ``failed`` with the reason, and the batch goes on; a 4xx, or a lost connection, is
 retried a few times within the call with backoff, after which the row is released (still ``pending``)
 and the call raises `TemporaryMailError` once the rest of the batch is done (so the task retries later).
-A connection that cannot be (re)opened stops the batch at once: its other rows stay pending untouched.
+A connection that cannot be (re)opened stops the batch at once: its other rows are given back pending.
+
+Round trips: one transaction claims the whole batch (only ``pending`` rows without a live claim), and
+accepted rows are marked ``sent`` `MARK_EVERY` at a time, plus whatever was accepted when the batch ends,
+fails or is cancelled (two transactions per message before; docs/reliability.md "Mail").
 
 Delivery is at-least-once in exactly one case: the connection drops after the message was handed over
-but before the server's answer (or the process dies between the answer and ``mark_sent``). The row is
-then sent again — by the retry within the call, or by a later call once the claim's lease expired — with
-the same deterministic Message-ID, so receivers can drop the copy. Everywhere else a row is sent at most
-once: only ``pending`` rows are claimed, one claimer at a time, and ``sent`` is recorded right after the
-server accepts.
+but before the server's answer, or the process dies between the answer and the ``sent`` mark — then up to
+`MARK_EVERY` accepted rows are still pending under this step's claim. They are sent again — by the retry
+within the call, by the batch's redelivery (the same holder takes its claim back), or by a later call once
+the claim's lease expired — with the same deterministic Message-ID, so receivers can drop the copy.
+Everywhere else a row is sent at most once: only ``pending`` rows are claimed, one claimer at a time, and
+``sent`` is recorded before the step ends.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiosmtplib
 import structlog
@@ -35,10 +40,12 @@ from pipelines.stage import StageResult
 from shared.config.retry import Backoff, is_transient
 from shared.config.settings import get_settings
 from shared.runtime.clock import utcnow
+from shared.runtime.slots import loop_slots
 
 log = structlog.get_logger(__name__)
 
 Verdict = Literal["sent", "permanent", "temporary", "connection"]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -59,9 +66,13 @@ DEFAULT_POLICY = SendPolicy()
 MARK_PATIENCE = 60.0  # seconds a delivered row's `sent` mark is retried through database outages
 MARK_BACKOFF = Backoff(base=0.5, cap=5.0)
 _DELIVERING: set[int] = set()  # outbox rows a run of this process is delivering right now
+# Delivered rows marked `sent` in one transaction: a process killed between a delivery and its mark sends
+# at most this many mails again on the batch's redelivery (same Message-IDs; docs/reliability.md).
+MARK_EVERY = 10
+SEND_SLOTS = 8  # batches of one process sending at once (shared/runtime/slots.py)
 
 
-async def _patiently(write: Callable[[], Awaitable[bool]]) -> bool:
+async def _patiently(write: Callable[[], Awaitable[T]]) -> T:
     """`write()` (a retried one-transaction outbox write), run again while it fails with a transient error,
     for up to `MARK_PATIENCE` seconds: a restarting database takes longer than the write's own retries."""
     deadline = time.monotonic() + MARK_PATIENCE
@@ -142,7 +153,9 @@ async def send_notifications(
 ) -> StageResult:
     """Send the pending rows among `ids` over one connection (opened on the first message).
 
-    Rows that are not pending (sent, failed) or that another sender holds are skipped. Raises
+    Rows that are not pending (sent, failed) or that another sender holds are skipped. The batch's rows
+    are claimed in one transaction (`outbox.claim_many`), and delivered rows are marked ``sent`` together,
+    `MARK_EVERY` at a time (and whatever was delivered when the batch ends or is interrupted). Raises
     `TemporaryMailError` (retry the task later) if rows are left pending after 4xx answers or a lost
     connection, `MailSetupError` (do not retry) when the server refuses the session or the sender.
     `target` overrides HRSYNC_SMTP_URL (tests); `holder` names the step sending (see `outbox.claim`).
@@ -154,29 +167,52 @@ async def send_notifications(
     except ValueError as exc:
         raise MailSetupError(f"HRSYNC_MAIL_FROM: {exc}") from None
     bound = log.bind(execution_id=execution_id, target=target.display)
+    async with loop_slots("notify", SEND_SLOTS):
+        return await _send(ids, execution_id, policy, target, holder, sender, bound)
+
+
+async def _send(ids: Sequence[int], execution_id: str | None, policy: SendPolicy, target: MailTarget,
+                holder: str | None, sender: str, bound: Any) -> StageResult:
     counts = {"sent": 0, "failed": 0, "deferred": 0, "skipped_done": 0, "skipped_claimed": 0, "lost_claim": 0}
     deferred: list[int] = []
     rows = await outbox.load_rows(ids)
     counts["skipped_done"] = len(set(ids) - {r["id"] for r in rows})  # deleted meanwhile: nothing to send
+    wanted: list[dict[str, Any]] = []
+    for row in rows:
+        if row["status"] != "pending":
+            counts["skipped_done"] += 1
+        elif row["id"] in _DELIVERING:  # a run of this process is at it (a redelivery runs beside it)
+            counts["skipped_claimed"] += 1
+        else:
+            wanted.append(row)
+    wanted_ids = [row["id"] for row in wanted]
+    _DELIVERING.update(wanted_ids)  # before the claim's await: a run beside this one sees them at once
+    try:
+        token, taken = await outbox.claim_many(wanted_ids, holder)
+    except BaseException:
+        _DELIVERING.difference_update(wanted_ids)
+        raise
+    _DELIVERING.difference_update(set(wanted_ids) - taken)
+    counts["skipped_claimed"] += len(wanted_ids) - len(taken)
+    todo = [row for row in wanted if row["id"] in taken]
+    untried = set(taken)  # claimed, not attempted yet: given back if the batch stops before them
+    delivered: list[int] = []  # accepted by the server, `sent` not recorded yet
+
+    async def mark_delivered() -> None:
+        batch = list(delivered)
+        delivered.clear()
+        if not batch:
+            return
+        try:  # the mark must outlast a database restart, or the mail goes out twice
+            marked = await _patiently(partial(outbox.mark_sent_many, batch, token))
+        finally:
+            _DELIVERING.difference_update(batch)
+        counts["lost_claim"] += len(batch) - marked
+
     transport = open_transport(target)
     try:
-        for position, row in enumerate(rows):
-            if row["status"] != "pending":
-                counts["skipped_done"] += 1
-                continue
-            if row["id"] in _DELIVERING:  # a run of this process is at it (a redelivery runs beside it)
-                counts["skipped_claimed"] += 1
-                continue
-            _DELIVERING.add(row["id"])  # before the claim's await: a run beside this one sees it at once
-            try:
-                token = await outbox.claim(row["id"], holder)
-            except BaseException:
-                _DELIVERING.discard(row["id"])
-                raise
-            if token is None:
-                _DELIVERING.discard(row["id"])
-                counts["skipped_claimed"] += 1
-                continue
+        for position, row in enumerate(todo):
+            untried.discard(row["id"])
             try:
                 verdict, reason, tries = await _deliver(transport, row, sender, policy)
             except BaseException:
@@ -184,15 +220,22 @@ async def send_notifications(
                 _DELIVERING.discard(row["id"])
                 await asyncio.shield(outbox.release(row["id"], token, "interrupted before an answer"))
                 raise
-            try:  # delivered: the mark must outlast a database restart, or the mail goes out twice
-                ok = verdict != "sent" or await _patiently(partial(outbox.mark_sent, row["id"], token, tries - 1))
-            finally:
-                _DELIVERING.discard(row["id"])
             if verdict == "sent":
                 counts["sent"] += 1
-                counts["lost_claim"] += not ok
                 bound.info("notify.sent", notification_id=row["id"], kind=row["kind"], attempts=tries)
-            elif verdict == "permanent":
+                if tries == 1:
+                    delivered.append(row["id"])
+                    if len(delivered) >= MARK_EVERY:
+                        await mark_delivered()
+                    continue
+                try:  # retried within the call: its own mark, with its extra attempts
+                    ok = await _patiently(partial(outbox.mark_sent, row["id"], token, tries - 1))
+                finally:
+                    _DELIVERING.discard(row["id"])
+                counts["lost_claim"] += not ok
+                continue
+            _DELIVERING.discard(row["id"])
+            if verdict == "permanent":
                 await outbox.mark_failed(row["id"], token, reason, tries - 1)
                 counts["failed"] += 1
                 bound.warning("notify.parked", notification_id=row["id"], kind=row["kind"], reason=reason[:200])
@@ -200,10 +243,18 @@ async def send_notifications(
                 await outbox.release(row["id"], token, reason, tries - 1)
                 deferred.append(row["id"])
                 if verdict == "connection":  # the server is unreachable: the rest waits for the retry
-                    deferred += [r["id"] for r in rows[position + 1:] if r["status"] == "pending"]
+                    deferred += [r["id"] for r in todo[position + 1:]]
                     break
     finally:
-        await transport.aclose()
+        try:
+            await asyncio.shield(mark_delivered())  # delivered before an error or a cancellation: recorded
+        finally:
+            try:
+                if untried:
+                    await asyncio.shield(outbox.release_many(sorted(untried), token, "not tried: the batch stopped"))
+            finally:
+                _DELIVERING.difference_update(untried)
+                await transport.aclose()
     counts["deferred"] = len(deferred)
     result = StageResult(rows_in=len(ids), rows_out=counts["sent"], output=counts)
     bound.info("notify.batch", **counts)

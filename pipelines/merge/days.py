@@ -27,12 +27,14 @@ statements of `WRITE_BATCH` rows (the driver's executemany turns them into multi
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, cast
+from functools import partial
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import structlog
@@ -72,9 +74,12 @@ from shared.database.tables import (
     punches,
     unmatched_punches,
 )
+from shared.runtime import realthreads
 from shared.runtime.clock import utcnow
+from shared.runtime.slots import loop_slots
 
 log = structlog.get_logger(__name__)
+T = TypeVar("T")
 
 # Rows per multi-row INSERT / upsert statement: large enough to amortise round trips, small enough to
 # keep statements well under max_allowed_packet and lock waits short.
@@ -87,6 +92,15 @@ _ATTENDANCE_VALUES = ("first_in", "last_out", "worked_minutes", "status", "late_
                       "computed_at")
 OPEN_LOOKBACK_DAYS = 31  # how far back a date-range merge looks for `open` rows to close
 _ONE_DAY = timedelta(days=1)
+
+
+# Merge steps of one process doing their heavy work (imports, day shards) at once (shared/runtime/slots.py;
+# docs/benchmarks.md, "Nightly month near its floor").
+HEAVY_SLOTS = 4
+
+
+def _heavy_slot() -> asyncio.Semaphore:
+    return loop_slots("merge", HEAVY_SLOTS)
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
@@ -275,6 +289,21 @@ async def import_punches(
     overlap: timedelta | None = None,
     include_duress: bool | None = None,
 ) -> StageResult:
+    """Store the BioStar punches of `window` (see `_import_punches`), in one of this process's heavy slots."""
+    async with _heavy_slot():
+        return await _import_punches(window, execution_id, devices, employees=employees, overlap=overlap,
+                                     include_duress=include_duress)
+
+
+async def _import_punches(
+    window: PunchWindow,
+    execution_id: str,
+    devices: Sequence[int] | None = None,
+    *,
+    employees: Sequence[str] | None = None,
+    overlap: timedelta | None = None,
+    include_duress: bool | None = None,
+) -> StageResult:
     """Store the BioStar punches of `window` (read from `overlap` earlier) in `punches`/`unmatched_punches`.
 
     `overlap` defaults to `HRSYNC_BIOSTAR_READ_OVERLAP_MINUTES`, `include_duress` to
@@ -444,8 +473,17 @@ async def _insert_batch(engine: AsyncEngine, table: Table, rows: list[dict[str, 
 # -- merge -------------------------------------------------------------------------------------------------
 
 
-@retry_transient
 async def merge_attendance(
+    shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None, *,
+    now: datetime | None = None,
+) -> StageResult:
+    """Recompute the days of `shard` (see `_merge_attendance`), in one of this process's heavy slots."""
+    async with _heavy_slot():
+        return await _merge_attendance(shard, execution_id, employee_nos, now=now)
+
+
+@retry_transient
+async def _merge_attendance(
     shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None, *,
     now: datetime | None = None,
 ) -> StageResult:
@@ -490,23 +528,11 @@ async def merge_attendance(
             punch_rows += 1
         leave = await _approved_absences(conn, scope, shard)
 
-        rows: list[dict[str, Any]] = []
-        by_status: Counter[str] = Counter()
-        for employee in facts:
-            for day in compute_attendance(
-                employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone,
-                absences=leave.get(employee.employee_no, ()), now=as_of,
-            ):
-                by_status[day.status] += 1
-                rows.append({
-                    "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
-                    "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
-                    "status": day.status, "late_minutes": day.late_minutes,
-                    "early_exit_minutes": day.early_exit_minutes, "overtime_minutes": day.overtime_minutes,
-                    "absence_kind": day.absence_kind, "punch_count": day.punch_count,
-                    "execution_id": execution_id, "computed_at": computed_at,
-                })
-        rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))  # lock order
+        # The rules run off the loop: a shard's 7,000 days are seconds of CPU, during which the loop would
+        # serve no other step of this process, and a step holding the execution's row lock (every stage
+        # start and end takes it) would keep every other worker's steps waiting (docs/benchmarks.md).
+        rows, by_status = await _off_loop(
+            _computed_rows, facts, taps, shard, config, zone, leave, as_of, execution_id, computed_at)
         kept = 0
         if frozen:  # a closed month's days stay as they are; what would have changed is kept aside
             def is_frozen(day: date) -> bool:
@@ -520,13 +546,49 @@ async def merge_attendance(
         for at in range(0, len(rows), WRITE_BATCH):
             await conn.execute(statement, rows[at:at + WRITE_BATCH])
         removed = await _remove_stale_days(conn, shard, scope, computed_at, frozen)
-        exceptions = await _refresh_exceptions(conn, shard, scope, frozen, config, execution_id, computed_at)
+        exceptions = await _refresh_exceptions(conn, shard, scope, frozen, config, execution_id, computed_at, rows)
 
     output = {"rows": len(rows), "removed": removed, "employees": len(facts),
               "by_status": dict(sorted(by_status.items())), "exceptions": exceptions}
     if frozen:
         output["frozen"] = {"periods": sorted(frozen), "changes_kept": kept}
     return StageResult(rows_in=punch_rows, rows_out=len(rows), output=output)
+
+
+def _computed_rows(facts: Sequence[EmployeeFacts], taps: Mapping[str, list[datetime]], shard: MergeShard,
+                   config: ShiftConfig, zone: ZoneInfo, leave: Mapping[str, list[Absence]], as_of: datetime,
+                   execution_id: str, computed_at: datetime) -> tuple[list[dict[str, Any]], Counter[str]]:
+    """The shard's `attendance_days` rows by the rules (pure), in key order (the lock order of the upsert)."""
+    rows: list[dict[str, Any]] = []
+    by_status: Counter[str] = Counter()
+    for employee in facts:
+        for day in compute_attendance(
+            employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone,
+            absences=leave.get(employee.employee_no, ()), now=as_of,
+        ):
+            by_status[day.status] += 1
+            rows.append({
+                "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
+                "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
+                "status": day.status, "late_minutes": day.late_minutes,
+                "early_exit_minutes": day.early_exit_minutes, "overtime_minutes": day.overtime_minutes,
+                "absence_kind": day.absence_kind, "punch_count": day.punch_count,
+                "execution_id": execution_id, "computed_at": computed_at,
+            })
+    rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))
+    return rows, by_status
+
+
+_RULES_THREADS = 2  # CPU under the GIL: more threads would only take turns
+_rules_executor: realthreads.RealThreadExecutor | None = None
+
+
+async def _off_loop(function: Callable[..., T], *args: Any) -> T:
+    """`function(*args)` (pure CPU work) on a real thread of this process's small rules pool."""
+    global _rules_executor
+    if _rules_executor is None:
+        _rules_executor = realthreads.RealThreadExecutor(_RULES_THREADS, "hrsync-merge-rules")
+    return await asyncio.get_running_loop().run_in_executor(_rules_executor, partial(function, *args))
 
 
 def _upsert_if_newer(conn: AsyncConnection) -> Insert:
@@ -592,28 +654,39 @@ def _scope(shard: MergeShard, employee_nos: Sequence[str] | None) -> list[Column
     return conditions
 
 
-async def _stored_days(conn: AsyncConnection, shard: MergeShard,
-                      scope: list[ColumnElement[bool]]) -> list[Mapping[str, Any]]:
-    """The shard's `attendance_days` rows as they stand in this transaction."""
+async def _stored_days(conn: AsyncConnection, shard: MergeShard, scope: list[ColumnElement[bool]],
+                       other_than: datetime | None = None) -> list[Mapping[str, Any]]:
+    """The shard's `attendance_days` rows as they stand in this transaction (with `other_than`: only those
+    not written by the run that started then)."""
     days = attendance_days.c
-    return [dict(row) for row in (await conn.execute(
-        select(attendance_days)
-        .select_from(attendance_days.join(employees, days.employee_no == employees.c.employee_no))
-        .where(*scope, days.work_date >= shard.date_from, days.work_date <= shard.date_to)
-    )).mappings()]
+    query = (select(attendance_days)
+             .select_from(attendance_days.join(employees, days.employee_no == employees.c.employee_no))
+             .where(*scope, days.work_date >= shard.date_from, days.work_date <= shard.date_to))
+    if other_than is not None:
+        query = query.where(days.computed_at != other_than)
+    return [dict(row) for row in (await conn.execute(query)).mappings()]
 
 
 async def _refresh_exceptions(conn: AsyncConnection, shard: MergeShard, scope: list[ColumnElement[bool]],
                               frozen: Mapping[str, int], config: ShiftConfig, execution_id: str,
-                              now: datetime) -> int:
-    """The shard's exceptions after its days were written (frozen months left alone); rows written."""
+                              now: datetime, written: Sequence[Mapping[str, Any]]) -> int:
+    """The shard's exceptions after its days were written (frozen months left alone); rows written.
+
+    The days as stored are the rows this run wrote (`written`, stale ones already deleted), except where a
+    later-started run's row was kept: only those (`computed_at` not this run's) are read back, so the
+    shard does not read its 7,000 days again.
+    """
     e = attendance_exceptions.c
     stored = [dict(row) for row in (await conn.execute(
         select(attendance_exceptions)
         .select_from(attendance_exceptions.join(employees, e.employee_no == employees.c.employee_no))
         .where(*scope, e.work_date >= shard.date_from, e.work_date <= shard.date_to)
     )).mappings() if str(Period.of(row["work_date"])) not in frozen]
-    days = [row for row in await _stored_days(conn, shard, scope) if str(Period.of(row["work_date"])) not in frozen]
+    newer = {(row["employee_no"], row["work_date"], row["shift_code"]): row
+             for row in await _stored_days(conn, shard, scope, other_than=now)
+             if str(Period.of(row["work_date"])) not in frozen}
+    days = [row for row in written if (row["employee_no"], row["work_date"], row["shift_code"]) not in newer]
+    days += newer.values()
     return await refresh_exceptions(conn, days, stored, exception_keys(days), config, execution_id, now)
 
 

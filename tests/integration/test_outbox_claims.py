@@ -98,3 +98,26 @@ def test_an_execution_does_not_finish_notify_while_its_mail_is_held_by_a_dead_se
     with pytest.raises(TemporaryMailError, match="held by another sender"):
         run_async(finish_notify(execution_id))
     assert status_of(row_id) == "pending"
+
+
+def test_a_batch_claims_its_rows_at_once_and_leaves_a_live_claim_of_another_sender_alone(app_db: str) -> None:
+    """One batch, three rows: free, held by this very step's dead run, held live by another sender. The
+    batch's one claim takes the first two (both sent, marked together) and skips the third, whose claim stays
+    as it was; the sent rows keep no claim."""
+    execution_id = str(uuid.uuid4())
+    free, own, other = built_row(execution_id), built_row(execution_id), built_row(execution_id)
+    shard = {"key": f"batch:{free}-{other}:3", "ids": [free, own, other]}
+    held_by(own, f"{execution_id}/{shard['key']}")
+    held_by(other, "another-execution/batch:x")
+    result = run_async(send_batch(execution_id, shard))
+    assert (result.output["sent"], result.output["skipped_claimed"], result.output["lost_claim"]) == (2, 1, 0)
+    assert [status_of(i) for i in (free, own, other)] == ["sent", "sent", "pending"]
+
+    async def claims() -> dict[int, Any]:
+        engine = await app_engine()
+        async with engine.connect() as conn:
+            rows = await conn.execute(select(notifications.c.id, notifications.c.claimed_by)
+                                      .where(notifications.c.id.in_([free, own, other])))
+            return {int(i): by for i, by in rows}
+
+    assert run_async(claims()) == {free: None, own: None, other: "another-execution/batch:x"}

@@ -300,3 +300,62 @@ def test_html_bodies_are_escaped_and_text_bodies_are_not() -> None:
 def test_eml_file_names_come_from_the_message_id(message_id: str, name: str) -> None:
     """The sink's file is named after the Message-ID, with anything path-like replaced."""
     assert eml_path(HOME, message_id) == HOME / name
+
+
+def _reference_message(**kw: Any) -> bytes:
+    """What `build_message` gave before it assembled messages by hand: `EmailMessage` with `policy.SMTP`."""
+    from email.headerregistry import Address
+    from email.message import EmailMessage
+    from email.utils import format_datetime
+
+    msg = EmailMessage(policy=email.policy.SMTP)
+    msg["From"] = parse_mailbox(kw["sender"])
+    to = parse_mailbox(kw["recipient"])
+    if kw["recipient_name"]:
+        to = Address(display_name=clean_header(kw["recipient_name"], 200), addr_spec=to.addr_spec)
+    msg["To"] = to
+    msg["Subject"] = clean_header(kw["subject"])
+    msg["Date"] = format_datetime(WHEN)
+    msg["Message-ID"] = kw["message_id"]
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content(kw["body_text"], cte="quoted-printable")
+    if kw["body_html"]:
+        msg.add_alternative(kw["body_html"], subtype="html", cte="quoted-printable")
+    return msg.as_bytes()
+
+
+_TEXT, _HTML = render_bodies("missing_punch", {"name": "P", "work_date": "2026-03-02", "shift_code": "day",
+                                               "punch_time": "08:55"})
+
+
+@pytest.mark.parametrize(("sender", "recipient", "name", "subject", "text", "html"), [
+    ("hrsync <hrsync@example.test>", "e1@example.test", "Person 1", "Missing punch on 2026-03-02", _TEXT, _HTML),
+    ("HR Dept <hr@example.test>", "j@example.test", "Jürgen Groß", "Fehlender Stempel am 2. März " + "ä" * 80,
+     "Grüße\n" + "x" * 200 + "\n=equals= line\n", "<p>Grüße</p>"),
+    ("hr@example.test", "j@example.test", '"Quoted", <angle> name', 'Subject with <angles> & "q" ' + "word " * 30,
+     "a b  \ntrailing ", None),
+    ("hr@example.test", "j.x+y@mail.example.test", "O'Brien, Seán (ops) " + "n" * 150, "x" * 250, "", None),
+    ("hr@example.test", "j@example.test", None, "", "\r\n\r\nline\r\n.\r\n..dots\n", "x"),
+    ("hr@example.test", "Name <j@example.test>", "Back\\slash", "tab\there", "=\n=41\n", "<b>=</b>"),
+])
+def test_the_assembled_message_reads_as_emailmessage_built_it(sender: str, recipient: str, name: str | None,
+                                                               subject: str, text: str, html: str | None) -> None:
+    """The hand-assembled message (no attachments) parses to the same headers, in the same order, and the
+    same parts and bodies as the `EmailMessage` one; 7-bit, CRLF only, no defects."""
+    kw = {"sender": sender, "recipient": recipient, "recipient_name": name, "subject": subject,
+          "body_text": text, "body_html": html, "message_id": "<x@hrsync>"}
+    new = email.message_from_bytes(build_message(**kw, date=WHEN).data, policy=email.policy.default)
+    old = email.message_from_bytes(_reference_message(**kw), policy=email.policy.default)
+    assert [(k, str(v)) for k, v in new.items() if k != "Content-Type"] == \
+        [(k, str(v)) for k, v in old.items() if k != "Content-Type"]
+    assert not new.defects
+    for got, want in zip(new.walk(), old.walk(), strict=True):
+        assert got.get_content_type() == want.get_content_type()
+        assert not got.defects
+        if not got.is_multipart():
+            assert got.get_content() == want.get_content()
+    data = build_message(**kw, date=WHEN).data
+    data.decode("ascii")
+    bare = data.replace(b"\r\n", b"")
+    assert b"\n" not in bare
+    assert b"\r" not in bare
