@@ -16,7 +16,8 @@ from pathlib import Path
 
 from pipelines.export.cells import Cell
 from pipelines.export.csvfile import CsvFile
-from pipelines.export.layout import DAYS_COLUMNS, PAYROLL_COLUMNS, day_cells, leave_kinds, summary_columns
+from pipelines.export.dayrows import DaySpeller
+from pipelines.export.layout import DAYS_COLUMNS, PAYROLL_COLUMNS, leave_kinds, summary_columns
 from pipelines.export.manifest import MANIFEST, FileEntry, manifest_bytes, sha256_of
 from pipelines.export.rows import ExportDay, ExportJob
 from pipelines.export.totals import EmployeeMonth
@@ -84,6 +85,7 @@ def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[
             book = files.enter_context(Workbook(partials[xlsx], job.created_at, list(
                 zip(SHEETS, (summary_layout, DAYS_COLUMNS, PAYROLL_COLUMNS), strict=True))))
             summary_sheet, days_sheet, payroll_sheet = (book.sheet(name) for name in SHEETS)
+            speller = DaySpeller(job.zone, days_sheet.tails)
 
             def close_employee(month: EmployeeMonth) -> None:
                 cells = month.summary_cells(kinds)
@@ -102,9 +104,10 @@ def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[
                         close_employee(month)
                     month = EmployeeMonth(day)
                 month.add(day)
-                cells = day_cells(day, job.zone)
-                days_csv.write(cells)
-                days_sheet.write(cells)
+                number = days_sheet.next_number()
+                line, xml = speller.spell(day, number)
+                days_csv.write_line(line)
+                days_sheet.write_xml(number, xml)
             if month is not None:
                 close_employee(month)
             counts = {DAYS: days_csv.rows, SUMMARY: summary_csv.rows, PAYROLL: payroll_csv.rows}
