@@ -23,6 +23,7 @@ from pipelines.export.workbook import CellTail
 _KINDS = ("text", "name", "name", "date", "text", "text", "text", "minute", "minute",
           "count", "count", "count", "count", "count", "bool")
 _MINUTES_HELD = 100_000  # local minutes cached (a month has 44,640); cleared beyond, so memory stays flat
+_CODES_HELD = 10_000  # (date, shift, status, kind) spellings cached: a month has a few hundred
 _NO_CELL = ("", "")  # a null: an empty CSV field, no sheet cell
 
 
@@ -39,8 +40,7 @@ class DaySpeller:
         self._employee: tuple[str, str, str | None] | None = None
         self._employee_csv = ""
         self._employee_xml: tuple[str, str, str] = ("", "", "")
-        self._texts: dict[str | None, tuple[str, str]] = {None: _NO_CELL}
-        self._dates: dict[date, tuple[str, str]] = {}
+        self._codes: dict[tuple[date, str, str, str | None], tuple[str, str, str, str, str]] = {}
         self._minutes: dict[datetime | None, tuple[str, str]] = {None: _NO_CELL}
 
     def _spell_employee(self, key: tuple[str, str, str | None]) -> None:
@@ -51,16 +51,16 @@ class DaySpeller:
         self._employee_xml = (self._text_tail(number), self._name_tail(name),
                               "" if department is None else self._name_tail(department))
 
-    def _text(self, value: str | None) -> tuple[str, str]:
-        spelled = self._texts.get(value)
-        if spelled is None:
-            spelled = self._texts[value] = (csv_field(CSV_TEXT["text"](value)), self._text_tail(value))
-        return spelled
-
-    def _date(self, value: date) -> tuple[str, str]:
-        spelled = self._dates.get(value)
-        if spelled is None:
-            spelled = self._dates[value] = (CSV_TEXT["date"](value), self._date_tail(value))
+    def _spell_codes(self, key: tuple[date, str, str, str | None]) -> tuple[str, str, str, str, str]:
+        """work_date, shift_code, status, absence_kind: their CSV fields joined, and their cells' tails."""
+        if len(self._codes) > _CODES_HELD:
+            self._codes.clear()
+        work_date, shift, status, kind = key
+        text = CSV_TEXT["text"]
+        fields = ",".join([CSV_TEXT["date"](work_date), *(csv_field(text(code)) for code in (shift, status, kind))])
+        tail = self._text_tail
+        spelled = (fields, self._date_tail(work_date), tail(shift), tail(status), "" if kind is None else tail(kind))
+        self._codes[key] = spelled
         return spelled
 
     def _minute(self, instant: datetime | None) -> tuple[str, str]:
@@ -79,16 +79,14 @@ class DaySpeller:
         if key != self._employee:
             self._spell_employee(key)
         a, b, c = self._employee_xml
-        work_date, work_date_x = self._date(day.work_date)
-        shift, shift_x = self._text(day.shift_code)
-        status, status_x = self._text(day.status)
-        kind, kind_x = self._text(day.absence_kind)
+        codes = (day.work_date, day.shift_code, day.status, day.absence_kind)
+        codes_csv, work_date_x, shift_x, status_x, kind_x = self._codes.get(codes) or self._spell_codes(codes)
         first_in, first_in_x = self._minute(day.first_in)
         last_out, last_out_x = self._minute(day.last_out)
         worked, late, early = day.worked_minutes, day.late_minutes, day.early_exit_minutes
         overtime, approved = day.overtime_minutes, day.approved_overtime_minutes
         corrected = day.corrected
-        line = (f"{self._employee_csv},{work_date},{shift},{status},{kind},{first_in},{last_out},{worked:d},{late:d},"
+        line = (f"{self._employee_csv},{codes_csv},{first_in},{last_out},{worked:d},{late:d},"
                 f"{early:d},{overtime:d},{approved:d},{'true' if corrected else 'false'}")
         department = f'<c r="C{n}{c}' if c else ""
         absence = f'<c r="G{n}{kind_x}' if kind_x else ""

@@ -49,6 +49,14 @@ class _Order:
 
     def check(self, day: ExportDay) -> None:
         key = (day.employee_no, day.work_date)
+        kind = day.absence_kind
+        if (self._last is not None and key <= self._last) or day.work_date not in self._job.period \
+                or day.status == "open" or (kind is not None and kind.lower() not in self._kinds):
+            self._refuse(day)  # the message is built only for the row refused
+        self._last = key
+
+    def _refuse(self, day: ExportDay) -> None:
+        key = (day.employee_no, day.work_date)
         where = f"{day.employee_no} {day.work_date}"
         if self._last is not None and key <= self._last:
             raise ValueError(f"day rows out of order: {where} after {self._last[0]} {self._last[1]}")
@@ -58,7 +66,6 @@ class _Order:
             raise ValueError(f"day {where} is an open instance: a month with open days is not exported")
         if day.absence_kind is not None and day.absence_kind.lower() not in self._kinds:
             raise ValueError(f"day {where}: absence kind {day.absence_kind!r} is not among the month's kinds")
-        self._last = key
 
 
 def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[str],
