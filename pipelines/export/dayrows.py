@@ -86,15 +86,15 @@ class DaySpeller:
         worked, late, early = day.worked_minutes, day.late_minutes, day.early_exit_minutes
         overtime, approved = day.overtime_minutes, day.approved_overtime_minutes
         corrected = day.corrected
-        line = (f"{self._employee_csv},{codes_csv},{first_in},{last_out},{worked:d},{late:d},"
-                f"{early:d},{overtime:d},{approved:d},{'true' if corrected else 'false'}")
+        line = (f"{self._employee_csv},{codes_csv},{first_in},{last_out},{worked},{late},"
+                f"{early},{overtime},{approved},{'true' if corrected else 'false'}")
         department = f'<c r="C{n}{c}' if c else ""
         absence = f'<c r="G{n}{kind_x}' if kind_x else ""
         came = f'<c r="H{n}{first_in_x}' if first_in_x else ""
         left = f'<c r="I{n}{last_out_x}' if last_out_x else ""
         xml = (f'<c r="A{n}{a}<c r="B{n}{b}{department}<c r="D{n}{work_date_x}<c r="E{n}{shift_x}'
-               f'<c r="F{n}{status_x}{absence}{came}{left}<c r="J{n}"><v>{worked:d}</v></c>'
-               f'<c r="K{n}"><v>{late:d}</v></c><c r="L{n}"><v>{early:d}</v></c><c r="M{n}"><v>{overtime:d}</v></c>'
-               f'<c r="N{n}"><v>{approved:d}</v></c><c r="O{n}" t="b"><v>{1 if corrected else 0}</v></c>')
+               f'<c r="F{n}{status_x}{absence}{came}{left}<c r="J{n}"><v>{worked}</v></c>'
+               f'<c r="K{n}"><v>{late}</v></c><c r="L{n}"><v>{early}</v></c><c r="M{n}"><v>{overtime}</v></c>'
+               f'<c r="N{n}"><v>{approved}</v></c><c r="O{n}" t="b"><v>{1 if corrected else 0}</v></c>')
         return line, xml
 
