@@ -4,7 +4,8 @@ XlsxWriter writes a small workbook holding only each sheet's header row (bold, f
 and the number formats, with a fixed creation date. The data rows are written as SpreadsheetML `<row>`
 elements to one temporary file per sheet, as they come, and spliced into that workbook's sheets when
 the workbook is closed: memory stays flat and each cell costs one string format instead of XlsxWriter's
-per-cell calls (about 3x faster on a month of 600,000 days, docs/benchmarks.md). The rows are written the
+per-cell calls (about 3x faster on a month of 600,000 days, docs/benchmarks.md); the Days sheet's rows come
+already formatted from `dayrows.DaySpeller`, through the same cell tails. The rows are written the
 way XlsxWriter writes them: inline strings, dates and times as serial numbers with a date format,
 numbers as numbers, booleans as booleans. Text is always a string cell (never a formula), guarded like
 the CSV.
