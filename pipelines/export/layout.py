@@ -56,7 +56,8 @@ def summary_columns(kinds: Sequence[str]) -> tuple[Column, ...]:
     return (*SUMMARY_LEADING, *(Column(f"leave_{kind}", "days") for kind in kinds), *SUMMARY_TRAILING)
 
 
-def _local_minute(instant: datetime | None, zone: ZoneInfo) -> datetime | None:
+def local_minute(instant: datetime | None, zone: ZoneInfo) -> datetime | None:
+    """`instant` as a naive local time in `zone`, to the minute."""
     if instant is None:
         return None
     return instant.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0)
@@ -66,7 +67,7 @@ def day_cells(day: ExportDay, zone: ZoneInfo) -> list[Cell]:
     """The days.csv row of `day`, first_in/last_out as naive local times to the minute in `zone`."""
     return [
         day.employee_no, day.full_name, day.department, day.work_date, day.shift_code, day.status,
-        day.absence_kind, _local_minute(day.first_in, zone), _local_minute(day.last_out, zone),
+        day.absence_kind, local_minute(day.first_in, zone), local_minute(day.last_out, zone),
         day.worked_minutes, day.late_minutes, day.early_exit_minutes, day.overtime_minutes,
         day.approved_overtime_minutes, day.corrected,
     ]

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import AsyncIterator
-from typing import Any, cast
+from typing import cast as typed
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, select
+from sqlalchemy import String, and_, cast, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from pipelines.attendance.rules import Absence, AbsencePart, AttendanceStatus, absence_on
+from pipelines.attendance.rules import Absence, AbsencePart, absence_on
 from pipelines.export.rows import ExportDay
 from pipelines.monthend.period import Period
 from shared.database.tables import absences, attendance_days, attendance_exceptions, employees, punch_corrections
@@ -39,7 +39,7 @@ async def _absences(conn: AsyncConnection, period: Period) -> dict[str, list[Abs
     for row in await conn.execute(select(a.employee_no, a.absence_id, a.kind, a.date_from, a.date_to, a.part).where(
             a.status == "approved", a.date_from <= period.last_day, a.date_to >= period.first_day)):
         found.setdefault(row.employee_no, []).append(
-            Absence(row.absence_id, row.kind, row.date_from, row.date_to, cast(AbsencePart, row.part)))
+            Absence(row.absence_id, row.kind, row.date_from, row.date_to, typed(AbsencePart, row.part)))
     return found
 
 
@@ -54,24 +54,34 @@ async def _corrections(conn: AsyncConnection, period: Period, zone: ZoneInfo) ->
     return found
 
 
-def _corrected(row: Any, touched: list[dt.datetime], zone: ZoneInfo) -> bool:
+def _corrected(first_in: dt.datetime | None, last_out: dt.datetime | None, work_date: dt.date,
+               touched: list[dt.datetime], zone: ZoneInfo) -> bool:
     for at in touched:
-        if row.first_in is not None and row.last_out is not None and row.first_in <= at <= row.last_out:
+        if first_in is not None and last_out is not None and first_in <= at <= last_out:
             return True
-        if at.astimezone(zone).date() == row.work_date:
+        if at.astimezone(zone).date() == work_date:
             return True
     return False
 
 
+def _instant(text: str | None) -> dt.datetime | None:
+    """A UTCDateTime column read as its stored text (`YYYY-MM-DD HH:MM:SS[.ffffff]`, naive UTC), made aware."""
+    return None if text is None else dt.datetime.fromisoformat(text).replace(tzinfo=dt.UTC)
+
+
 async def stream_days(conn: AsyncConnection, period: Period, zone: ZoneInfo) -> AsyncIterator[list[ExportDay]]:
-    """The month's day rows with their employees, in batches, ordered by employee_no then work_date."""
+    """The month's day rows with their employees, in batches, ordered by employee_no then work_date.
+
+    Rows are read as tuples, dates and instants as text parsed by `fromisoformat`: the drivers' own
+    conversions and SQLAlchemy's per-value processing were most of the read's Python time (docs/benchmarks.md).
+    """
     leave = await _absences(conn, period)
     corrections = await _corrections(conn, period, zone)
     d, e, x = attendance_days.c, employees.c, attendance_exceptions.c
     query = (
-        select(d.employee_no, e.full_name, e.department, d.work_date, d.shift_code, d.status, d.absence_kind,
-               d.first_in, d.last_out, d.worked_minutes, d.late_minutes, d.early_exit_minutes, d.overtime_minutes,
-               x.approved_overtime_minutes)
+        select(d.employee_no, e.full_name, e.department, cast(d.work_date, String), d.shift_code, d.status,
+               d.absence_kind, cast(d.first_in, String), cast(d.last_out, String), d.worked_minutes, d.late_minutes,
+               d.early_exit_minutes, d.overtime_minutes, x.approved_overtime_minutes)
         .select_from(attendance_days.join(employees, e.employee_no == d.employee_no).outerjoin(
             attendance_exceptions,
             and_(x.employee_no == d.employee_no, x.work_date == d.work_date, x.kind == "overtime")))
@@ -79,18 +89,18 @@ async def stream_days(conn: AsyncConnection, period: Period, zone: ZoneInfo) -> 
         .order_by(d.employee_no, d.work_date, d.shift_code)
         .execution_options(yield_per=BATCH_ROWS)
     )
+    instant, day = _instant, dt.date.fromisoformat
     result = await conn.stream(query)
     async for rows in result.partitions(BATCH_ROWS):
         batch = []
-        for row in rows:
-            absence = absence_on(row.work_date, leave.get(row.employee_no, ())) if row.absence_kind else None
+        for (no, name, department, work_date_text, shift, status, kind, first_text, last_text, worked, late, early,
+             overtime, approved) in rows:
+            work_date, first_in, last_out = day(work_date_text), instant(first_text), instant(last_text)
+            absence = absence_on(work_date, leave.get(no, ())) if kind else None
+            touched = corrections.get(no)
             batch.append(ExportDay(
-                employee_no=row.employee_no, full_name=row.full_name or "", department=row.department,
-                work_date=row.work_date, shift_code=row.shift_code, status=cast(AttendanceStatus, row.status),
-                absence_kind=row.absence_kind, absence_part=absence.part if absence is not None else None,
-                first_in=row.first_in, last_out=row.last_out, worked_minutes=row.worked_minutes,
-                late_minutes=row.late_minutes, early_exit_minutes=row.early_exit_minutes,
-                overtime_minutes=row.overtime_minutes,
-                approved_overtime_minutes=int(row.approved_overtime_minutes or 0) if row.overtime_minutes else 0,
-                corrected=_corrected(row, corrections.get(row.employee_no, []), zone)))
+                no, name or "", department, work_date, shift, status, kind,
+                absence.part if absence is not None else None, first_in, last_out, worked, late, early, overtime,
+                int(approved or 0) if overtime else 0,
+                touched is not None and _corrected(first_in, last_out, work_date, touched, zone)))
         yield batch

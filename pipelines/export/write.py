@@ -16,7 +16,8 @@ from pathlib import Path
 
 from pipelines.export.cells import Cell
 from pipelines.export.csvfile import CsvFile
-from pipelines.export.layout import DAYS_COLUMNS, PAYROLL_COLUMNS, day_cells, leave_kinds, summary_columns
+from pipelines.export.dayrows import DaySpeller
+from pipelines.export.layout import DAYS_COLUMNS, PAYROLL_COLUMNS, leave_kinds, summary_columns
 from pipelines.export.manifest import MANIFEST, FileEntry, manifest_bytes, sha256_of
 from pipelines.export.rows import ExportDay, ExportJob
 from pipelines.export.totals import EmployeeMonth
@@ -48,6 +49,14 @@ class _Order:
 
     def check(self, day: ExportDay) -> None:
         key = (day.employee_no, day.work_date)
+        kind = day.absence_kind
+        if (self._last is not None and key <= self._last) or day.work_date not in self._job.period \
+                or day.status == "open" or (kind is not None and kind.lower() not in self._kinds):
+            self._refuse(day)  # the message is built only for the row refused
+        self._last = key
+
+    def _refuse(self, day: ExportDay) -> None:
+        key = (day.employee_no, day.work_date)
         where = f"{day.employee_no} {day.work_date}"
         if self._last is not None and key <= self._last:
             raise ValueError(f"day rows out of order: {where} after {self._last[0]} {self._last[1]}")
@@ -57,7 +66,6 @@ class _Order:
             raise ValueError(f"day {where} is an open instance: a month with open days is not exported")
         if day.absence_kind is not None and day.absence_kind.lower() not in self._kinds:
             raise ValueError(f"day {where}: absence kind {day.absence_kind!r} is not among the month's kinds")
-        self._last = key
 
 
 def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[str],
@@ -84,6 +92,7 @@ def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[
             book = files.enter_context(Workbook(partials[xlsx], job.created_at, list(
                 zip(SHEETS, (summary_layout, DAYS_COLUMNS, PAYROLL_COLUMNS), strict=True))))
             summary_sheet, days_sheet, payroll_sheet = (book.sheet(name) for name in SHEETS)
+            speller = DaySpeller(job.zone, days_sheet.tails)
 
             def close_employee(month: EmployeeMonth) -> None:
                 cells = month.summary_cells(kinds)
@@ -102,9 +111,10 @@ def write_month_export(directory: Path, job: ExportJob, absence_kinds: Iterable[
                         close_employee(month)
                     month = EmployeeMonth(day)
                 month.add(day)
-                cells = day_cells(day, job.zone)
-                days_csv.write(cells)
-                days_sheet.write(cells)
+                number = days_sheet.next_number()
+                line, xml = speller.spell(day, number)
+                days_csv.write_line(line)
+                days_sheet.write_xml(number, xml)
             if month is not None:
                 close_employee(month)
             counts = {DAYS: days_csv.rows, SUMMARY: summary_csv.rows, PAYROLL: payroll_csv.rows}

@@ -169,3 +169,43 @@ def test_text_with_edge_spaces_and_specials_reads_back_as_written(tmp_path: Path
     days = [a_day(employee_no=f"E{i}", full_name=name) for i, name in enumerate(names)]
     sheet = load_workbook(_write(tmp_path, days) / "attendance-2026-11.xlsx")["Days"]
     assert [sheet.cell(row, 2).value for row in range(2, 7)] == names
+
+
+SPELLED_DAYS = [
+    a_day(),  # a plain present day
+    a_day(first_in=datetime(2026, 11, 2, 7, 58, 59, 999, tzinfo=UTC),  # seconds dropped: 08:58 in Berlin
+          last_out=datetime(2026, 11, 2, 23, 30, tzinfo=UTC), corrected=True),  # past midnight local: 11-03 00:30
+    a_day(day=3, first_in=datetime(2026, 11, 3, 7, 58, 1, tzinfo=UTC)),  # the same local minute as above, cached
+    a_day(employee_no="=E2", full_name=" lead,\"q\" _x0041_ \x01", department=None, day=2,  # guard, quoting, null
+          status="on_leave", absence_kind="-sick", absence_part="full", worked_minutes=0),
+    a_day(employee_no="E3", full_name="R&D <x>", department="Zoë, 東京", day=30, late_minutes=7, overtime_minutes=5,
+          approved_overtime_minutes=5, early_exit_minutes=3),
+]
+
+
+def test_the_day_speller_writes_what_the_general_path_writes(tmp_path: Path) -> None:
+    """DaySpeller's days.csv lines and Days cells are byte for byte the general path's (day_cells, cell by cell)."""
+    from pipelines.export.csvfile import CsvFile
+    from pipelines.export.dayrows import DaySpeller
+    from pipelines.export.layout import DAYS_COLUMNS, PAYROLL_COLUMNS, day_cells
+    from pipelines.export.workbook import Workbook
+
+    # the Payroll sheet only registers the quantity format (every number format must be in use)
+    sheets = [("General", DAYS_COLUMNS), ("Spelled", DAYS_COLUMNS), ("Payroll", PAYROLL_COLUMNS)]
+    with Workbook(tmp_path / "book.xlsx", JOB.created_at, sheets) as book, \
+            CsvFile(tmp_path / "general.csv", DAYS_COLUMNS) as general_csv, \
+            CsvFile(tmp_path / "spelled.csv", DAYS_COLUMNS) as spelled_csv:
+        general, spelled = book.sheet("General"), book.sheet("Spelled")
+        speller = DaySpeller(JOB.zone, spelled.tails)
+        for day in SPELLED_DAYS:
+            general_csv.write(day_cells(day, JOB.zone))
+            general.write(day_cells(day, JOB.zone))
+            number = spelled.next_number()
+            line, xml = speller.spell(day, number)
+            spelled_csv.write_line(line)
+            spelled.write_xml(number, xml)
+        for sheet in (general, spelled):
+            sheet.flush()
+            sheet.file.seek(0)
+        assert spelled.file.read() == general.file.read()
+    assert (tmp_path / "spelled.csv").read_bytes() == (tmp_path / "general.csv").read_bytes()
