@@ -12,7 +12,7 @@ execution after redelivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +26,17 @@ from shared.database.tables import event_inbox, executions
 from shared.events.coalesce import COALESCED, Gathering, initial
 from shared.records.executions import insert_execution, new_execution_id
 from shared.runtime.clock import utcnow
+
+# Executions known to have been launched (an inbox row of theirs `launched`): a fact that never turns false,
+# so a batch joining one of them need not ask the database again. Bounded: forgetting costs one query.
+_launched: set[str] = set()
+LAUNCHED_REMEMBERED = 10_000
+
+
+def _remember_launched(execution_ids: Iterable[str]) -> None:
+    if len(_launched) > LAUNCHED_REMEMBERED:
+        _launched.clear()
+    _launched.update(execution_ids)
 
 
 @dataclass(frozen=True)
@@ -147,8 +158,11 @@ class _Batch:
                 select(e.id, e.params).where(e.kind == kind, e.status == "pending", e.trigger == trigger,
                                              e.replay_of.is_(None))
                 .order_by(e.created_at).with_for_update())).all()
-            launched = set((await self.conn.execute(select(i.execution_id).distinct().where(
-                i.execution_id.in_([r.id for r in rows]), i.status == "launched"))).scalars()) if rows else set()
+            unknown = [r.id for r in rows if r.id not in _launched]  # steady state: the one pending is known
+            if unknown:
+                _remember_launched((await self.conn.execute(select(i.execution_id).distinct().where(
+                    i.execution_id.in_(unknown), i.status == "launched"))).scalars())
+            launched = {r.id for r in rows if r.id in _launched}
             self.pending[(kind, trigger)] = [
                 _Pending(str(r.id), kind, trigger, dict(r.params), r.id in launched,
                          gathering=Gathering(kind, dict(r.params))) for r in rows]
@@ -180,12 +194,14 @@ async def _existing(event_id: str) -> Admission:
 
 
 @retry_transient
-async def mark_launched(*event_ids: str) -> None:
-    """Record that the events' canvases were sent to the broker (one transaction)."""
+async def mark_launched(*event_ids: str, executions: Iterable[str] = ()) -> None:
+    """Record that the events' canvases (of `executions`, when the caller names them) were sent to the
+    broker (one transaction)."""
     engine = await app_engine()
     async with engine.begin() as conn:
         await conn.execute(update(event_inbox).where(event_inbox.c.event_id.in_(event_ids))
                            .values(status="launched", launched_at=utcnow()))
+    _remember_launched(executions)
 
 
 async def inbox_entry(event_id: str) -> dict[str, Any] | None:
