@@ -57,7 +57,6 @@ HRSYNC_QUEUES = ("hrsync.bridge", "hrsync.events.dead", "hrsync.audit", "hrsync.
                  "hrsync.notify", "hrsync.export", "hrsync.workflow")
 BENCH_QUEUE = "hrsync.bench.bare"
 FLOOR_QUEUE = "hrsync.bench.floor"
-PREFETCH = 100  # the bridge's (workers/bridge.py)
 
 
 # -- the stack: a vhost, processes, publishing -----------------------------------------------------------
@@ -274,6 +273,7 @@ def bare_consume(url: str, count: int, queue: str = BENCH_QUEUE) -> dict[str, An
     import pika
 
     from shared.events.bus import connection_parameters
+    from workers.bridge import PREFETCH  # the bridge's
 
     connection = pika.BlockingConnection(connection_parameters(url))
     channel = connection.channel()
@@ -307,6 +307,7 @@ def floor_consume(url: str, count: int, app_url: str, queue: str = FLOOR_QUEUE) 
     import pymysql
 
     from shared.events.bus import connection_parameters
+    from workers.bridge import PREFETCH  # the bridge's: the floor's window is all of it
 
     database = app_url.rsplit("/", 1)[1]
     db = pymysql.connect(host="127.0.0.1", user="root", database=database, autocommit=False, charset="utf8mb4")
