@@ -86,10 +86,21 @@ def run(url: str, sources_env: dict[str, str], folder: Path, publish: list[tuple
                                         "FROM attendance_days")[0]
     reflected = max((at for at in (synced, computed) if at is not None), default=None)
     last_publish = started + published
+    timeline = [  # per execution: events it took, s from the first publish to created / started / each stage
+        {"events": int(events), "created": since(started, created), "started": since(started, began),
+         "stages": {stage: [round(since(started, a), 1), round(since(started, b), 1)]
+                    for stage, a, b in app_query(app_url, "SELECT stage, MIN(started_at), MAX(finished_at) "
+                                                          "FROM execution_stages WHERE execution_id = %s "
+                                                          "GROUP BY stage ORDER BY MIN(started_at)", execution_id)},
+         "finished": since(started, ended)}
+        for execution_id, events, created, began, ended in app_query(
+            app_url, "SELECT e.id, COUNT(i.event_id), e.created_at, e.started_at, e.finished_at FROM executions e "
+                     "LEFT JOIN event_inbox i ON i.execution_id = e.id "
+                     "GROUP BY e.id, e.created_at, e.started_at, e.finished_at ORDER BY e.created_at")]
     return {"events": len(publish), "publish_s": published, "seconds": since(started, reflected),
             "after_last_s": since(last_publish, reflected), "finished_s": since(started, last),
             "finished_after_last_s": since(last_publish, last), "executions": count, "statuses": statuses,
-            "employees": int(employees), "employee_days": int(days)}
+            "employees": int(employees), "employee_days": int(days), "timeline": timeline}
 
 
 def since(started: float, at: dt.datetime | None) -> float:
@@ -131,6 +142,11 @@ def report(base: dict[str, Any], reorg: dict[str, Any]) -> str:
                      f"{r['publish_s']:>10.1f}{r['seconds']:>12.1f}{r['after_last_s']:>11.1f}{r['finished_s']:>11.1f}"
                      f"   {r['statuses']}")
     lines.append("(s from the first publish; 'after last': reflected, s after the last publish was confirmed)")
+    for name, r in (("baseline", base), ("reorganisation", reorg)):
+        lines.append(f"{name} executions (s from the first publish):")
+        lines += [f"  {t['events']:>6} events  created {t['created']:>6.1f}  started {t['started']:>6.1f}  "
+                  + "  ".join(f"{stage} {a}-{b}" for stage, (a, b) in t["stages"].items())
+                  + f"  finished {t['finished']:>6.1f}" for t in r["timeline"]]
     ratio = reorg["seconds"] / base["seconds"] if base["seconds"] else float("inf")
     met = (reorg["after_last_s"] <= TARGET_AFTER_LAST and reorg["statuses"].get("failed", 0) == 0
            and reorg["employees"] >= reorg["events"] and reorg["employee_days"] >= reorg["events"] * RECENT_DAYS)
