@@ -79,29 +79,47 @@ async def admit_event(event_id: str, event_type: str, source: str | None, body: 
 async def admit_batch(arrivals: Sequence[Arrival]) -> list[Admission]:
     """Admit several events in **one transaction** (the bridge's prefetch window), in order.
 
-    An id admitted before (or earlier in the same batch) comes back as a duplicate; an id another bridge
-    admits at the same moment raises `IntegrityError` and the whole batch rolls back (admit one by one then).
+    An id admitted before (or earlier in the same batch) comes back as a duplicate. The first attempt takes
+    every id as new (no query for known ids: redeliveries are rare); when an id turns out known (the inbox
+    INSERT hits its key) that transaction rolls back and a second one asks for the known ids first. An id
+    another bridge admits at the same moment raises `IntegrityError` there and the whole batch rolls back
+    (admit one by one then).
     Events of a coalesced kind join the kind's pending execution (or the one this batch opens): its row is
     locked and its params written once per batch.
     """
     engine = await app_engine()
-    i = event_inbox.c
+    try:
+        async with engine.begin() as conn:
+            return await _admit(conn, arrivals, known=None)
+    except IntegrityError:
+        pass  # an id was admitted before (a redelivery): again, with the known ids looked up
     async with engine.begin() as conn:
-        known = {row.event_id: row for row in (await conn.execute(
-            select(i.event_id, i.execution_id, i.status).where(i.event_id.in_({a.event_id for a in arrivals}))))}
-        batch = _Batch(conn)
-        admitted: dict[str, Admission] = {}
-        out = []
-        for a in arrivals:
-            if a.event_id in admitted:  # the same id twice in one window: launched (at most) once, for the first
-                out.append(replace(admitted[a.event_id], launched=True, duplicate=True))
-                continue
-            row = known.get(a.event_id)
-            admission = (Admission(a.event_id, row.execution_id, launched=row.status == "launched", duplicate=True)
-                         if row else await batch.admit(a))
-            admitted[a.event_id] = admission
-            out.append(admission)
-        await batch.write()
+        return await _admit(conn, arrivals, known=await _known(conn, arrivals))
+
+
+async def _known(conn: AsyncConnection, arrivals: Sequence[Arrival]) -> dict[str, Any]:
+    """The inbox rows (id, execution, status) of the arrivals' ids already admitted."""
+    i = event_inbox.c
+    return {row.event_id: row for row in (await conn.execute(
+        select(i.event_id, i.execution_id, i.status).where(i.event_id.in_({a.event_id for a in arrivals}))))}
+
+
+async def _admit(conn: AsyncConnection, arrivals: Sequence[Arrival], known: dict[str, Any] | None) -> list[Admission]:
+    """The admission of `arrivals` in `conn`'s transaction; `known`: the ids admitted before (None: take
+    every id as new, and let the inbox's key refuse a known one)."""
+    batch = _Batch(conn)
+    admitted: dict[str, Admission] = {}
+    out = []
+    for a in arrivals:
+        if a.event_id in admitted:  # the same id twice in one window: launched (at most) once, for the first
+            out.append(replace(admitted[a.event_id], launched=True, duplicate=True))
+            continue
+        row = (known or {}).get(a.event_id)
+        admission = (Admission(a.event_id, row.execution_id, launched=row.status == "launched", duplicate=True)
+                     if row else await batch.admit(a))
+        admitted[a.event_id] = admission
+        out.append(admission)
+    await batch.write()
     return out
 
 
