@@ -135,6 +135,9 @@ class Bridge:
             declare_topology(channel)
             channel.basic_qos(prefetch_count=self.prefetch)
             channel.basic_consume(BRIDGE_QUEUE, self._on_message)
+            # Dead letters are taken on a channel of their own: a batch's `multiple=True` ack must not cover
+            # one the mover holds unacked while the database is away (it would leave the queue unstored).
+            dead_channel = connection.channel()
             self._dead_letters.reset()
             log.info("bridge.consuming", queue=BRIDGE_QUEUE, prefetch=self.prefetch, window=self.window)
             in_flight: _Batch | None = None
@@ -142,7 +145,7 @@ class Bridge:
                 while not self._stopping.is_set():
                     # Wait for messages only when no batch is in the database; otherwise take what is at hand.
                     connection.process_data_events(time_limit=0.5 if in_flight is None else 0)
-                    self._dead_letters.poll(channel)  # into the app table, where they are listed and replayed
+                    self._dead_letters.poll(dead_channel)  # into the app table, where they are listed, replayed
                     while self._window and len(self._window) < self.window:  # take what else is at hand
                         before = len(self._window)
                         connection.process_data_events(time_limit=0)
@@ -152,7 +155,7 @@ class Bridge:
                     if in_flight is not None:
                         batch, in_flight = in_flight, None
                         self._finish(channel, batch)
-                    if valid:
+                    if valid and not self._stopping.is_set():  # stopping: left unacked, redelivered
                         in_flight = self._admit(valid)
                 if in_flight is not None:  # stopping: the batch in the database finishes, launched and acked
                     batch, in_flight = in_flight, None
