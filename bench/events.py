@@ -456,12 +456,12 @@ def consumer_process(args: list[str]) -> dict[str, Any]:
     return result
 
 
-PROFILED_STEPS = {  # what the bridge does per event (workers/bridge.py), and where to find it in the profile
-    "handle_batch (all of it)": ("workers/bridge.py", "handle_batch"),
-    "admit_batch": ("shared/events/inbox.py", "admit_batch"),
+PROFILED_STEPS = {  # what the bridge's consuming thread does (workers/bridge.py), where to find it in the profile
+    "validate windows": ("workers/bridge.py", "_validate_window"),
+    "finish batches (wait, launch, mark, ack)": ("workers/bridge.py", "_finish"),
     "parse_event": ("shared/events/models.py", "parse_event"),
     "request_for": ("pipelines/plans.py", "request_for"),
-    "run_async (admit + mark_launched)": ("shared/runtime/runner.py", "run_async"),
+    "run_async (mark_launched, dead letters)": ("shared/runtime/runner.py", "run_async"),
     "launch (canvas apply_async)": ("workers/canvas.py", "launch"),
     "basic_ack": ("blocking_connection.py", "basic_ack"),
 }

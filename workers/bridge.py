@@ -177,12 +177,6 @@ class Bridge:
                     body: bytes) -> None:
         self._window.append((method, properties, body))
 
-    def handle_batch(self, channel: BlockingChannel) -> None:
-        """The messages at hand, at once: validate, admit, launch, mark, ack (see `_finish`)."""
-        valid = self._validate_window(channel)
-        if valid:
-            self._finish(channel, self._admit(valid))
-
     def _validate_window(self, channel: BlockingChannel) -> list[Valid]:
         """Take the window in hand: dead-letter (and ack) the invalid messages, return the valid ones."""
         window, self._window = self._window, []
