@@ -1,11 +1,17 @@
 """The bridge (`hrsync bridge`): consumes `hrsync.bridge`, turns each event into an execution.
 
-A plain (not gevent) pika consumer with a prefetch limit. It takes the messages at hand (up to the
-prefetch window) as one batch:
+A plain (not gevent) pika consumer with a prefetch limit. It takes the messages at hand (up to a window,
+half the prefetch) as one batch:
 
     validate each → inbox rows + execution rows of the whole batch (one transaction)
       → launch each new execution's canvas once (publish confirms) → mark launched (one transaction)
       → ack the batch (`basic_ack(multiple=True)`)
+
+Two windows are in hand at once (the prefetch is twice the window): while one batch's transaction runs (on a
+helper thread: the database round trips and the COMMIT), the next window is read from the broker and
+validated. Batches are admitted, launched and acked strictly one after the other, in delivery order: the
+next batch's transaction starts only once the one before is launched and acked, so it sees what that one
+launched, and a `multiple=True` ack only ever covers its own batch.
 
 When the batch fails anywhere, its messages are handled one by one as below (same steps, one message
 each): that path carries the retries, the poison handling and the crash guarantees, so one bad message
@@ -26,17 +32,22 @@ event that joins an execution already launched.
 - a message whose handling fails otherwise on every attempt of its last allowed delivery
   (`x-delivery-count`) is dead-lettered by the bridge with the last error as its reason, then acked;
   one that keeps crashing the bridge is dead-lettered by the quorum queue's delivery limit (no reason);
+- an event that joins an execution already launched is logged per batch: one `bridge.joined` line per
+  execution with the events' ids (`event_ids`), not one line per event;
 - between batches (about once a second) it moves what is in `hrsync.events.dead` into the app table
   `dead_letters` (`shared.events.dead_letters`), where operators list and replay them.
 
-It reconnects after a broker restart and stops cleanly on SIGTERM (the batch in hand finishes).
+It reconnects after a broker restart and stops cleanly on SIGTERM (the batch whose transaction runs
+finishes; the window read after it is left unacked, so the broker redelivers it).
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import pika
@@ -63,14 +74,24 @@ from shared.events.inbox import Admission, Arrival, admit_batch, admit_event, ma
 from shared.events.models import InvalidEvent, ParsedEvent
 from shared.observability.metrics import event_consumed, event_dead_lettered, serve_metrics
 from shared.observability.tracing import bound
+from shared.runtime.realthreads import RealThreadExecutor
 from shared.runtime.runner import run_async
 from shared.runtime.stopping import StopFlag
 
 log = structlog.get_logger(__name__)
-PREFETCH = 100  # the batch size too: one admission transaction per window
+PREFETCH = 200  # unacked messages in hand: two windows, so the next one is read while one is in the database
 HANDLE_ATTEMPTS = 8  # tries of one delivery before a non-transient error gives it back (~1 minute)
 RECONNECT = Backoff(base=0.5, cap=15.0)  # between reconnects to the broker
 Launcher = Callable[[str, Sequence[str]], None]
+Valid = tuple[Basic.Deliver, BasicProperties, bytes, ParsedEvent, ExecutionRequest]
+
+
+@dataclass
+class _Batch:
+    """A validated window whose admission transaction runs on the helper thread (`future`)."""
+
+    valid: list[Valid]
+    future: concurrent.futures.Future[list[Admission]]
 
 
 class Bridge:
@@ -80,6 +101,8 @@ class Bridge:
         self.url = url
         self.launch = launch
         self.prefetch = prefetch
+        self.window = max(1, prefetch // 2)  # a batch; the other half is the next window, read meanwhile
+        self._admitter = RealThreadExecutor(1, "hrsync-bridge-admit")  # one batch in the database at a time
         self._stopping = stopping or StopFlag()  # set from a signal handler: no lock taken there
         self._connection: pika.BlockingConnection | None = None
         self.handled = 0
@@ -112,18 +135,34 @@ class Bridge:
             declare_topology(channel)
             channel.basic_qos(prefetch_count=self.prefetch)
             channel.basic_consume(BRIDGE_QUEUE, self._on_message)
+            # Dead letters are taken on a channel of their own: a batch's `multiple=True` ack must not cover
+            # one the mover holds unacked while the database is away (it would leave the queue unstored).
+            dead_channel = connection.channel()
             self._dead_letters.reset()
-            log.info("bridge.consuming", queue=BRIDGE_QUEUE, prefetch=self.prefetch)
-            while not self._stopping.is_set():
-                connection.process_data_events(time_limit=0.5)
-                self._dead_letters.poll(channel)  # into the app table, where they are listed and replayed
-                while self._window and len(self._window) < self.prefetch:  # take what else is at hand
-                    before = len(self._window)
-                    connection.process_data_events(time_limit=0)
-                    if len(self._window) == before:
-                        break
-                if self._window:
-                    self.handle_batch(channel)
+            log.info("bridge.consuming", queue=BRIDGE_QUEUE, prefetch=self.prefetch, window=self.window)
+            in_flight: _Batch | None = None
+            try:
+                while not self._stopping.is_set():
+                    # Wait for messages only when no batch is in the database; otherwise take what is at hand.
+                    connection.process_data_events(time_limit=0.5 if in_flight is None else 0)
+                    self._dead_letters.poll(dead_channel)  # into the app table, where they are listed, replayed
+                    while self._window and len(self._window) < self.window:  # take what else is at hand
+                        before = len(self._window)
+                        connection.process_data_events(time_limit=0)
+                        if len(self._window) == before:
+                            break
+                    valid = self._validate_window(channel)  # while the batch before is in the database
+                    if in_flight is not None:
+                        batch, in_flight = in_flight, None
+                        self._finish(channel, batch)
+                    if valid and not self._stopping.is_set():  # stopping: left unacked, redelivered
+                        in_flight = self._admit(valid)
+                if in_flight is not None:  # stopping: the batch in the database finishes, launched and acked
+                    batch, in_flight = in_flight, None
+                    self._finish(channel, batch)
+            finally:
+                if in_flight is not None:  # the connection failed: let its transaction end before the next
+                    concurrent.futures.wait([in_flight.future])  # connection's batches (redelivery dedups)
         finally:
             self._window = []  # unacked: the broker redelivers them to the next connection
             self._connection = None
@@ -138,11 +177,10 @@ class Bridge:
                     body: bytes) -> None:
         self._window.append((method, properties, body))
 
-    def handle_batch(self, channel: BlockingChannel) -> None:
-        """The messages at hand: dead-letter the invalid ones, admit the rest in one transaction, launch,
-        mark, ack them all at once; on any error, handle each one alone (`handle`)."""
+    def _validate_window(self, channel: BlockingChannel) -> list[Valid]:
+        """Take the window in hand: dead-letter (and ack) the invalid messages, return the valid ones."""
         window, self._window = self._window, []
-        valid: list[tuple[Basic.Deliver, BasicProperties, bytes, ParsedEvent, ExecutionRequest]] = []
+        valid: list[Valid] = []
         for method, properties, body in window:
             try:
                 valid.append((method, properties, body, *self.admissible(body, properties)))
@@ -150,10 +188,20 @@ class Bridge:
                 with bound(event_id=properties.message_id):
                     self._dead_letter(channel, method, properties, body, invalid.reason)
                 self.handled += 1
-        if not valid:
-            return
+        return valid
+
+    def _admit(self, valid: list[Valid]) -> _Batch:
+        """Start the batch's admission transaction on the helper thread."""
+        arrivals = [Arrival(event.id, event.type, event.envelope.source, event.body, kind=request.kind,
+                            trigger=request.trigger, params=request.params) for _, _, _, event, request in valid]
+        return _Batch(valid, self._admitter.submit(run_async, admit_batch(arrivals)))
+
+    def _finish(self, channel: BlockingChannel, batch: _Batch) -> None:
+        """Wait for the batch's admission, launch its new executions, mark them, ack the batch at once
+        (`multiple=True`); on any error, handle each message alone (`_handle_admissible`)."""
+        valid = batch.valid
         try:
-            self._admit_and_launch_all(valid)
+            self._launch_all(valid, batch.future.result())
         except Exception as exc:
             log.warning("bridge.batch_failed", size=len(valid), error=_short_error(exc),
                         transient=is_transient(exc))
@@ -165,27 +213,32 @@ class Bridge:
         channel.basic_ack(valid[-1][0].delivery_tag, multiple=True)
         self.handled += len(valid)
 
-    def _admit_and_launch_all(
-            self, valid: list[tuple[Basic.Deliver, BasicProperties, bytes, ParsedEvent, ExecutionRequest]]) -> None:
-        arrivals = [Arrival(event.id, event.type, event.envelope.source, event.body, kind=request.kind,
-                            trigger=request.trigger, params=request.params) for _, _, _, event, request in valid]
-        admissions = run_async(admit_batch(arrivals))
+    def _launch_all(self, valid: list[Valid], admissions: list[Admission]) -> None:
         launched: set[str] = set()
         to_mark: list[tuple[Basic.Deliver, ParsedEvent, Admission]] = []
+        joined: dict[str, list[ParsedEvent]] = {}  # execution id → the events that joined it, launched already
         for (method, _, _, event, request), admission in zip(valid, admissions, strict=True):
             if admission.launched:
-                self._log_served(event, admission)
+                if admission.duplicate:
+                    self._log_served(event, admission)
+                else:
+                    joined.setdefault(admission.execution_id, []).append(event)
                 continue
             if admission.execution_id not in launched:  # several events of one window may share one execution
                 self.launch(admission.execution_id, request.params["stages"])
                 launched.add(admission.execution_id)
             to_mark.append((method, event, admission))
         if to_mark:
-            run_async(mark_launched(*(event.id for _, event, _ in to_mark)))
+            run_async(mark_launched(*(event.id for _, event, _ in to_mark), executions=launched))
         for method, event, admission in to_mark:  # "launched" is said once it is recorded, as on the single path
             event_consumed(event.type, "launched")
             log.info("bridge.launched", event_id=event.id, execution_id=admission.execution_id, type=event.type,
                      redelivered=bool(method.redelivered), readmitted=admission.duplicate, joined=admission.joined)
+        for execution_id, events in joined.items():  # one line per execution and batch, not per event
+            for event in events:
+                event_consumed(event.type, "joined")
+            log.info("bridge.joined", execution_id=execution_id, type=events[0].type, events=len(events),
+                     event_ids=[event.id for event in events])
 
     def handle(self, channel: BlockingChannel, method: Basic.Deliver, properties: BasicProperties,
                body: bytes) -> None:

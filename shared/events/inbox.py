@@ -12,7 +12,7 @@ execution after redelivery.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -26,6 +26,17 @@ from shared.database.tables import event_inbox, executions
 from shared.events.coalesce import COALESCED, Gathering, initial
 from shared.records.executions import insert_execution, new_execution_id
 from shared.runtime.clock import utcnow
+
+# Executions known to have been launched (an inbox row of theirs `launched`): a fact that never turns false,
+# so a batch joining one of them need not ask the database again. Bounded: forgetting costs one query.
+_launched: set[str] = set()
+LAUNCHED_REMEMBERED = 10_000
+
+
+def _remember_launched(execution_ids: Iterable[str]) -> None:
+    if len(_launched) > LAUNCHED_REMEMBERED:
+        _launched.clear()
+    _launched.update(execution_ids)
 
 
 @dataclass(frozen=True)
@@ -68,29 +79,47 @@ async def admit_event(event_id: str, event_type: str, source: str | None, body: 
 async def admit_batch(arrivals: Sequence[Arrival]) -> list[Admission]:
     """Admit several events in **one transaction** (the bridge's prefetch window), in order.
 
-    An id admitted before (or earlier in the same batch) comes back as a duplicate; an id another bridge
-    admits at the same moment raises `IntegrityError` and the whole batch rolls back (admit one by one then).
+    An id admitted before (or earlier in the same batch) comes back as a duplicate. The first attempt takes
+    every id as new (no query for known ids: redeliveries are rare); when an id turns out known (the inbox
+    INSERT hits its key) that transaction rolls back and a second one asks for the known ids first. An id
+    another bridge admits at the same moment raises `IntegrityError` there and the whole batch rolls back
+    (admit one by one then).
     Events of a coalesced kind join the kind's pending execution (or the one this batch opens): its row is
     locked and its params written once per batch.
     """
     engine = await app_engine()
-    i = event_inbox.c
+    try:
+        async with engine.begin() as conn:
+            return await _admit(conn, arrivals, known=None)
+    except IntegrityError:
+        pass  # an id was admitted before (a redelivery): again, with the known ids looked up
     async with engine.begin() as conn:
-        known = {row.event_id: row for row in (await conn.execute(
-            select(i.event_id, i.execution_id, i.status).where(i.event_id.in_({a.event_id for a in arrivals}))))}
-        batch = _Batch(conn)
-        admitted: dict[str, Admission] = {}
-        out = []
-        for a in arrivals:
-            if a.event_id in admitted:  # the same id twice in one window: launched (at most) once, for the first
-                out.append(replace(admitted[a.event_id], launched=True, duplicate=True))
-                continue
-            row = known.get(a.event_id)
-            admission = (Admission(a.event_id, row.execution_id, launched=row.status == "launched", duplicate=True)
-                         if row else await batch.admit(a))
-            admitted[a.event_id] = admission
-            out.append(admission)
-        await batch.write()
+        return await _admit(conn, arrivals, known=await _known(conn, arrivals))
+
+
+async def _known(conn: AsyncConnection, arrivals: Sequence[Arrival]) -> dict[str, Any]:
+    """The inbox rows (id, execution, status) of the arrivals' ids already admitted."""
+    i = event_inbox.c
+    return {row.event_id: row for row in (await conn.execute(
+        select(i.event_id, i.execution_id, i.status).where(i.event_id.in_({a.event_id for a in arrivals}))))}
+
+
+async def _admit(conn: AsyncConnection, arrivals: Sequence[Arrival], known: dict[str, Any] | None) -> list[Admission]:
+    """The admission of `arrivals` in `conn`'s transaction; `known`: the ids admitted before (None: take
+    every id as new, and let the inbox's key refuse a known one)."""
+    batch = _Batch(conn)
+    admitted: dict[str, Admission] = {}
+    out = []
+    for a in arrivals:
+        if a.event_id in admitted:  # the same id twice in one window: launched (at most) once, for the first
+            out.append(replace(admitted[a.event_id], launched=True, duplicate=True))
+            continue
+        row = (known or {}).get(a.event_id)
+        admission = (Admission(a.event_id, row.execution_id, launched=row.status == "launched", duplicate=True)
+                     if row else await batch.admit(a))
+        admitted[a.event_id] = admission
+        out.append(admission)
+    await batch.write()
     return out
 
 
@@ -147,8 +176,11 @@ class _Batch:
                 select(e.id, e.params).where(e.kind == kind, e.status == "pending", e.trigger == trigger,
                                              e.replay_of.is_(None))
                 .order_by(e.created_at).with_for_update())).all()
-            launched = set((await self.conn.execute(select(i.execution_id).distinct().where(
-                i.execution_id.in_([r.id for r in rows]), i.status == "launched"))).scalars()) if rows else set()
+            unknown = [r.id for r in rows if r.id not in _launched]  # steady state: the one pending is known
+            if unknown:
+                _remember_launched((await self.conn.execute(select(i.execution_id).distinct().where(
+                    i.execution_id.in_(unknown), i.status == "launched"))).scalars())
+            launched = {r.id for r in rows if r.id in _launched}
             self.pending[(kind, trigger)] = [
                 _Pending(str(r.id), kind, trigger, dict(r.params), r.id in launched,
                          gathering=Gathering(kind, dict(r.params))) for r in rows]
@@ -180,12 +212,14 @@ async def _existing(event_id: str) -> Admission:
 
 
 @retry_transient
-async def mark_launched(*event_ids: str) -> None:
-    """Record that the events' canvases were sent to the broker (one transaction)."""
+async def mark_launched(*event_ids: str, executions: Iterable[str] = ()) -> None:
+    """Record that the events' canvases (of `executions`, when the caller names them) were sent to the
+    broker (one transaction)."""
     engine = await app_engine()
     async with engine.begin() as conn:
         await conn.execute(update(event_inbox).where(event_inbox.c.event_id.in_(event_ids))
                            .values(status="launched", launched_at=utcnow()))
+    _remember_launched(executions)
 
 
 async def inbox_entry(event_id: str) -> dict[str, Any] | None:

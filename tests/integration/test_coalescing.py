@@ -112,6 +112,26 @@ def test_a_pending_execution_that_fills_up_inside_a_batch_keeps_the_events_it_to
         run_async(cancel_execution(execution_id, "test over"))
 
 
+def test_a_redelivered_window_returns_the_former_executions_and_admits_its_new_ids_once(app_db: str) -> None:
+    """A window holding ids admitted by an earlier batch (a redelivery after a crash before the ack) and new
+    ones: the known ids come back as duplicates of their execution, the new one joins the pending execution
+    once, and the batch's first attempt (every id taken as new, refused by the inbox's key) leaves nothing
+    behind: one execution, three inbox rows, three events and three people in its params."""
+    def window(*numbers: int) -> list[Arrival]:
+        return [arrival(f"re-{n}", "employee", staff(f"R{n}")) for n in numbers]
+
+    r1, r2 = run_async(admit_batch(window(1, 2)))
+    again = run_async(admit_batch(window(2, 3, 1)))
+    assert [(a.execution_id, a.duplicate, a.joined) for a in again] == [
+        (r2.execution_id, True, False), (r1.execution_id, False, True), (r1.execution_id, True, False)]
+    params = (run_async(get_execution(r1.execution_id)) or {})["params"]
+    assert (params["events"], params["merge"]["employees"]) == (3, ["R1", "R2", "R3"])
+    rows = app_rows(event_inbox, event_inbox.c.event_id.in_(["re-1", "re-2", "re-3"]))
+    assert sorted((r["event_id"], r["execution_id"]) for r in rows) == [
+        (f"re-{n}", r1.execution_id) for n in (1, 2, 3)]
+    run_async(cancel_execution(r1.execution_id, "test over"))
+
+
 def test_one_running_per_kind_holds_other_kinds_and_sync_requests_apart(app_db: str) -> None:
     """A running employee execution holds back the next employee execution only: a punches one and two
     sync requests are claimed beside it."""
