@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from celery import signals
 from celery._state import _set_task_join_will_block
+from celery.worker.control import inspect_command
 
 from shared.check import run_checks
 from shared.config.errors import CheckFailed
@@ -77,3 +78,43 @@ def _child_started(**_: Any) -> None:
 def _dispose(**_: Any) -> None:
     runner.shutdown()
     log.info("worker.runner_stopped")
+
+
+# -- memory diagnostics ----------------------------------------------------------------------------------
+
+def memory_report(top: int = 15) -> dict[str, Any]:
+    """What a worker process holds: RSS, gc object counts by type (the `top` most numerous), live greenlets,
+    and every Celery Redis result backend alive with its pending results, subscriptions and drainer."""
+    import collections
+    import gc
+    from pathlib import Path
+
+    from celery.backends.redis import RedisBackend
+
+    gc.collect()
+    objects = gc.get_objects()
+    counts = collections.Counter(type(o).__name__ for o in objects)
+    backends = [o for o in objects if isinstance(o, RedisBackend)]
+    greenlets = sum(1 for o in objects if type(o).__name__ in ("Greenlet", "greenlet"))
+
+    def pending(backend: Any) -> int:
+        return sum(len(mapping) for mapping in backend._pending_results)
+
+    def consumer(backend: Any) -> Any:
+        return backend.__dict__.get("result_consumer")  # a cached_property: only if ever made
+
+    status = Path("/proc/self/status").read_text()
+    rss = next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    del objects
+    return {"rss_mb": rss, "objects": sum(counts.values()), "greenlets": greenlets,
+            "backends": len(backends),
+            "pending_results": sum(pending(b) for b in backends),
+            "subscribed": sum(len(c.subscribed_to) for b in backends if (c := consumer(b)) is not None),
+            "drainers": sum(1 for b in backends if (c := consumer(b)) is not None and c.drainer._g is not None),
+            "top": dict(counts.most_common(top))}
+
+
+@inspect_command(name="hrsync_memory")  # type: ignore[misc]
+def _memory_command(state: Any, top: int = 15, **_: Any) -> dict[str, Any]:
+    """`celery inspect hrsync_memory`: the worker's memory_report (bench/soak.py samples it)."""
+    return memory_report(int(top))
