@@ -193,12 +193,15 @@ class WorkerMemory:
         self.app = Celery("hrsync-soak-sampler", broker=broker_url)
         self.app.conf.update(accept_content=["json"], task_serializer="json", result_serializer="json")
 
-    def sample(self) -> dict[str, Any]:
-        replies = self.app.control.broadcast("hrsync_memory", reply=True, timeout=20, arguments={"top": 6})
+    def sample(self, mark: bool) -> dict[str, Any]:
+        """The report's counts, the 6 most numerous types and the 12 that grew most since the last `mark`."""
+        replies = self.app.control.broadcast("hrsync_memory", reply=True, timeout=30,
+                                             arguments={"top": 12, "mark": mark})
         for reply in replies:
             for report in reply.values():
-                return {key: report[key] for key in ("objects", "greenlets", "backends", "pending_results",
-                                                     "subscribed", "drainers", "top")}
+                return {**{key: report[key] for key in ("objects", "greenlets", "backends", "pending_results",
+                                                        "subscribed", "drainers")},
+                        "top": dict(list(report["top"].items())[:6]), "grown": report["grown"]}
         return {}
 
     def close(self) -> None:
@@ -227,13 +230,15 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         publisher = Publisher(vhost.url)
         memory = WorkerMemory(vhost.url)
 
+        warm_at = args.executions / 10  # the baseline: the first sample at or after it (marks the object counts)
+
         def sample(published: int) -> None:
             assert worker is not None
             pids = {"worker": worker.process.pid, "bridge": bridge.process.pid}
             samples.append({"at": time.strftime("%H:%M:%S", time.gmtime()), "published": published,
                             "finished": finished(app_url), "worker_rss_mb": rss_mb(pids["worker"]),
                             "bridge_rss_mb": rss_mb(pids["bridge"]), **own_redis.sample(pids),
-                            **memory.sample()})
+                            **memory.sample(mark=not any(s["published"] >= warm_at for s in samples))})
             print(json.dumps(samples[-1]), flush=True)
 
         try:

@@ -82,9 +82,13 @@ def _dispose(**_: Any) -> None:
 
 # -- memory diagnostics ----------------------------------------------------------------------------------
 
-def memory_report(top: int = 15) -> dict[str, Any]:
+_MARKED: dict[str, int] = {}  # object counts by type when `memory_report(mark=True)` last ran
+
+
+def memory_report(top: int = 15, mark: bool = False) -> dict[str, Any]:
     """What a worker process holds: RSS, gc object counts by type (the `top` most numerous), live greenlets,
-    and every Celery Redis result backend alive with its pending results, subscriptions and drainer."""
+    and every Celery Redis result backend alive with its pending results, subscriptions and drainer; `grown`:
+    the `top` types that grew most since the last call with `mark` (which then marks anew)."""
     import collections
     import gc
     from pathlib import Path
@@ -106,15 +110,20 @@ def memory_report(top: int = 15) -> dict[str, Any]:
     status = Path("/proc/self/status").read_text()
     rss = next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
     del objects
+    grown = collections.Counter({name: n - _MARKED.get(name, 0) for name, n in counts.items()}) if _MARKED else None
+    if mark:
+        _MARKED.clear()
+        _MARKED.update(counts)
     return {"rss_mb": rss, "objects": sum(counts.values()), "greenlets": greenlets,
             "backends": len(backends),
             "pending_results": sum(pending(b) for b in backends),
             "subscribed": sum(len(c.subscribed_to) for b in backends if (c := consumer(b)) is not None),
             "drainers": sum(1 for b in backends if (c := consumer(b)) is not None and c.drainer._g is not None),
-            "top": dict(counts.most_common(top))}
+            "top": dict(counts.most_common(top)),
+            "grown": dict(grown.most_common(top)) if grown is not None else None}
 
 
 @inspect_command(name="hrsync_memory")  # type: ignore[misc]
-def _memory_command(state: Any, top: int = 15, **_: Any) -> dict[str, Any]:
+def _memory_command(state: Any, top: int = 15, mark: bool = False, **_: Any) -> dict[str, Any]:
     """`celery inspect hrsync_memory`: the worker's memory_report (bench/soak.py samples it)."""
-    return memory_report(int(top))
+    return memory_report(int(top), bool(mark))
