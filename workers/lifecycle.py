@@ -123,7 +123,7 @@ def memory_report(top: int = 15, mark: bool = False) -> dict[str, Any]:
             "grown": dict(grown.most_common(top)) if grown is not None else None}
 
 
-@inspect_command(name="hrsync_memory")  # type: ignore[misc]
+@inspect_command(name="hrsync_memory")
 def _memory_command(state: Any, top: int = 15, mark: bool = False, **_: Any) -> dict[str, Any]:
     """`celery inspect hrsync_memory`: the worker's memory_report (bench/soak.py samples it)."""
     return memory_report(int(top), bool(mark))

@@ -49,5 +49,6 @@ def test_chord_executions_leave_no_backend_drainer_or_pending_result_behind(stac
     after = worker_memory(stack)
     assert after["backends"] <= 1, (before, after)
     assert after["drainers"] == 0, (before, after)
-    assert after["pending_results"] == 0 and after["subscribed"] == 0, (before, after)
+    assert after["pending_results"] == 0, (before, after)
+    assert after["subscribed"] == 0, (before, after)
     assert after["greenlets"] <= before["greenlets"] + 2, (before, after)  # the idle pool's, not one per chord
