@@ -259,7 +259,8 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             statuses = app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status")
         finally:
             memory.close()
-            publisher.close()
+            with contextlib.suppress(Exception):  # the broker may have dropped the idle publisher while draining
+                publisher.close()
             if worker is not None:
                 worker.stop()
             bridge.stop()
