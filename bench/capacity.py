@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import math
 import os
 import sys
 import tempfile
@@ -279,8 +280,10 @@ def drivers(employees: int, punches: int) -> dict[str, float]:
 
 
 def fit(runs: list[dict[str, Any]], target: dict[str, int], target_seconds: float) -> str:
-    """Per part and side: CPU-s = a + b·driver from the smallest and largest one-worker runs; the target's CPU-s;
-    the workers needed (CPU-s / (seconds * the utilisation one worker process reached)); the database cores."""
+    """Per part and side, from the smallest and largest one-worker runs: CPU-s per row (the large run's), how
+    CPU-s grows with the driver (`k` in CPU-s ∝ driver^k: 1 is linear, 2 quadratic) and the target's CPU-s
+    extrapolated with that `k`; the workers needed (CPU-s / (seconds * the utilisation the large one-worker
+    run reached; 1.0 on a machine of its own)); the database cores; the app database's size."""
     single = sorted((r for r in runs if r.get("workers") == 1 and "error" not in r), key=lambda r: r["punches"])
     if len(single) < 2:
         return "need two one-worker runs of different sizes"
@@ -290,23 +293,26 @@ def fit(runs: list[dict[str, Any]], target: dict[str, int], target_seconds: floa
     lines = [f"fit from {small['employees']:,}/{small['punches']:,} and {large['employees']:,}/"
              f"{large['punches']:,} (one worker); target {target['employees']:,} employees / "
              f"{target['punches']:,} punches in {target_seconds:g} s",
-             f"{'part':<15}{'side':<9}{'µs/row':>9}{'fixed s':>9}{'target CPU-s':>14}"]
+             f"{'part':<15}{'side':<9}{'CPU-s small':>12}{'CPU-s large':>12}{'µs/row large':>13}{'k':>6}"
+             f"{'target CPU-s':>14}"]
     totals = dict.fromkeys(SIDES, 0.0)
     for part in PARTS:
         for side in ("workers", "app_db", "biostar", "hris"):
             c_small, c_large = small["cpu"][part][side], large["cpu"][part][side]
-            slope = (c_large - c_small) / (d_large[part] - d_small[part])
-            fixed = c_small - slope * d_small[part]
-            predicted = max(0.0, fixed + slope * d_target[part])
+            growth = d_large[part] / d_small[part]
+            k = math.log(c_large / c_small) / math.log(growth) if c_small > 0 and c_large > 0 else 1.0
+            predicted = c_large * (d_target[part] / d_large[part]) ** k
             totals[side] += predicted
-            lines.append(f"{part:<15}{side:<9}{slope * 1e6:>9.2f}{fixed:>9.2f}{predicted:>14.1f}")
+            lines.append(f"{part:<15}{side:<9}{c_small:>12.1f}{c_large:>12.1f}"
+                         f"{c_large / d_large[part] * 1e6:>13.1f}{k:>6.2f}{predicted:>14.1f}")
     busy = sum(large["cpu"][p]["workers"] for p in PARTS) / sum(large["wall"].get(p, 0) for p in PARTS)
     lines.append(f"worker utilisation in the large one-worker run's parts: {busy:.2f} CPU-s per wall second")
     lines.append("target CPU-s: " + ", ".join(f"{side} {totals[side]:,.0f}" for side in ("workers", "app_db",
                                                                                           "biostar", "hris")))
-    lines.append(f"worker processes for {target_seconds:g} s at that utilisation: "
-                 f"{totals['workers'] / (target_seconds * busy):.1f}; app DB cores: "
-                 f"{totals['app_db'] / target_seconds:.2f}; BioStar cores: {totals['biostar'] / target_seconds:.2f}")
+    lines.append(f"worker processes for {target_seconds:g} s: {totals['workers'] / target_seconds:.1f} at 1.0 CPU-s "
+                 f"per second each, {totals['workers'] / (target_seconds * busy):.1f} at the measured {busy:.2f}; "
+                 f"app DB cores: {totals['app_db'] / target_seconds:.2f}; BioStar cores: "
+                 f"{totals['biostar'] / target_seconds:.2f}")
     size_small, size_large = small["app_db"]["bytes"], large["app_db"]["bytes"]
     per_day = (size_large - size_small) / (d_large["merge days"] - d_small["merge days"])
     size_target = size_small + per_day * (d_target["merge days"] - d_small["merge days"])
