@@ -1,13 +1,24 @@
-"""Soak: many small executions through one worker process; do its memory and Redis stay flat?
+"""Soak: many executions through one worker process; do its memory and Redis stay flat?
 
-One command:   python bench/soak.py [--executions 10000] [--rate 6] [--employees 40] [--samples 20] [--keep]
+One command:   python bench/soak.py [--executions 10000] [--rate 6] [--employees 40] [--scope hris] [--samples 20]
+               python bench/soak.py --scope nightly --executions 600 --rate 1   # every stage of a nightly
 
 A redis-server of its own (a free loopback port, no persistence) as the result backend, a RabbitMQ vhost
-of its own, a fresh migrated MariaDB app database, a PostgreSQL HRIS of `--employees` people, `hrsync
-bridge` and one gevent worker (`-P gevent -c 50`) as subprocesses. `--executions` `hrsync.sync.requested
-{scope: hris}` events are published at `--rate` per second (the issue's measurement: 40 people, 6/s).
+of its own, a fresh migrated MariaDB app database, a PostgreSQL HRIS of `--employees` people with absences
+(`hrsync_absences`: one approved absence per 10 people, read as hrsync reads it by default — the extract
+then has two shards, so a chord), `hrsync bridge` and one gevent worker (`-P gevent -c 50`) as
+subprocesses. The worker runs with a user's defaults; nothing is turned off.
+
+`--scope hris` (the issue's measurement: 40 people, 6/s): `hrsync.sync.requested {scope: hris}` events.
+`--scope nightly`: `{scope: nightly, from: 2026-03-01, to: 2026-03-31}` events, every stage of a nightly
+(extract, merge with its imports and day shards, notify to an SMTP sink in this process) over a BioStar
+month of `--punches` logs (bench/pipeline.py's data set) — each stage fans out, so every execution makes
+several chords.
+
 `--samples` times in the run (and once drained): the executions finished, the worker's and the bridge's
-RSS (`/proc/<pid>/status` VmRSS) and, all of them this run's alone, Redis's pub/sub channels (`PUBSUB
+RSS (`/proc/<pid>/status` VmRSS), what the worker holds (`celery inspect hrsync_memory`, workers/lifecycle.py:
+Python objects, greenlets, Celery result backends and their pending results and subscriptions; `-` when the
+worker did not answer in time) and, all of them this run's alone, Redis's pub/sub channels (`PUBSUB
 CHANNELS`) and their subscriptions (`PUBSUB NUMSUB`), its clients (`INFO clients`, without the sampler),
 the connections and subscriptions of the worker and of the bridge (`CLIENT LIST`, matched to the
 processes' sockets), the connections it accepted so far (`total_connections_received`), the keys
@@ -22,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import json
 import re
 import socket
@@ -41,14 +53,14 @@ from bench.events import (  # noqa: E402 - after the path fix, so `python bench/
     Process,
     Publisher,
     VirtualHost,
-    app_database,
     app_query,
     bench_main,
-    small_hris,
     stack_env,
     start_bridge,
     start_worker,
 )
+from bench.pipeline import DATE_FROM, DATE_TO, PG_ODBC, SmtpSink, Sources  # noqa: E402
+from shared.config.settings import DEFAULT_HRIS_ABSENCES_QUERY  # noqa: E402
 
 SAMPLES = 20
 MB = 1024 * 1024
@@ -152,21 +164,81 @@ def finished(app_url: str) -> int:
     return int(app_query(app_url, "SELECT COUNT(*) FROM executions WHERE status IN ('succeeded', 'failed')")[0][0])
 
 
+def add_absences(dsn: str, employees: int) -> None:
+    """The HRIS's absences view as hrsync reads it by default (tests/integration/hris_fixtures.py's table),
+    with one approved week off in March for every 10th person."""
+    import pyodbc
+
+    from pipelines.extract.rows import ABSENCE_COLUMNS
+
+    rows = [(f"A{i:06d}", f"E{i:06d}", "vacation", dt.date(2026, 3, 9), dt.date(2026, 3, 13), "full", "approved",
+             dt.datetime(2026, 2, 1, 8)) for i in range(1, employees + 1, 10)]
+    with contextlib.closing(pyodbc.connect(dsn, autocommit=False)) as conn:
+        cursor = conn.cursor()
+        cursor.execute("CREATE TABLE hr_leave (absence_id VARCHAR(64), employee_no VARCHAR(200), kind VARCHAR(64), "
+                       "date_from DATE, date_to DATE, part VARCHAR(8), status VARCHAR(16), updated_at TIMESTAMP(6))")
+        cursor.execute(f"CREATE VIEW hrsync_absences AS SELECT {', '.join(ABSENCE_COLUMNS)} FROM hr_leave")
+        if rows:
+            cursor.executemany(f"INSERT INTO hr_leave ({', '.join(ABSENCE_COLUMNS)}) VALUES "
+                               f"({', '.join('?' * len(ABSENCE_COLUMNS))})", rows)
+        conn.commit()
+
+
+class WorkerMemory:
+    """Asks the worker for `hrsync_memory` (workers/lifecycle.py) over the run's broker (Celery remote control)."""
+
+    def __init__(self, broker_url: str) -> None:
+        from celery import Celery
+
+        self.app = Celery("hrsync-soak-sampler", broker=broker_url)
+        self.app.conf.update(accept_content=["json"], task_serializer="json", result_serializer="json")
+
+    def sample(self, mark: bool) -> dict[str, Any]:
+        """The report's counts, the 6 most numerous types and the 12 that grew most since the last `mark`."""
+        replies = self.app.control.broadcast("hrsync_memory", reply=True, timeout=30,
+                                             arguments={"top": 12, "mark": mark})
+        for reply in replies:
+            for report in reply.values():
+                return {**{key: report[key] for key in ("objects", "greenlets", "backends", "pending_results",
+                                                        "subscribed", "drainers")},
+                        "top": dict(list(report["top"].items())[:6]), "grown": report["grown"]}
+        return {}
+
+    def close(self) -> None:
+        self.app.close()
+
+
+def event_data(scope: str) -> dict[str, Any]:
+    if scope == "nightly":
+        return {"scope": "nightly", "from": DATE_FROM.isoformat(), "to": DATE_TO.isoformat()}
+    return {"scope": scope}
+
+
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     samples: list[dict[str, Any]] = []
+    punches = args.punches if args.scope == "nightly" else args.employees * 2
     with OwnRedis(folder) as own_redis, VirtualHost(args.keep) as vhost, \
-            app_database("soak", args.keep) as app_url, small_hris(args.employees, args.keep) as hris_dsn:
-        env = stack_env(app_url, vhost.url, HRSYNC_HRIS_ODBC=hris_dsn, HRSYNC_RESULT_BACKEND=own_redis.url)
+            Sources(args.employees, punches, 0.005, args.keep) as sources, SmtpSink() as sink:
+        add_absences(PG_ODBC % sources.hris, args.employees)
+        source_env = sources.env(sources.app_db("soak"), sink.url)
+        source_env.pop("HRSYNC_LOG_LEVEL")  # a user's default
+        app_url = source_env["HRSYNC_DATABASE_URL"]
+        env = {**stack_env(app_url, vhost.url, HRSYNC_RESULT_BACKEND=own_redis.url), **source_env,
+               "HRSYNC_HRIS_ABSENCES_QUERY": DEFAULT_HRIS_ABSENCES_QUERY}  # stack_env turns absences off
         bridge = start_bridge(env, folder)
         worker: Process | None = None
         publisher = Publisher(vhost.url)
+        memory = WorkerMemory(vhost.url)
+
+        warm_at = args.executions / 10  # the baseline: the first sample at or after it (marks the object counts)
 
         def sample(published: int) -> None:
             assert worker is not None
             pids = {"worker": worker.process.pid, "bridge": bridge.process.pid}
             samples.append({"at": time.strftime("%H:%M:%S", time.gmtime()), "published": published,
                             "finished": finished(app_url), "worker_rss_mb": rss_mb(pids["worker"]),
-                            "bridge_rss_mb": rss_mb(pids["bridge"]), **own_redis.sample(pids)})
+                            "bridge_rss_mb": rss_mb(pids["bridge"]), **own_redis.sample(pids),
+                            **memory.sample(mark=not any(s["published"] >= warm_at for s in samples))})
             print(json.dumps(samples[-1]), flush=True)
 
         try:
@@ -176,7 +248,7 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             step = max(1, args.executions // args.samples)
             for i in range(args.executions):
                 time.sleep(max(0.0, start + i / args.rate - time.time()))
-                publisher.publish(str(uuid.uuid4()), {"scope": "hris"})
+                publisher.publish(str(uuid.uuid4()), event_data(args.scope))
                 if (i + 1) % step == 0:
                     sample(i + 1)
             published_s = time.time() - start
@@ -186,36 +258,39 @@ def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             sample(args.executions)
             statuses = app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status")
         finally:
-            publisher.close()
+            memory.close()
+            with contextlib.suppress(Exception):  # the broker may have dropped the idle publisher while draining
+                publisher.close()
             if worker is not None:
                 worker.stop()
             bridge.stop()
         leftovers = own_redis.leftovers()  # the processes stopped: what they left in Redis
+        mails = sink.count
     warm = next((s for s in samples if s["published"] >= args.executions / 10), samples[-1])
     later = samples[samples.index(warm) + 1:]
-    return {"samples": samples, "statuses": statuses, "warm_up": warm["published"],
+    return {"scope": args.scope, "samples": samples, "statuses": statuses, "warm_up": warm["published"],
             "worker_rss_vs_warm": [round(min(s["worker_rss_mb"] for s in later) / warm["worker_rss_mb"], 3),
                                    round(max(s["worker_rss_mb"] for s in later) / warm["worker_rss_mb"], 3)]
             if later else None,
             "published_s": round(published_s, 1), "seconds": round(time.time() - start, 1),
-            "after_stop": leftovers}
+            "mails": mails, "after_stop": leftovers}
 
 
-COLUMNS = ("at", "published", "finished", "worker_rss_mb", "bridge_rss_mb", "channels", "numsub", "clients",
-           "worker_conns", "worker_subs", "bridge_conns", "bridge_subs", "other_conns", "connects", "keys",
-           "redis_mb")
+COLUMNS = ("at", "published", "finished", "worker_rss_mb", "bridge_rss_mb", "objects", "greenlets", "backends",
+           "pending_results", "channels", "numsub", "clients", "worker_conns", "worker_subs", "bridge_conns",
+           "bridge_subs", "other_conns", "connects", "keys", "redis_mb")
 
 
 def table(samples: list[dict[str, Any]]) -> str:
     """The samples as a markdown table."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---:|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(str(s[c]) for c in COLUMNS) + " |" for s in samples]
+    lines += ["| " + " | ".join(str(s.get(c, "-")) for c in COLUMNS) + " |" for s in samples]
     return "\n".join(lines)
 
 
 def main() -> None:
     result = bench_main(__doc__, "soak", run, timeout=600.0, executions=10000, rate=6.0, employees=40,
-                        samples=SAMPLES)
+                        samples=SAMPLES, scope="hris", punches=40 * 44)
     print(table(result["samples"]))
 
 

@@ -10,12 +10,43 @@ from __future__ import annotations
 from typing import Any
 
 from celery import Celery
+from celery._state import task_join_will_block
+from celery.backends.redis import RedisBackend
 from kombu.entity import Exchange, Queue
 
 from shared.config.settings import Settings, get_settings
 from workers.queues import WORKFLOW_QUEUE, stage_queues
 
 TASK_EXCHANGE = "hrsync.tasks"
+
+
+class WorkerRedisBackend(RedisBackend):  # type: ignore[misc]  # Celery's backends are untyped
+    """Celery's Redis result backend, minus the waiting where nothing waits.
+
+    Building a chord builds `GroupResult`s (the header's, in `apply_chord` and in the header group's
+    `apply_async`), and a result set registers each member with the backend as a *pending result*: it
+    subscribes the member's Redis channel and starts the backend's result drainer (a greenlet on gevent
+    that loops until the process ends). Inside a worker nothing ever waits on those results (a chord's
+    body is fired by the counter in Redis; `workers.lifecycle` already says that a join would block, so
+    sending a task subscribes nothing either), and on the gevent pool every task greenlet had a backend
+    of its own: each chord left a backend, its drainer greenlet and two Redis connections behind for the
+    life of the worker (~0.12 MB per execution; docs/benchmarks.md, Soak). So while a join would block
+    (in a worker), no result is registered: no subscription, no drainer. Elsewhere (the CLI, a test
+    waiting on the probe) it behaves as Celery's.
+    """
+
+    def add_pending_result(self, result: Any, weak: bool = False, start_drainer: bool = True) -> Any:
+        if task_join_will_block():
+            return result
+        return super().add_pending_result(result, weak=weak, start_drainer=start_drainer)
+
+    def add_pending_results(self, results: Any, weak: bool = False) -> Any:
+        if task_join_will_block():
+            return list(results)
+        return super().add_pending_results(results, weak=weak)
+
+
+RESULT_BACKENDS = {scheme: f"{__name__}:WorkerRedisBackend" for scheme in ("redis", "rediss")}
 
 
 def _is_amqp(url: str) -> bool:
@@ -53,6 +84,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_send_sent_event": True,
         "task_track_started": True,
         "result_expires": 24 * 3600,  # abandoned chord keys go
+        # One result backend per process, not one per thread: on gevent a thread is a greenlet, and each
+        # task greenlet that stored a chord header's result made its own backend and Redis connection pool.
+        "result_backend_thread_safe": True,
+        "override_backends": RESULT_BACKENDS,  # redis:// → WorkerRedisBackend (above)
         "result_extended": True,
         "broker_connection_retry_on_startup": True,
         "worker_hijack_root_logger": False,
@@ -94,7 +129,8 @@ def _embedded_config(settings: Settings) -> dict[str, Any]:
 def create_app(settings: Settings | None = None) -> Celery:
     """A configured Celery app with hrsync's tasks and lifecycle hooks registered."""
     celery = Celery("hrsync")
-    celery.conf.update(celery_config(settings or get_settings()))
+    # config_from_object, not conf.update: Celery's loader reads `override_backends` only from there.
+    celery.config_from_object(celery_config(settings or get_settings()))
     celery.conf.include = ["workers.tasks"]
     return celery
 

@@ -7,6 +7,7 @@ from typing import Any
 import structlog
 from celery import signals
 from celery._state import _set_task_join_will_block
+from celery.worker.control import inspect_command
 
 from shared.check import run_checks
 from shared.config.errors import CheckFailed
@@ -77,3 +78,52 @@ def _child_started(**_: Any) -> None:
 def _dispose(**_: Any) -> None:
     runner.shutdown()
     log.info("worker.runner_stopped")
+
+
+# -- memory diagnostics ----------------------------------------------------------------------------------
+
+_MARKED: dict[str, int] = {}  # object counts by type when `memory_report(mark=True)` last ran
+
+
+def memory_report(top: int = 15, mark: bool = False) -> dict[str, Any]:
+    """What a worker process holds: RSS, gc object counts by type (the `top` most numerous), live greenlets,
+    and every Celery Redis result backend alive with its pending results, subscriptions and drainer; `grown`:
+    the `top` types that grew most since the last call with `mark` (which then marks anew)."""
+    import collections
+    import gc
+    from pathlib import Path
+
+    from celery.backends.redis import RedisBackend
+
+    gc.collect()
+    objects = gc.get_objects()
+    counts = collections.Counter(type(o).__name__ for o in objects)
+    backends = [o for o in objects if isinstance(o, RedisBackend)]
+    greenlets = sum(1 for o in objects if type(o).__name__ in ("Greenlet", "greenlet"))
+
+    def pending(backend: Any) -> int:
+        return sum(len(mapping) for mapping in backend._pending_results)
+
+    def consumer(backend: Any) -> Any:
+        return backend.__dict__.get("result_consumer")  # a cached_property: only if ever made
+
+    status = Path("/proc/self/status").read_text()
+    rss = next((int(line.split()[1]) // 1024 for line in status.splitlines() if line.startswith("VmRSS:")), 0)
+    del objects
+    grown = collections.Counter({name: n - _MARKED.get(name, 0) for name, n in counts.items()}) if _MARKED else None
+    if mark:
+        _MARKED.clear()
+        _MARKED.update(counts)
+    return {"rss_mb": rss, "objects": sum(counts.values()), "greenlets": greenlets,
+            "backends": len(backends),
+            "pending_results": sum(pending(b) for b in backends),
+            "subscribed": sum(len(c.subscribed_to) for b in backends if (c := consumer(b)) is not None),
+            "drainers": sum(1 for b in backends if (c := consumer(b)) is not None and c.drainer._g is not None),
+            "top": dict(counts.most_common(top)),
+            "grown": dict(grown.most_common(top)) if grown is not None else None}
+
+
+@inspect_command(name="hrsync_memory")
+def _memory_command(state: Any, top: int = 15, mark: bool = False, **_: Any) -> dict[str, Any]:
+    """`celery inspect hrsync_memory`: the worker's memory_report (bench/soak.py samples it)."""
+    return memory_report(int(top), bool(mark))

@@ -12,6 +12,7 @@ itself only ever reads BioStar.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -118,6 +119,18 @@ def log_table(name: str, metadata: MetaData | None = None) -> Table:
     )
 
 
+_READ_TABLES = MetaData()
+
+
+@functools.cache
+def _read_table(name: str) -> Table:
+    """The one `Table` of month `name` that reads use. A statement over a new `Table` object has a new cache
+    key: each import window compiled afresh and stayed in the engine's compiled cache (up to its 500-750
+    entries, a Table, its columns and the compiled SQL each), a worker's memory growing for hundreds of
+    windows (docs/benchmarks.md, Soak). One per month name, so a handful a year."""
+    return log_table(name, _READ_TABLES)
+
+
 def _window_select(
     table: Table, start: int, end: int, codes: Sequence[tuple[int, int]], devices: Sequence[int] | None,
     users: Sequence[str] | None = None,
@@ -168,7 +181,7 @@ async def stream_punch_logs(
             names = await conn.run_sync(_existing, log_table_names(start, end))
         if not names:
             return
-        selects = [_window_select(log_table(name), lo, hi, codes, devices, users) for name in names]
+        selects = [_window_select(_read_table(name), lo, hi, codes, devices, users) for name in names]
         query = selects[0] if len(selects) == 1 else union_all(*selects)
         async with source_call(BIOSTAR):
             result = await conn.stream(query.execution_options(yield_per=partition))
