@@ -57,6 +57,7 @@ def max_overlap(stages: list[dict[str, object]]) -> int:
     return best
 
 
+@pytest.mark.alone  # MariaDB's Aborted_clients counts every client of the server
 def test_500_overlapping_stage_tasks_succeed_and_connections_close(broker_env: dict[str, str], app_db: str,
                                                                    tmp_path: object) -> None:
     """500 overlapping DB tasks all succeed, overlap in time, and the worker closes its connections."""
