@@ -16,6 +16,8 @@ from typing import Literal
 
 import pytest
 
+from tests.conftest import RABBITMQ_URL
+
 Mode = Literal["pass", "refuse", "blackhole"]
 
 
@@ -52,8 +54,8 @@ class TcpProxy:
 
     @property
     def url(self) -> str:
-        """The AMQP URL of the proxied broker (guest user, default vhost)."""
-        return f"amqp://guest:guest@127.0.0.1:{self.port}//"
+        """The AMQP URL of the proxied broker (guest user, this test process's virtual host: `RABBITMQ_URL`'s)."""
+        return RABBITMQ_URL.replace(":5672/", f":{self.port}/")
 
     def _listen(self, port: int) -> socket.socket:
         listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
