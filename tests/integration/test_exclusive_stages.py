@@ -58,9 +58,11 @@ def wait_until(what: str, check: Any, timeout: float = 60) -> Any:
 
 
 @contextlib.contextmanager
-def attendance_locked(stack: Stack) -> Iterator[Any]:
-    """`attendance_days` write-locked from a connection of this test: a merge stops at its day rows until
-    the lock is let go (the `release()` yielded, or the block's end)."""
+def punches_locked(stack: Stack) -> Iterator[Any]:
+    """`punches` and `unmatched_punches` write-locked from a connection of this test: a merge stops at its import
+    (every window stores its punches there, matched or not; a window whose punches match nobody recomputes no
+    day, so its merge may never touch `attendance_days`) until the lock is let go (the `release()` yielded, or
+    the block's end)."""
     database = stack.env["HRSYNC_DATABASE_URL"].rsplit("/", 1)[1]
     conn = pymysql.connect(host="127.0.0.1", user="root", database=database, autocommit=True)
     held = [True]
@@ -73,7 +75,7 @@ def attendance_locked(stack: Stack) -> Iterator[Any]:
 
     try:
         with conn.cursor() as cur:
-            cur.execute("LOCK TABLES attendance_days WRITE")
+            cur.execute("LOCK TABLES punches WRITE, unmatched_punches WRITE")
         yield release
     finally:
         release()
@@ -81,11 +83,11 @@ def attendance_locked(stack: Stack) -> Iterator[Any]:
 
 
 def test_the_end_of_a_hold_wakes_the_next_start_at_once(stack: Stack) -> None:
-    """A punches execution held in its merge (its day rows locked) keeps the next one pending: that one's
+    """A punches execution held in its merge (its punch tables locked) keeps the next one pending: that one's
     start parks its message on its `@start` row. When the first has built its outbox (notify `@plan`),
     that step sends a copy of the parked start: the second is claimed by the copy (not by its own message,
     which waits `DEFER_SECONDS` in the worker) within seconds of the first's end of hold."""
-    with attendance_locked(stack) as release:
+    with punches_locked(stack) as release:
         first_id = stack.publish_event("hrsync.punches.imported", window(MONDAY, "08:50"))
         [first] = wait_admitted([first_id])
         wait_until("the first execution to run", lambda: (run_async(get_execution(first["execution_id"])) or {})
