@@ -360,7 +360,7 @@ def slots_of(seen: list[tuple[str, pika.BasicProperties, dict[str, Any]]]) -> li
     return [dt.datetime.fromisoformat(body["time"]) for _, _, body in seen]
 
 
-@pytest.mark.fault
+# the clock jumps inside the scheduler process only (libfaketime): no shared server is touched, so not `fault`
 def test_wall_clock_jumps_publish_each_slot_at_most_once(observer: EventObserver, scheduler_env: Any,
                                                         tmp_path: Path) -> None:
     """The wall clock jumps an hour ahead, then back, then a restarted scheduler meets slots it already
