@@ -19,6 +19,7 @@ subprocesses run the code of the checkout the file is in).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import itertools
 import json
@@ -33,18 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.burst import DEVICE, VERIFY, Relay, biostar_database, seed_employees  # noqa: E402 - after the path fix
-from bench.events import (  # noqa: E402
-    Process,
-    VirtualHost,
-    app_database,
-    app_query,
-    bench_main,
-    percentile,
-    stack_env,
-    start_bridge,
-    start_worker,
-)
+from bench.burst import DEVICE, VERIFY, Relay, punch_stack, seed_employees  # noqa: E402 - after the path fix
+from bench.events import app_query, bench_main, percentile  # noqa: E402
 
 
 class TeamRelay(Relay):
@@ -123,46 +114,34 @@ def anatomy(app_url: str, events: dict[str, tuple[float, float]]) -> dict[str, A
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     team = int(args.team)
-    with VirtualHost(args.keep) as vhost, app_database("b2b", args.keep) as app_url, \
-            biostar_database(args.keep) as biostar_url:
-        employees = seed_employees(app_url, int(args.events) * team)
-        env = stack_env(app_url, vhost.url, HRSYNC_BIOSTAR_URL=biostar_url)
-        bridge = start_bridge(env, folder)
-        worker: Process | None = None
-        relay = TeamRelay(vhost.url, biostar_url)
-        try:
-            worker = start_worker(env, folder)
-            latencies: list[float] = []
-            timed: dict[str, tuple[float, float]] = {}
-            missed = 0
-            for k in range(int(args.events)):
-                members = employees[k * team:(k + 1) * team]
-                event_id, sent = relay.team([str(int(no[1:])) for no in members])
-                seen = rows_shown(app_url, members, args.poll, args.timeout)
-                if seen is None:
-                    missed += 1
-                    continue
-                latencies.append(seen - sent)
-                timed[event_id] = (sent, seen)
-            time.sleep(3)  # the last execution's end, for the anatomy
-            worker_log = (folder / "worker.log").read_text(errors="replace")
-            result = {
-                "code": str(ROOT),
-                "events": int(args.events), "team": team, "missed": missed,
-                "publish_to_rows": summary(latencies),
-                "first_10_s": [round(v, 3) for v in latencies[:10]],
-                "slowest_5": sorted(((round(v, 3), i) for i, v in enumerate(latencies)), reverse=True)[:5],
-                "anatomy_median_s": anatomy(app_url, timed),
-                "executions": app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status"),
-                "worker_log": {"start.woken": worker_log.count("start.woken"),
-                               "deferred": worker_log.count('"deferred"')},
-            }
-        finally:
-            relay.close()
-            if worker is not None:
-                worker.stop()
-            bridge.stop()
-    return result
+    with punch_stack("b2b", args.keep, folder, lambda url: seed_employees(url, int(args.events) * team)) as stack, \
+            contextlib.closing(TeamRelay(stack.vhost_url, stack.biostar_url)) as relay:
+        app_url, employees = stack.app_url, stack.employees
+        latencies: list[float] = []
+        timed: dict[str, tuple[float, float]] = {}
+        missed = 0
+        for k in range(int(args.events)):
+            members = employees[k * team:(k + 1) * team]
+            event_id, sent = relay.team([str(int(no[1:])) for no in members])
+            seen = rows_shown(app_url, members, args.poll, args.timeout)
+            if seen is None:
+                missed += 1
+                continue
+            latencies.append(seen - sent)
+            timed[event_id] = (sent, seen)
+        time.sleep(3)  # the last execution's end, for the anatomy
+        worker_log = (folder / "worker.log").read_text(errors="replace")
+        return {
+            "code": str(ROOT),
+            "events": int(args.events), "team": team, "missed": missed,
+            "publish_to_rows": summary(latencies),
+            "first_10_s": [round(v, 3) for v in latencies[:10]],
+            "slowest_5": sorted(((round(v, 3), i) for i, v in enumerate(latencies)), reverse=True)[:5],
+            "anatomy_median_s": anatomy(app_url, timed),
+            "executions": app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status"),
+            "worker_log": {"start.woken": worker_log.count("start.woken"),
+                           "deferred": worker_log.count('"deferred"')},
+        }
 
 
 def main() -> None:

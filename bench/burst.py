@@ -34,7 +34,8 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from email import message_from_bytes
 from pathlib import Path
 from typing import Any
@@ -200,6 +201,37 @@ class Visibility:
         self.thread.join(5)
 
 
+@dataclass
+class PunchStack:
+    """What `punch_stack` started: the URLs, the seeded employees, the subprocesses' environment, and the
+    subprocesses by role (a caller may replace one, e.g. to restart it; whatever is here at the end is stopped)."""
+
+    vhost_url: str
+    app_url: str
+    biostar_url: str
+    employees: list[str]
+    env: dict[str, str]
+    procs: dict[str, Process] = field(default_factory=dict)
+
+
+@contextlib.contextmanager
+def punch_stack(name: str, keep: bool, folder: Path, seed: Callable[[str], list[str]],
+                **env: str) -> Iterator[PunchStack]:
+    """A RabbitMQ vhost, a fresh migrated app database seeded by `seed(app_url)`, a fresh BioStar database,
+    then `hrsync bridge` and one gevent worker with `env` added; all stopped and dropped on exit."""
+    with contextlib.ExitStack() as stack:
+        vhost = stack.enter_context(VirtualHost(keep))
+        app_url = stack.enter_context(app_database(name, keep))
+        biostar_url = stack.enter_context(biostar_database(keep))
+        employees = seed(app_url)
+        started = PunchStack(vhost.url, app_url, biostar_url, employees,
+                             stack_env(app_url, vhost.url, HRSYNC_BIOSTAR_URL=biostar_url, **env))
+        stack.callback(lambda: [proc.stop() for proc in reversed(list(started.procs.values()))])
+        started.procs["bridge"] = start_bridge(started.env, folder)
+        started.procs["worker"] = start_worker(started.env, folder)
+        yield started
+
+
 def latencies(sent: dict[str, float], seen: dict[str, float]) -> dict[str, Any]:
     values = [seen[no] - at for no, at in sent.items() if no in seen]
     return {"events": len(sent), "visible": len(values),
@@ -209,54 +241,42 @@ def latencies(sent: dict[str, float], seen: dict[str, float]) -> dict[str, Any]:
 
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     with contextlib.ExitStack() as stack:
-        vhost = stack.enter_context(VirtualHost(args.keep))
-        app_url = stack.enter_context(app_database("burst", args.keep))
-        biostar_url = stack.enter_context(biostar_database(args.keep))
         mail: dict[str, str] = {}
         recorder = None
         if args.mail:
             recorder = MailRecorder()
             stack.callback(recorder.close)
             mail = {"HRSYNC_SMTP_URL": recorder.url}
-        employees = seed_employees(app_url, args.single + args.punches, mail=bool(args.mail))
-        env = stack_env(app_url, vhost.url, HRSYNC_BIOSTAR_URL=biostar_url, **mail)
-        bridge = start_bridge(env, folder)
-        worker: Process | None = None
-        relay = Relay(vhost.url, biostar_url)
-        watch = Visibility(app_url, args.poll)
-        try:
-            worker = start_worker(env, folder)
-            single: dict[str, float] = {}
-            for no in employees[:args.single]:
-                single[no] = relay.punch(str(int(no[1:])))
-                watch.wait([no], 60)
-            burst: dict[str, float] = {}
-            start = time.time()
-            for i, no in enumerate(employees[args.single:]):
-                time.sleep(max(0.0, start + i / args.rate - time.time()))
-                burst[no] = relay.punch(str(int(no[1:])))
-            last_publish = time.time()
-            published_per_s = args.punches / (last_publish - start) if args.punches else 0.0
-            watch.wait(list(burst), args.timeout)
-            seen = dict(watch.seen)
-            visible = [seen[no] for no in burst if no in seen]
-            result = {
-                "single": latencies(single, seen),
-                "burst": {**latencies(burst, seen), "published_per_s": round(published_per_s, 1),
-                          "drain_s": round(max(visible) - last_publish, 3)
-                          if len(visible) == len(burst) and visible else None},
-                "executions": app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status"),
-                "outbox": app_query(app_url, "SELECT kind, status, COUNT(*) FROM notifications GROUP BY kind, status"),
-                "mails_received": sum(recorder.received.values()) if recorder is not None else None,
-                "code": str(ROOT),
-            }
-        finally:
-            watch.close()
-            relay.close()
-            if worker is not None:
-                worker.stop()
-            bridge.stop()
-    return result
+        run_stack = stack.enter_context(punch_stack(
+            "burst", args.keep, folder, lambda url: seed_employees(url, args.single + args.punches, bool(args.mail)),
+            **mail))
+        app_url, employees = run_stack.app_url, run_stack.employees
+        relay = stack.enter_context(contextlib.closing(Relay(run_stack.vhost_url, run_stack.biostar_url)))
+        watch = stack.enter_context(contextlib.closing(Visibility(app_url, args.poll)))
+        single: dict[str, float] = {}
+        for no in employees[:args.single]:
+            single[no] = relay.punch(str(int(no[1:])))
+            watch.wait([no], 60)
+        burst: dict[str, float] = {}
+        start = time.time()
+        for i, no in enumerate(employees[args.single:]):
+            time.sleep(max(0.0, start + i / args.rate - time.time()))
+            burst[no] = relay.punch(str(int(no[1:])))
+        last_publish = time.time()
+        published_per_s = args.punches / (last_publish - start) if args.punches else 0.0
+        watch.wait(list(burst), args.timeout)
+        seen = dict(watch.seen)
+        visible = [seen[no] for no in burst if no in seen]
+        return {
+            "single": latencies(single, seen),
+            "burst": {**latencies(burst, seen), "published_per_s": round(published_per_s, 1),
+                      "drain_s": round(max(visible) - last_publish, 3)
+                      if len(visible) == len(burst) and visible else None},
+            "executions": app_query(app_url, "SELECT status, COUNT(*) FROM executions GROUP BY status"),
+            "outbox": app_query(app_url, "SELECT kind, status, COUNT(*) FROM notifications GROUP BY kind, status"),
+            "mails_received": sum(recorder.received.values()) if recorder is not None else None,
+            "code": str(ROOT),
+        }
 
 
 def main() -> None:

@@ -32,17 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.burst import DEVICE, VERIFY, MailRecorder, Visibility, biostar_database  # noqa: E402 - after the path fix
+from bench.burst import DEVICE, VERIFY, MailRecorder, Visibility, punch_stack  # noqa: E402 - after the path fix
 from bench.events import (  # noqa: E402
     Process,
-    VirtualHost,
-    app_database,
     app_query,
     bench_main,
     hrsync_script,
-    stack_env,
-    start_bridge,
-    start_worker,
 )
 
 REFLECTED_WITHIN = 60.0  # seconds after the last publish by which every confirmed punch is in its day row
@@ -232,15 +227,13 @@ def run_scenario(punches: int, rate: float, folder: Path, keep: bool = False,
                  faults_run: tuple[str, ...] = FAULTS) -> dict[str, Any]:
     """The scenario with the faults named in `faults_run` (all by default); its result (see the module's
     docstring)."""
-    mail = MailRecorder()
-    with VirtualHost(keep) as vhost, app_database("faults", keep) as app_url, biostar_database(keep) as biostar_url:
-        employees = seed_employees(app_url, punches)
-        env = stack_env(app_url, vhost.url, HRSYNC_BIOSTAR_URL=biostar_url, HRSYNC_SMTP_URL=mail.url,
-                        HRSYNC_RETRY_BACKOFF_SECONDS="1")
-        procs = {"bridge": start_bridge(env, folder), "worker": start_worker(env, folder)}
-        relay = FaultyRelay(vhost.url, biostar_url)
+    with contextlib.closing(MailRecorder()) as mail, \
+            punch_stack("faults", keep, folder, lambda url: seed_employees(url, punches), HRSYNC_SMTP_URL=mail.url,
+                        HRSYNC_RETRY_BACKOFF_SECONDS="1") as stack:
+        app_url, employees, procs = stack.app_url, stack.employees, stack.procs
+        relay = FaultyRelay(stack.vhost_url, stack.biostar_url)
         watch = Visibility(app_url)
-        faults = Faults(env, folder, procs, gap=punches / rate / (len(faults_run) + 1), names=faults_run)
+        faults = Faults(stack.env, folder, procs, gap=punches / rate / (len(faults_run) + 1), names=faults_run)
         try:
             yesterday = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
             sent: dict[str, float] = {}
@@ -275,9 +268,6 @@ def run_scenario(punches: int, rate: float, folder: Path, keep: bool = False,
         finally:
             watch.close()
             relay.close()
-            for proc in procs.values():
-                proc.stop()
-            mail.close()
     return result
 
 

@@ -7,9 +7,11 @@ import os
 import shutil
 import socket
 import subprocess
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pymysql
 import pytest
@@ -49,6 +51,18 @@ def set_env(mp: pytest.MonkeyPatch, **values: str) -> None:
     for key, value in values.items():
         mp.setenv(f"HRSYNC_{key.upper()}", value)
     get_settings.cache_clear()
+
+
+def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120, every: float = 0.2) -> Any:
+    """Poll `condition()` every `every` seconds until it returns something truthy, and return that; fail the
+    test naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = condition()
+        if found:
+            return found
+        time.sleep(every)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def rabbitmqctl(*args: str, check: bool = True) -> None:

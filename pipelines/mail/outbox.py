@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import or_, select, update
 
 from pipelines.mail.message import NAME_MAX, SUBJECT_MAX, clean_header, message_id_for, outbox_key, parse_mailbox
 from pipelines.mail.templates import render_bodies
@@ -396,38 +396,14 @@ async def claim_many(row_ids: Sequence[int], holder: str | None = None) -> tuple
 async def mark_sent_many(row_ids: Sequence[int], token: dt.datetime) -> int:
     """`mark_sent` of rows delivered under one claim (`claim_many`'s token), in one transaction; how many
     were still ours (a row whose claim was lost meanwhile is left as it is)."""
-    if not row_ids:
-        return 0
-    n = notifications.c
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        done = await conn.execute(
-            update(notifications)
-            .where(n.id.in_(sorted(set(row_ids))), n.status == "pending", n.claimed_at == token)
-            .values(status="sent", sent_at=utcnow(), claimed_at=None, claimed_by=None, last_error=None)
-        )
-    return max(done.rowcount, 0)
+    return await _update_claimed(row_ids, token, status="sent", sent_at=utcnow(), last_error=None)
 
 
 @retry_transient
 async def release_many(row_ids: Sequence[int], token: dt.datetime, reason: str) -> int:
     """`release` of rows claimed together and never tried (the batch stopped before them)."""
-    if not row_ids:
-        return 0
-    n = notifications.c
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        done = await conn.execute(
-            update(notifications)
-            .where(n.id.in_(sorted(set(row_ids))), n.status == "pending", n.claimed_at == token)
-            .values(claimed_at=None, claimed_by=None, last_error=reason[:ERROR_MAX], attempts=n.attempts - 1)
-        )
-    return max(done.rowcount, 0)
-
-
-def _ours(row_id: int, token: dt.datetime) -> Any:
-    n = notifications.c
-    return and_(n.id == row_id, n.status == "pending", n.claimed_at == token)
+    return await _update_claimed(row_ids, token, last_error=reason[:ERROR_MAX],
+                                 attempts=notifications.c.attempts - 1)
 
 
 @retry_transient
@@ -452,11 +428,21 @@ async def release(row_id: int, token: dt.datetime, reason: str, extra_attempts: 
 
 
 async def _finish(row_id: int, token: dt.datetime, *, status: str, extra_attempts: int, **values: Any) -> bool:
+    return await _update_claimed([row_id], token, status=status,
+                                 attempts=notifications.c.attempts + extra_attempts, **values) == 1
+
+
+async def _update_claimed(row_ids: Sequence[int], token: dt.datetime, **values: Any) -> int:
+    """Write `values` on the rows still under this claim (pending, `claimed_at` = `token`) and end the claim,
+    in one transaction; how many were still ours (a row whose claim was lost meanwhile is left as it is)."""
+    if not row_ids:
+        return 0
+    n = notifications.c
     engine = await app_engine()
     async with engine.begin() as conn:
         done = await conn.execute(
-            update(notifications).where(_ours(row_id, token))
-            .values(status=status, claimed_at=None, claimed_by=None, attempts=notifications.c.attempts + extra_attempts,
-                    **values)
+            update(notifications)
+            .where(n.id.in_(sorted(set(row_ids))), n.status == "pending", n.claimed_at == token)
+            .values(claimed_at=None, claimed_by=None, **values)
         )
-    return done.rowcount == 1
+    return max(done.rowcount, 0)

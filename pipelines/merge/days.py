@@ -76,7 +76,7 @@ from shared.database.tables import (
 )
 from shared.runtime import realthreads
 from shared.runtime.clock import utcnow
-from shared.runtime.slots import loop_slots
+from shared.runtime.slots import in_slots
 
 log = structlog.get_logger(__name__)
 T = TypeVar("T")
@@ -97,10 +97,6 @@ _ONE_DAY = timedelta(days=1)
 # Merge steps of one process doing their heavy work (imports, day shards) at once (shared/runtime/slots.py;
 # docs/benchmarks.md, "Nightly month near its floor").
 HEAVY_SLOTS = 4
-
-
-def _heavy_slot() -> asyncio.Semaphore:
-    return loop_slots("merge", HEAVY_SLOTS)
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
@@ -280,22 +276,8 @@ async def plan_recompute_shards(
 # -- import ------------------------------------------------------------------------------------------------
 
 
+@in_slots("merge", HEAVY_SLOTS)
 async def import_punches(
-    window: PunchWindow,
-    execution_id: str,
-    devices: Sequence[int] | None = None,
-    *,
-    employees: Sequence[str] | None = None,
-    overlap: timedelta | None = None,
-    include_duress: bool | None = None,
-) -> StageResult:
-    """Store the BioStar punches of `window` (see `_import_punches`), in one of this process's heavy slots."""
-    async with _heavy_slot():
-        return await _import_punches(window, execution_id, devices, employees=employees, overlap=overlap,
-                                     include_duress=include_duress)
-
-
-async def _import_punches(
     window: PunchWindow,
     execution_id: str,
     devices: Sequence[int] | None = None,
@@ -473,17 +455,9 @@ async def _insert_batch(engine: AsyncEngine, table: Table, rows: list[dict[str, 
 # -- merge -------------------------------------------------------------------------------------------------
 
 
-async def merge_attendance(
-    shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None, *,
-    now: datetime | None = None,
-) -> StageResult:
-    """Recompute the days of `shard` (see `_merge_attendance`), in one of this process's heavy slots."""
-    async with _heavy_slot():
-        return await _merge_attendance(shard, execution_id, employee_nos, now=now)
-
-
+@in_slots("merge", HEAVY_SLOTS)
 @retry_transient
-async def _merge_attendance(
+async def merge_attendance(
     shard: MergeShard, execution_id: str, employee_nos: Sequence[str] | None = None, *,
     now: datetime | None = None,
 ) -> StageResult:

@@ -10,7 +10,14 @@ every other step of the execution, in this worker or another, waits on it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import weakref
+from collections.abc import Callable, Coroutine
+from typing import Any, ParamSpec, TypeVar
+
+P = ParamSpec("P")
+T = TypeVar("T")
+CoroutineFunction = Callable[P, Coroutine[Any, Any, T]]
 
 _slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, asyncio.Semaphore]] = (
     weakref.WeakKeyDictionary())
@@ -25,3 +32,14 @@ def loop_slots(name: str, size: int) -> asyncio.Semaphore:
     if slot is None:
         slot = by_name[name] = asyncio.Semaphore(size)
     return slot
+
+
+def in_slots(name: str, size: int) -> Callable[[CoroutineFunction[P, T]], CoroutineFunction[P, T]]:
+    """Decorate a coroutine function so that each call runs in one of the loop's `name` slots."""
+    def decorate(function: CoroutineFunction[P, T]) -> CoroutineFunction[P, T]:
+        @functools.wraps(function)
+        async def slotted(*args: P.args, **kwargs: P.kwargs) -> T:
+            async with loop_slots(name, size):
+                return await function(*args, **kwargs)
+        return slotted
+    return decorate

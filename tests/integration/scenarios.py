@@ -10,7 +10,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
@@ -32,7 +31,7 @@ from shared.events.bus import (
     event_channel,
 )
 from shared.runtime.runner import run_async
-from tests.conftest import MARIADB
+from tests.conftest import MARIADB, wait_until  # noqa: F401 - wait_until is used from here by other tests
 from tests.integration.biostar_fixtures import SetEnv, Staff
 from tests.integration.smtp_fixtures import SmtpServer
 from tests.integration.stack_fixtures import (
@@ -118,16 +117,6 @@ def record(kind: str, *, status: str = "succeeded", trigger: str = "event", age:
 
 CHAIN = [("extract", "@plan", "succeeded"), ("extract", "k1", "succeeded"), ("extract", "@done", "succeeded"),
          ("merge", "@plan", "succeeded"), ("merge", "k1", "failed")]
-
-
-def wait_until(condition: Callable[[], Any], what: str, timeout: float = 120) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = condition()
-        if found:
-            return found
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def admin(database: str | None = None) -> pymysql.Connection:  # type: ignore[type-arg]

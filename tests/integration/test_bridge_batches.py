@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from typing import Any
 
@@ -17,6 +16,7 @@ from shared.events import dead_letters
 from shared.events.bus import DEAD_LETTER_EXCHANGE, DEAD_QUEUE, REASON_HEADER, EventPublisher, event_channel
 from shared.events.models import build_event
 from shared.runtime.runner import run_async
+from tests.conftest import wait_until
 from tests.integration.stack_fixtures import private_vhost
 from workers.bridge import Bridge
 
@@ -31,13 +31,6 @@ def admitted(prefix: str) -> int:
                                            .where(event_inbox.c.event_id.like(f"{prefix}%")))).scalar_one())
 
     return run_async(query())
-
-
-def wait_until(check: Any, what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
 
 
 def test_a_dead_letter_the_mover_holds_is_not_acked_by_a_batch(app_db: str, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,7 +55,7 @@ def test_a_dead_letter_the_mover_holds_is_not_acked_by_a_batch(app_db: str, monk
         consumer = threading.Thread(target=bridge.run, daemon=True)
         consumer.start()
         try:
-            wait_until(lambda: refusals, "the mover's first (refused) store")
+            wait_until(lambda: refusals, "the mover's first (refused) store", timeout=60, every=0.1)
             publisher = EventPublisher(url)
             try:
                 for n in range(5):
@@ -70,7 +63,7 @@ def test_a_dead_letter_the_mover_holds_is_not_acked_by_a_batch(app_db: str, monk
                                                   source="test/held"))
             finally:
                 publisher.close()
-            wait_until(lambda: admitted(prefix) == 5, "the five events admitted")
+            wait_until(lambda: admitted(prefix) == 5, "the five events admitted", timeout=60, every=0.1)
         finally:
             bridge.stop()
             consumer.join(60)

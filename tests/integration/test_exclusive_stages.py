@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -25,6 +24,7 @@ from shared.records.executions import (
 )
 from shared.records.queries import get_execution, get_stages
 from shared.runtime.runner import run_async
+from tests.conftest import wait_until
 from tests.integration.stack_fixtures import MONDAY, TUESDAY, Stack, at, stack_fixture, wait_admitted
 from workers.stage_task import DEFER_SECONDS
 
@@ -45,16 +45,6 @@ def window(day: dt.date, hhmm: str) -> dict[str, str]:
 
 def row(execution_id: str, stage: str, shard: str) -> dict[str, Any] | None:
     return next((r for r in run_async(get_stages(execution_id)) if (r["stage"], r["shard"]) == (stage, shard)), None)
-
-
-def wait_until(what: str, check: Any, timeout: float = 60) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @contextlib.contextmanager
@@ -90,13 +80,13 @@ def test_the_end_of_a_hold_wakes_the_next_start_at_once(stack: Stack) -> None:
     with punches_locked(stack) as release:
         first_id = stack.publish_event("hrsync.punches.imported", window(MONDAY, "08:50"))
         [first] = wait_admitted([first_id])
-        wait_until("the first execution to run", lambda: (run_async(get_execution(first["execution_id"])) or {})
-                   .get("status") == "running")
+        wait_until(lambda: (run_async(get_execution(first["execution_id"])) or {}).get("status") == "running",
+                   "the first execution to run", timeout=60, every=0.1)
         second_id = stack.publish_event("hrsync.punches.imported", window(TUESDAY, "08:50"))
         [second] = wait_admitted([second_id])
         assert second["execution_id"] != first["execution_id"]  # the first was claimed: a new pending one
-        parked = wait_until("the second start to park", lambda: ((row(second["execution_id"], "workflow", "@start")
-                                                                   or {}).get("result") or {}).get(PARKED))
+        parked = wait_until(lambda: ((row(second["execution_id"], "workflow", "@start") or {}).get("result") or {})
+                            .get(PARKED), "the second start to park", timeout=60, every=0.1)
         assert (run_async(get_execution(second["execution_id"])) or {})["status"] == "pending"
         release()
     done = stack.wait_for_execution(second_id, timeout=90)
