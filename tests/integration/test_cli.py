@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drives_subprocesses]
 
 
 def hrsync(*args: str, env: dict[str, str] | None = None, home: Path) -> subprocess.CompletedProcess[str]:

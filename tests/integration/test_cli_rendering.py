@@ -11,7 +11,7 @@ import pytest
 from tests.integration.scenarios import CHAIN, hrsync, record
 from tests.web.page_fixtures import record_succeeded
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drives_subprocesses]
 
 
 @pytest.fixture

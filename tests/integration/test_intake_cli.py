@@ -17,7 +17,7 @@ import pytest
 
 from shared.check import check_intake_listening, check_intake_sources
 
-pytestmark = [pytest.mark.integration]
+pytestmark = [pytest.mark.integration, pytest.mark.drives_subprocesses]
 ANY_ADDRESS = "0.0.0.0"  # noqa: S104 - the address under test, never bound here
 SECRET = "whsec_" + base64.b64encode(b"s" * 32).decode()
 

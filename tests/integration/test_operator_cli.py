@@ -16,7 +16,7 @@ from shared.runtime.runner import run_async
 from tests.integration.scenarios import CHAIN, NOW, hrsync, one_line_error, record
 from tests.integration.stack_fixtures import app_rows, count_rows
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.drives_subprocesses]
 
 
 @pytest.fixture
