@@ -4,7 +4,6 @@ takes it alone; a failure is still completed only on committed rows, by the last
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -22,15 +21,15 @@ SOON = 10.0  # seconds: far more than a lock-free start or end takes, far less t
 
 
 @pytest.fixture
-def retries(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+def retries(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """The transient errors (deadlocks, lock wait timeouts) that `retry_transient` retried during the test."""
     seen: list[str] = []
     monkeypatch.setattr(retry, "_log_retry", lambda state: seen.append(repr(state.outcome.exception())))
-    yield seen
+    return seen
 
 
 @pytest.fixture
-def held_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, asyncio.Event]]:
+def held_start(monkeypatch: pytest.MonkeyPatch) -> dict[str, asyncio.Event]:
     """Makes the start of shard `held` wait, inside its transaction (the row lock held), until its
     `release` event is set; `entered` is set once it waits. The events are made on the runner's loop."""
     events: dict[str, asyncio.Event] = {}
@@ -45,7 +44,7 @@ def held_start(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, asyncio.Ev
         return started
 
     monkeypatch.setattr(executions, "_start_stage", start_stage)
-    yield events
+    return events
 
 
 async def running_execution() -> str:
@@ -63,16 +62,18 @@ def test_starts_and_success_ends_share_the_row_while_a_final_failure_waits(
         held_start.update(entered=asyncio.Event(), release=asyncio.Event())
         execution_id = await running_execution()
         holder = asyncio.create_task(begin_stage(execution_id, "merge", "held", 1, "task-held"))
-        await asyncio.wait_for(held_start["entered"].wait(), SOON)
-        await asyncio.wait_for(record_stage_start(execution_id, "merge", "b", 1, "task-b"), SOON)
-        await asyncio.wait_for(record_stage_end(execution_id, "merge", "b", 1, status="succeeded",
-                                                duration_ms=1), SOON)
-        failing = asyncio.create_task(record_stage_end(
-            execution_id, "merge", "first", 1, status="failed", duration_ms=1, fails_execution="merge[first]: boom"))
-        await asyncio.sleep(1.5)
-        waited = not failing.done()
-        held_start["release"].set()
-        await holder
+        try:
+            await asyncio.wait_for(held_start["entered"].wait(), SOON)
+            await asyncio.wait_for(record_stage_start(execution_id, "merge", "b", 1, "task-b"), SOON)
+            await asyncio.wait_for(record_stage_end(execution_id, "merge", "b", 1, status="succeeded",
+                                                    duration_ms=1), SOON)
+            failing = asyncio.create_task(record_stage_end(execution_id, "merge", "first", 1, status="failed",
+                                                           duration_ms=1, fails_execution="merge[first]: boom"))
+            await asyncio.sleep(1.5)
+            waited = not failing.done()
+        finally:
+            held_start["release"].set()  # also when an assertion failed: the lock is not left held
+            await holder
         return await asyncio.wait_for(failing, SOON), waited
 
     status, waited = run_async(scenario())
@@ -120,6 +121,7 @@ def test_starts_that_open_a_pending_execution_race_without_a_deadlock(app_db: st
     execution_id, started = run_async(scenario())
     assert started == ["running"] * len(shards)
     execution = run_async(get_execution(execution_id))
-    assert execution["status"] == "running" and execution["started_at"] is not None
+    assert execution["status"] == "running"
+    assert execution["started_at"] is not None
     assert {r["shard"] for r in run_async(get_stages(execution_id))} == set(shards)
     assert retries == []
