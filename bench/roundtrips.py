@@ -295,7 +295,8 @@ def run_one(kind: str, workload: Workload, events: TaskEvents, app_url: str) -> 
 
 TASK_ID = re.compile(r"'([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})'")
 LITERAL = re.compile(r"'(?:[^'\\]|\\.)*'|\b\d+(?:\.\d+)?\b")
-ROW_LOCK = re.compile(r"^SELECT executions\.status, executions\.failed_stage\s+FROM executions\s.*FOR UPDATE$",
+ROW_LOCK = re.compile(r"^SELECT executions\.status, executions\.failed_stage\s+FROM executions\s.*"
+                      r"(FOR UPDATE|LOCK IN SHARE MODE)$",
                       re.DOTALL)  # `_lock_execution`: what opens a step's bookkeeping transaction
 
 

@@ -504,7 +504,7 @@ async def merge_attendance(
 
         # The rules run off the loop: a shard's 7,000 days are seconds of CPU, during which the loop would
         # serve no other step of this process, and a step holding the execution's row lock (every stage
-        # start and end takes it) would keep every other worker's steps waiting (docs/benchmarks.md).
+        # start and end takes it, shared) would keep a final failure or a cancel waiting (docs/benchmarks.md).
         rows, by_status = await _off_loop(
             _computed_rows, facts, taps, shard, config, zone, leave, as_of, execution_id, computed_at)
         kept = 0

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from typing import Any, Protocol
 
 from sqlalchemy import func, select, update
@@ -112,12 +113,34 @@ async def _start_running(conn: AsyncConnection, execution_id: str) -> bool:
     return bool(moved.rowcount)
 
 
-async def _lock_execution(conn: AsyncConnection, execution_id: str) -> Any:
-    """The execution's row, locked for this transaction: every stage start and end of one execution goes
-    through it in turn, so "is anything still running?" is answered on committed rows only."""
-    return (await conn.execute(
-        select(executions.c.status, executions.c.failed_stage).where(executions.c.id == execution_id)
-        .with_for_update())).first()
+async def _lock_execution(conn: AsyncConnection, execution_id: str, *, exclusive: bool = True) -> Any:
+    """The execution's row, locked for this transaction: exclusive (`FOR UPDATE`) for what writes it,
+    shared (`LOCK IN SHARE MODE`) for the steps' bookkeeping that only reads it. A writer waits until no
+    step's bookkeeping holds the row and then blocks new ones, so "is anything still running?" is answered
+    on committed rows only; shared holders do not wait for one another."""
+    query = select(executions.c.status, executions.c.failed_stage).where(executions.c.id == execution_id)
+    return (await conn.execute(query.with_for_update(read=not exclusive))).first()
+
+
+@asynccontextmanager
+async def _execution_locked(execution_id: str, writes: Callable[[Any], bool], *,
+                            exclusive: bool = False) -> AsyncIterator[tuple[AsyncConnection, Any]]:
+    """A transaction (committed when the block ends without raising) that holds the execution's row
+    exclusive when `exclusive` is given or when `writes(row)` says the block will write it (the row as
+    read under a shared lock; `None` when the execution does not exist), shared otherwise.
+
+    Never upgraded in place: two shared holders both upgrading would deadlock. The shared transaction
+    is rolled back before anything is written and begun again with the exclusive lock, and `writes` is
+    not asked again (the block re-checks the row it gets).
+    """
+    engine = await app_engine()
+    async with engine.connect() as conn:
+        execution = await _lock_execution(conn, execution_id, exclusive=exclusive)
+        if not exclusive and writes(execution):
+            await conn.rollback()
+            execution = await _lock_execution(conn, execution_id)
+        yield conn, execution
+        await conn.commit()
 
 
 @retry_transient
@@ -132,9 +155,9 @@ async def record_stage_start(
     as they failed): they are closed as `retrying`, since this attempt is their retry. With `opens`, a
     pending execution becomes running (a step run outside a canvas; the canvas's `start` claims instead).
     """
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        return (await _start_stage(conn, execution_id, stage, shard, attempt, task_id, runs_when, opens, False))[1]
+    async with _execution_locked(execution_id, _opening(opens)) as (conn, execution):
+        return (await _start_stage(conn, execution_id, execution, stage, shard, attempt, task_id, runs_when,
+                                   opens, False))[1]
 
 
 @retry_transient
@@ -145,16 +168,20 @@ async def begin_stage(
     """The duplicate check and `record_stage_start` in one transaction: (the shard's recorded result —
     `rows_in`, `rows_out`, `output` — and the execution's status, nothing written) when it already succeeded
     in this execution, else (None, what `record_stage_start` returns)."""
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        return await _start_stage(conn, execution_id, stage, shard, attempt, task_id, runs_when, opens, True)
+    async with _execution_locked(execution_id, _opening(opens)) as (conn, execution):
+        return await _start_stage(conn, execution_id, execution, stage, shard, attempt, task_id, runs_when,
+                                  opens, True)
 
 
-async def _start_stage(conn: AsyncConnection, execution_id: str, stage: str, shard: str, attempt: int,
-                       task_id: str | None, runs_when: tuple[str, ...], opens: bool,
+def _opening(opens: bool) -> Callable[[Any], bool]:
+    """Whether a start writes the execution row: it moves a pending execution to running."""
+    return lambda execution: opens and execution is not None and execution.status == ExecutionStatus.PENDING
+
+
+async def _start_stage(conn: AsyncConnection, execution_id: str, execution: Any, stage: str, shard: str,
+                       attempt: int, task_id: str | None, runs_when: tuple[str, ...], opens: bool,
                        done_first: bool) -> tuple[dict[str, Any] | None, str | None]:
     s = execution_stages.c
-    execution = await _lock_execution(conn, execution_id)
     status = execution.status if execution is not None else None
     if done_first:
         done = (await conn.execute(
@@ -214,9 +241,8 @@ async def record_stage_end(
     if result is not None:
         values.update(rows_in=result.rows_in, rows_out=result.rows_out, result=result.output)
     s = execution_stages.c
-    engine = await app_engine()
-    async with engine.begin() as conn:
-        execution = await _lock_execution(conn, execution_id)
+    async with _execution_locked(execution_id, _completes_failure,
+                                 exclusive=fails_execution is not None) as (conn, execution):
         await conn.execute(
             update(execution_stages)
             .where(s.execution_id == execution_id, s.stage == stage, s.shard == shard, s.attempt == attempt)
@@ -240,6 +266,11 @@ async def record_task_lost(execution_id: str, task_id: str | None, stage: str, e
                 .values(status=StageStatus.FAILED, finished_at=utcnow(), error_type="TaskLost",
                         error_message=error[:4000]))
         await _settle(conn, execution_id, execution, stage, error)
+
+
+def _completes_failure(execution: Any) -> bool:
+    """Whether an end that fails nothing itself may write the execution row: a failure is pending on it."""
+    return execution is not None and execution.status in OPEN and execution.failed_stage is not None
 
 
 async def _settle(conn: AsyncConnection, execution_id: str, execution: Any, stage: str,

@@ -3,8 +3,8 @@
 A process's stage code runs on one loop thread (shared/runtime/runner.py). Fifty steps at once (a `-c 50`
 gevent worker) finish CPU-bound work no sooner than a few, but every turn of the loop then waits for fifty
 chunks of row decoding and encoding, and a step that holds a database lock across its awaits (a stage
-start or end holds the execution's row: shared/records/executions.py) holds it that much longer, while
-every other step of the execution, in this worker or another, waits on it.
+start or end holds the execution's row, shared: shared/records/executions.py) holds it that much longer,
+while whatever writes the execution row (a final failure, a cancel) waits on it.
 """
 
 from __future__ import annotations
