@@ -99,7 +99,8 @@ class Gathering:
 
     def params(self) -> dict[str, Any]:
         """The grown params (a new dict; the params it started from are not changed)."""
-        grown = copy.deepcopy(self.base)
+        # the stages' inputs (the growing lists) are written anew below: copy only the rest
+        grown = {key: value if key in self.parts else copy.deepcopy(value) for key, value in self.base.items()}
         grown["events"] = self.events
         for name, part in self.parts.items():
             grown[name] = part.params()

@@ -24,7 +24,7 @@ from shared.config.retry import retry_transient
 from shared.database.db import app_engine
 from shared.database.tables import event_inbox, executions
 from shared.events.coalesce import COALESCED, Gathering, initial
-from shared.records.executions import insert_execution, new_execution_id
+from shared.records.executions import insert_executions, new_execution_id, pending_execution
 from shared.runtime.clock import utcnow
 
 # Executions known to have been launched (an inbox row of theirs `launched`): a fact that never turns false,
@@ -192,9 +192,9 @@ class _Batch:
         for slot in [*self.opened, *found]:
             if slot.grown and slot.gathering is not None:
                 slot.params = slot.gathering.params()  # once per batch, however many events joined
-        for slot in self.opened:
-            await insert_execution(self.conn, slot.id, kind=slot.kind, trigger=slot.trigger, params=slot.params,
-                                   event_id=slot.opened_by, created_at=self.now)
+        await insert_executions(self.conn, [  # one statement for the batch's new executions
+            pending_execution(slot.id, kind=slot.kind, trigger=slot.trigger, params=slot.params,
+                              event_id=slot.opened_by, created_at=self.now) for slot in self.opened])
         if self.inbox:
             await self.conn.execute(event_inbox.insert(), self.inbox)
         for slot in found:

@@ -77,9 +77,25 @@ async def insert_execution(conn: AsyncConnection, execution_id: str, *, kind: st
                            params: dict[str, Any], event_id: str | None = None, replay_of: str | None = None,
                            attempt: int = 1, created_at: dt.datetime | None = None) -> None:
     """Insert a `pending` execution in the caller's transaction (`IntegrityError` if the id exists)."""
-    await conn.execute(executions.insert().values(
-        id=execution_id, kind=kind, trigger=trigger, event_id=event_id, replay_of=replay_of, attempt=attempt,
-        status=ExecutionStatus.PENDING, params=params, created_at=created_at or utcnow()))
+    await insert_executions(conn, [pending_execution(execution_id, kind=kind, trigger=trigger, params=params,
+                                                     event_id=event_id, replay_of=replay_of, attempt=attempt,
+                                                     created_at=created_at)])
+
+
+def pending_execution(execution_id: str, *, kind: str, trigger: str, params: dict[str, Any],
+                      event_id: str | None = None, replay_of: str | None = None, attempt: int = 1,
+                      created_at: dt.datetime | None = None) -> dict[str, Any]:
+    """The row of a new `pending` execution (`insert_executions`)."""
+    return {"id": execution_id, "kind": kind, "trigger": trigger, "event_id": event_id, "replay_of": replay_of,
+            "attempt": attempt, "status": ExecutionStatus.PENDING, "params": params,
+            "created_at": created_at or utcnow()}
+
+
+async def insert_executions(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert `pending_execution` rows in the caller's transaction, in one statement (`IntegrityError` if an
+    id exists)."""
+    if rows:
+        await conn.execute(executions.insert(), list(rows))
 
 
 # Written in the action's own transaction (the operator_actions row): the action and its audit, or neither.
