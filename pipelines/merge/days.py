@@ -22,7 +22,8 @@ How the events use them (the Celery canvas wraps these; this module imports no C
   `merge_attendance(shard, employees=[no])`.
 
 Speed: one set-based query per window or shard, plain tuples instead of ORM objects, and multi-row
-statements of `WRITE_BATCH` rows (the driver's executemany turns them into multi-row INSERTs).
+statements of `WRITE_BATCH` rows (the driver's executemany turns them into multi-row INSERTs); on MariaDB
+the imported punches reach the driver as ready text and numbers, without SQLAlchemy's per-row binding.
 """
 
 from __future__ import annotations
