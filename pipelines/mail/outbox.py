@@ -186,20 +186,23 @@ async def _corrected_digests(rows: list[dict[str, Any]]) -> list[dict[str, Any]]
     if not rows:
         return rows
     n = notifications.c
+    bases = sorted({r["outbox_key"] for r in rows})
+    known = set(bases)
+    last: dict[str, str] = {}
     engine = await app_engine()
     async with engine.connect() as conn:
-        built = (await conn.execute(
-            select(n.outbox_key, n.body_text).where(n.kind == "manager_digest",
-                                                    or_(*(n.outbox_key.startswith(r["outbox_key"], autoescape=True)
-                                                          for r in rows)))
-            .order_by(n.id)
-        )).all()
-    last: dict[str, str] = {}
-    for key, text in built:
-        base = next((r["outbox_key"] for r in rows if key == r["outbox_key"] or key.startswith(r["outbox_key"] + ":")),
-                    None)
-        if base is not None:
-            last[base] = text  # ordered by id: the newest one stays
+        for start in range(0, len(bases), INSERT_CHUNK):  # a base's versions all come in its chunk's query
+            chunk = bases[start:start + INSERT_CHUNK]
+            built = await conn.execute(
+                select(n.outbox_key, n.body_text)
+                .where(n.kind == "manager_digest",
+                       or_(n.outbox_key.in_(chunk),
+                           *(n.outbox_key.startswith(f"{base}:", autoescape=True) for base in chunk)))
+                .order_by(n.id))
+            for key, text in built:
+                base = key if key in known else key.rsplit(":", 1)[0]  # a corrected one: <base>:<fingerprint>
+                if base in known:
+                    last[base] = text  # ordered by id: the newest one stays
     result = []
     for row in rows:
         previous = last.get(row["outbox_key"])

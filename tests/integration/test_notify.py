@@ -193,6 +193,32 @@ def test_building_twice_makes_the_same_rows(team: World, mail_env: SmtpServer) -
         [(r["id"], r["outbox_key"], r["created_at"]) for r in before]
 
 
+async def _set_late(world: World, who: str, minutes: int) -> None:
+    engine = await app_engine()
+    async with engine.begin() as conn:
+        await conn.execute(update(attendance_days).where(attendance_days.c.employee_no == world.no(who))
+                           .values(late_minutes=minutes))
+
+
+def test_a_digest_is_corrected_each_time_its_text_changes_and_only_then(team: World, mail_env: SmtpServer) -> None:
+    """Maria's digest, built; Cid's lateness changes twice, each change followed by two builds: one corrected
+    digest per change (the second build finds the newest text unchanged), each keyed `<key>:<fingerprint>`."""
+    def digests() -> list[dict[str, Any]]:
+        return [r for r in rows_of(team) if r["kind"] == "manager_digest" and r["recipient"] == team.mail("M")]
+
+    build(team)
+    [first] = digests()
+    for minutes in (30, 45):
+        run_async(_set_late(team, "C", minutes))
+        assert build(team).output["new"] == 1  # the corrected digest
+        assert build(team).output["new"] == 0  # the newest one already says this
+        newest = digests()[-1]
+        assert newest["subject"].startswith("Corrected: ")
+        assert newest["outbox_key"].startswith(first["outbox_key"] + ":")
+        assert f"late {minutes} min" in newest["body_text"]
+    assert len(digests()) == 3  # the first and one correction per change
+
+
 def test_missing_punch_rows_and_their_keys(team: World, mail_env: SmtpServer) -> None:
     """Missing punch mails go to the employee, keyed by employee, date and shift, with local punch time."""
     build(team, ("missing_punch",))
