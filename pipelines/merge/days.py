@@ -100,9 +100,10 @@ OPEN_LOOKBACK_DAYS = 31  # how far back a date-range merge looks for `open` rows
 _ONE_DAY = timedelta(days=1)
 
 
-# Merge steps of one process doing their heavy work (imports, day shards) at once (shared/runtime/slots.py;
-# docs/benchmarks.md, "Nightly month near its floor").
-HEAVY_SLOTS = 4
+# Merge steps of one process doing their heavy work (imports, day shards) at once (shared/runtime/slots.py).
+# A day shard waits on the database for much of its time: 8 keep one process busy (a one-worker nightly's day
+# shards: 102 s with 4, 60 s with 8, 58 s with 16; docs/benchmarks.md, "Nightly month near its floor").
+HEAVY_SLOTS = 8
 
 
 # -- inputs ------------------------------------------------------------------------------------------------
