@@ -22,11 +22,9 @@ import argparse
 import contextlib
 import datetime as dt
 import itertools
-import json
 import statistics
 import sys
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -34,32 +32,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.burst import DEVICE, VERIFY, Relay, punch_stack, seed_employees  # noqa: E402 - after the path fix
+from bench.burst import Relay, punch_stack, seed_employees  # noqa: E402 - after the path fix
 from bench.events import app_query, bench_main, percentile  # noqa: E402
-
-
-class TeamRelay(Relay):
-    """Writes one BioStar log per member of a team, then publishes one `punches.imported` covering them."""
-
-    def team(self, users: list[str]) -> tuple[str, float]:
-        """Log a punch of each of `users` now and publish the event; its id and publish time (s since the epoch)."""
-        at = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        with self.db.cursor() as cur:
-            cur.executemany(f"INSERT INTO t_lg{at:%Y%m} (DEVDT, DEVUID, USRID, EVT, TNAKEY) "
-                            "VALUES (%s, %s, %s, %s, NULL)",
-                            [(int(at.timestamp()), DEVICE, user, VERIFY) for user in users])
-        event_id = str(uuid.uuid4())
-        body = json.dumps({"specversion": "1.0", "id": event_id, "source": "bench/team-relay",
-                           "type": "hrsync.punches.imported", "time": at.isoformat(),
-                           "datacontenttype": "application/json",
-                           "data": {"from": (at - dt.timedelta(seconds=1)).isoformat(),
-                                    "to": (at + dt.timedelta(seconds=1)).isoformat(), "devices": [DEVICE]}})
-        properties = self.pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
-                                               message_id=event_id)
-        sent = time.time()
-        self.channel.basic_publish("hrsync.events", "hrsync.punches.imported", body.encode(), properties,
-                                   mandatory=True)
-        return event_id, sent
 
 
 def rows_shown(app_url: str, employees: list[str], poll: float, timeout: float) -> float | None:
@@ -115,7 +89,7 @@ def anatomy(app_url: str, events: dict[str, tuple[float, float]]) -> dict[str, A
 def run(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     team = int(args.team)
     with punch_stack("b2b", args.keep, folder, lambda url: seed_employees(url, int(args.events) * team)) as stack, \
-            contextlib.closing(TeamRelay(stack.vhost_url, stack.biostar_url)) as relay:
+            contextlib.closing(Relay(stack.vhost_url, stack.biostar_url)) as relay:
         app_url, employees = stack.app_url, stack.employees
         latencies: list[float] = []
         timed: dict[str, tuple[float, float]] = {}

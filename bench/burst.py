@@ -130,6 +130,22 @@ class MailRecorder:
         self.controller.stop()
 
 
+def log_sql(at: dt.datetime) -> str:
+    """The INSERT of one BioStar log (DEVDT, DEVUID, USRID, EVT) into the month table of `at`."""
+    return f"INSERT INTO t_lg{at:%Y%m} (DEVDT, DEVUID, USRID, EVT, TNAKEY) VALUES (%s, %s, %s, %s, NULL)"
+
+
+def punch_event(at: dt.datetime) -> tuple[str, bytes]:
+    """A new `hrsync.punches.imported` CloudEvent for the second `at` (± 1 s, device `DEVICE`): id and body."""
+    event_id = str(uuid.uuid4())
+    body = json.dumps({"specversion": "1.0", "id": event_id, "source": "bench/relay",
+                       "type": "hrsync.punches.imported", "time": at.isoformat(),
+                       "datacontenttype": "application/json",
+                       "data": {"from": (at - dt.timedelta(seconds=1)).isoformat(),
+                                "to": (at + dt.timedelta(seconds=1)).isoformat(), "devices": [DEVICE]}})
+    return event_id, body.encode()
+
+
 class Relay:
     """Writes a BioStar log and publishes its `punches.imported`, as a per-punch relay would."""
 
@@ -148,22 +164,19 @@ class Relay:
 
     def punch(self, user: str) -> float:
         """Log one punch of `user` now and publish its event; the publish time (s since the epoch)."""
+        return self.team([user])[1]
+
+    def team(self, users: list[str]) -> tuple[str, float]:
+        """Log a punch of each of `users` now, then publish one event covering them; its id and publish time."""
         at = dt.datetime.now(dt.UTC).replace(microsecond=0)
         with self.db.cursor() as cur:
-            cur.execute(f"INSERT INTO t_lg{at:%Y%m} (DEVDT, DEVUID, USRID, EVT, TNAKEY) VALUES (%s, %s, %s, %s, NULL)",
-                        (int(at.timestamp()), DEVICE, user, VERIFY))
-        event_id = str(uuid.uuid4())
-        body = json.dumps({"specversion": "1.0", "id": event_id, "source": "bench/relay",
-                           "type": "hrsync.punches.imported", "time": at.isoformat(),
-                           "datacontenttype": "application/json",
-                           "data": {"from": (at - dt.timedelta(seconds=1)).isoformat(),
-                                    "to": (at + dt.timedelta(seconds=1)).isoformat(), "devices": [DEVICE]}})
+            cur.executemany(log_sql(at), [(int(at.timestamp()), DEVICE, user, VERIFY) for user in users])
+        event_id, body = punch_event(at)
         properties = self.pika.BasicProperties(content_type="application/cloudevents+json", delivery_mode=2,
                                                message_id=event_id)
         sent = time.time()
-        self.channel.basic_publish("hrsync.events", "hrsync.punches.imported", body.encode(), properties,
-                                   mandatory=True)
-        return sent
+        self.channel.basic_publish("hrsync.events", "hrsync.punches.imported", body, properties, mandatory=True)
+        return event_id, sent
 
     def close(self) -> None:
         self.db.close()

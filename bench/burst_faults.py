@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import json
 import socket
 import subprocess
 import sys
@@ -32,7 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from bench.burst import DEVICE, VERIFY, MailRecorder, Visibility, punch_stack  # noqa: E402 - after the path fix
+from bench.burst import DEVICE, VERIFY, MailRecorder, Visibility, log_sql, punch_event, punch_stack  # noqa: E402 - after the path fix
 from bench.events import (  # noqa: E402
     Process,
     app_query,
@@ -87,16 +86,10 @@ class FaultyRelay:
         def log() -> None:
             with contextlib.closing(pymysql.connect(host="127.0.0.1", user="root", database=self.biostar,
                                                     autocommit=True)) as db, db.cursor() as cur:
-                cur.execute(f"INSERT INTO t_lg{at:%Y%m} (DEVDT, DEVUID, USRID, EVT, TNAKEY) VALUES "
-                            "(%s, %s, %s, %s, NULL)", (int(at.timestamp()), DEVICE, user, VERIFY))
+                cur.execute(log_sql(at), (int(at.timestamp()), DEVICE, user, VERIFY))
 
         retried(log, "BioStar log")
-        event_id = str(uuid.uuid4())
-        body = json.dumps({"specversion": "1.0", "id": event_id, "source": "bench/relay",
-                           "type": "hrsync.punches.imported", "time": at.isoformat(),
-                           "datacontenttype": "application/json",
-                           "data": {"from": (at - dt.timedelta(seconds=1)).isoformat(),
-                                    "to": (at + dt.timedelta(seconds=1)).isoformat(), "devices": [DEVICE]}}).encode()
+        event_id, body = punch_event(at)
         retried(lambda: self._publish(event_id, body), "publish")
         self.event_ids.append(event_id)
         return time.time()
