@@ -6,7 +6,8 @@ One command:   python bench/burst_faults.py [--punches 150] [--rate 10] [--fault
 The stack of bench/burst.py (its own vhost, app and BioStar databases, `hrsync bridge`, one gevent worker),
 employees with e-mail addresses and a recording SMTP server. Each punch is a BioStar log of yesterday (a
 closed day, so its `missing_punch` mail is built) and its `hrsync.punches.imported`, published with
-confirms (retried until confirmed through the outages; only confirmed ones count). The faults run in
+confirms (retried until confirmed through the outages; only confirmed ones count); the punches are a
+second apart from yesterday 12:00 UTC on, whatever the hour of the run. The faults run in
 their own thread while the relay publishes. Printed counts (what tests/integration/test_burst_faults.py
 asserts): punches confirmed and reflected within 60 s of the last publish, executions by status, event
 ids missing from the inbox, attendance rows doubled, mails received twice, outbox rows by status.
@@ -228,7 +229,8 @@ def run_scenario(punches: int, rate: float, folder: Path, keep: bool = False,
         watch = Visibility(app_url)
         faults = Faults(stack.env, folder, procs, gap=punches / rate / (len(faults_run) + 1), names=faults_run)
         try:
-            yesterday = dt.datetime.now(dt.UTC).replace(microsecond=0) - dt.timedelta(days=1)
+            yesterday = (dt.datetime.now(dt.UTC) - dt.timedelta(days=1)).replace(hour=12, minute=0, second=0,
+                                                                               microsecond=0)
             sent: dict[str, float] = {}
             start = time.time()
             faults.thread.start()
