@@ -50,6 +50,7 @@ from sqlalchemy.sql.dml import Insert
 from pipelines.attendance.rules import (
     Absence,
     AbsencePart,
+    DayResult,
     EmployeeFacts,
     EmployeeStatus,
     compute_attendance,
@@ -610,26 +611,28 @@ def _computed_rows(facts: Sequence[EmployeeFacts], taps: Mapping[str, list[datet
                    config: ShiftConfig, zone: ZoneInfo, leave: Mapping[str, list[Absence]], as_of: datetime,
                    execution_id: str, computed_at: datetime, for_driver: bool
                    ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None, Counter[str]]:
-    """The shard's `attendance_days` rows by the rules (pure), in key order (the lock order of the upsert);
-    `for_driver`: with the same rows as `_driver_days` tuples (else None), made here, off the loop."""
-    rows: list[dict[str, Any]] = []
-    by_status: Counter[str] = Counter()
-    for employee in facts:
-        for day in compute_attendance(
+    """The shard's `attendance_days` rows by the rules (pure), as `_day_rows` makes them, and counts by status."""
+    computed = [
+        day for employee in facts for day in compute_attendance(
             employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone,
-            absences=leave.get(employee.employee_no, ()), now=as_of,
-        ):
-            by_status[day.status] += 1
-            rows.append({
-                "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
-                "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
-                "status": day.status, "late_minutes": day.late_minutes,
-                "early_exit_minutes": day.early_exit_minutes, "overtime_minutes": day.overtime_minutes,
-                "absence_kind": day.absence_kind, "punch_count": day.punch_count,
-                "execution_id": execution_id, "computed_at": computed_at,
-            })
+            absences=leave.get(employee.employee_no, ()), now=as_of)
+    ]
+    return (*_day_rows(computed, execution_id, computed_at, for_driver), Counter(day.status for day in computed))
+
+
+def _day_rows(computed: Iterable[DayResult], execution_id: str, computed_at: datetime, for_driver: bool
+              ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None]:
+    """`attendance_days` rows of the days `computed` by one run, in key order (the lock order of the upsert);
+    `for_driver`: with the same rows as `_driver_days` tuples (else None), so the caller's thread makes them."""
+    rows = [{
+        "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
+        "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
+        "status": day.status, "late_minutes": day.late_minutes, "early_exit_minutes": day.early_exit_minutes,
+        "overtime_minutes": day.overtime_minutes, "absence_kind": day.absence_kind, "punch_count": day.punch_count,
+        "execution_id": execution_id, "computed_at": computed_at,
+    } for day in computed]
     rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))
-    return rows, _driver_days(rows) if for_driver else None, by_status
+    return rows, _driver_days(rows) if for_driver else None
 
 
 _RULES_THREADS = 2  # CPU under the GIL: more threads would only take turns
