@@ -4,9 +4,8 @@ One command:   python bench/punch_write.py [--rows 200000] [--employees 5000] [-
 
 A fresh MariaDB database holding `punches` and `unmatched_punches`; BioStar-like log rows (a month of taps,
 one in ten from a user who is no employee) made in memory. Each run writes all rows twice through each path
-(first into empty tables, then again: every row a duplicate, skipped), the paths taking turns, tables
-emptied before each path's first write. Timed: from the log rows to the last commit, this process's CPU
-(`time.process_time`, the worker's cost) and wall time; printed: medians over the runs, and new/old ratios.
+(first into empty tables, then again: every row a duplicate, skipped), as `bench/write_paths.py` times them:
+from the log rows to the last commit, CPU and wall; medians over the runs, and new/old ratios.
 "old" is the write as it was: dicts with aware datetimes through `upsert` (SQLAlchemy binds each row);
 "new" is `pipelines.merge.days._insert_ignore`, tuples of ready values through `exec_driver_sql`.
 """
@@ -16,11 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import statistics
 import sys
-import time
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -29,19 +24,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import text  # noqa: E402 - after the path setup above
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402 - after the path setup above
 
+from bench.write_paths import compare, fresh_database  # noqa: E402
 from pipelines.merge.days import (  # noqa: E402
     _PUNCH_COLUMNS,
     _UNMATCHED_COLUMNS,
     WRITE_BATCH,
     _insert_ignore,
 )
-from shared.database.db import make_engine, upsert  # noqa: E402
-from shared.database.tables import metadata, punches, unmatched_punches  # noqa: E402
+from shared.database.db import upsert  # noqa: E402
+from shared.database.tables import punches, unmatched_punches  # noqa: E402
 
-SERVER = "mysql+aiomysql://root@127.0.0.1:3306"
 EXECUTION = "00000000-0000-0000-0000-0000000be0c4"
 LogRow = tuple[str, int, int, int, int | None]
 
@@ -100,52 +94,20 @@ async def write_new(engine: AsyncEngine, rows: list[LogRow], users: dict[str, st
                                    EXECUTION))
 
 
-async def timed(write: Callable[[], Awaitable[int]]) -> tuple[float, float, int]:
-    cpu, wall = time.process_time(), time.perf_counter()
-    inserted = await write()
-    return time.process_time() - cpu, time.perf_counter() - wall, inserted
-
-
 async def main(args: argparse.Namespace) -> None:
-    name = f"hrsync_bench_punchwrite_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(f"{SERVER}/")
-    async with admin.begin() as conn:
-        await conn.execute(text(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4"))
-    engine = make_engine(f"{SERVER}/{name}")
-    try:
-        async with engine.begin() as conn:
-            await conn.run_sync(metadata.create_all, tables=[punches, unmatched_punches])
-        rows, users = log_rows(args.rows, args.employees)
-        matched = sum(1 for row in rows if row[0] in users)
-        print(f"{len(rows)} log rows: {matched} punches, {len(rows) - matched} unmatched; database {name}")
-        results: dict[str, list[tuple[float, float, float, float]]] = {"old": [], "new": []}
-        for run in range(args.runs):
-            for label, write in (("old", write_old), ("new", write_new)) if run % 2 == 0 else (
-                    ("new", write_new), ("old", write_old)):
-                async with engine.begin() as conn:
-                    await conn.execute(text("TRUNCATE TABLE punches"))
-                    await conn.execute(text("TRUNCATE TABLE unmatched_punches"))
-                cpu1, wall1, first = await timed(lambda w=write: w(engine, rows, users))  # type: ignore[misc]
-                cpu2, wall2, again = await timed(lambda w=write: w(engine, rows, users))  # type: ignore[misc]
-                if (first, again) != (len(rows), 0):
-                    raise SystemExit(f"{label}: inserted {first} then {again}, expected {len(rows)} then 0")
-                results[label].append((cpu1, wall1, cpu2, wall2))
-                print(f"run {run + 1} {label}: new rows cpu {cpu1:.2f} s wall {wall1:.2f} s; "
-                      f"duplicates cpu {cpu2:.2f} s wall {wall2:.2f} s")
-        medians = {label: [statistics.median(r[i] for r in runs) for i in range(4)]
-                   for label, runs in results.items()}
-        for label, (cpu1, wall1, cpu2, wall2) in medians.items():
-            print(f"median {label}: new rows cpu {cpu1:.2f} s wall {wall1:.2f} s "
-                  f"({cpu1 / len(rows) * 1e6:.1f} µs cpu a row); duplicates cpu {cpu2:.2f} s wall {wall2:.2f} s")
-        old, new = medians["old"], medians["new"]
-        print(f"new/old: new rows cpu {new[0] / old[0]:.2f} wall {new[1] / old[1]:.2f}; "
-              f"duplicates cpu {new[2] / old[2]:.2f} wall {new[3] / old[3]:.2f}")
-    finally:
-        await engine.dispose()
-        if not args.keep:
-            async with admin.begin() as conn:
-                await conn.execute(text(f"DROP DATABASE `{name}`"))
-        await admin.dispose()
+    rows, users = log_rows(args.rows, args.employees)
+    matched = sum(1 for row in rows if row[0] in users)
+    print(f"{len(rows)} log rows: {matched} punches, {len(rows) - matched} unmatched")
+
+    async def check(label: str, phase: int, inserted: int) -> None:
+        if inserted != (len(rows), 0)[phase]:
+            raise SystemExit(f"{label}: inserted {inserted} in phase {phase}, expected {len(rows)} then 0")
+
+    tables = (punches, unmatched_punches)
+    async with fresh_database("hrsync_bench_punchwrite", tables, args.keep) as engine:
+        await compare(engine, tables, lambda _: write_old(engine, rows, users),
+                      lambda _: write_new(engine, rows, users), runs=args.runs, rows=len(rows),
+                      phases=("new rows", "duplicates"), check=check)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,8 @@ How the events use them (the Celery canvas wraps these; this module imports no C
 
 Speed: one set-based query per window or shard, plain tuples instead of ORM objects, and multi-row
 statements of `WRITE_BATCH` rows (the driver's executemany turns them into multi-row INSERTs); on MariaDB
-the imported punches reach the driver as ready text and numbers, without SQLAlchemy's per-row binding.
+the imported punches and the computed days reach the driver as ready text and numbers, without
+SQLAlchemy's per-row binding.
 """
 
 from __future__ import annotations
@@ -35,10 +36,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache, partial
+from itertools import compress
 from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import structlog
+from aiomysql.cursors import RE_INSERT_VALUES
 from sqlalchemy import ColumnElement, Dialect, Table, bindparam, delete, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -47,6 +50,7 @@ from sqlalchemy.sql.dml import Insert
 from pipelines.attendance.rules import (
     Absence,
     AbsencePart,
+    DayResult,
     EmployeeFacts,
     EmployeeStatus,
     compute_attendance,
@@ -91,11 +95,16 @@ _ATTENDANCE_KEY = ("employee_no", "work_date", "shift_code")
 _ATTENDANCE_VALUES = ("first_in", "last_out", "worked_minutes", "status", "late_minutes",
                       "early_exit_minutes", "overtime_minutes", "absence_kind", "punch_count", "execution_id",
                       "computed_at")
+# The columns of the driver's day rows (`_driver_days`), in the table's order (`_upsert_days_sql` checks it).
+_DAY_COLUMNS = ("employee_no", "work_date", "shift_code", "first_in", "last_out", "worked_minutes", "status",
+                "late_minutes", "early_exit_minutes", "punch_count", "overtime_minutes", "absence_kind",
+                "execution_id", "computed_at")
 # The columns `_insert_ignore` writes, in the order of the rows `import_punches` builds; the last two (the
 # import's time and execution) are the same for every row and added by `_insert_ignore`.
 _PUNCH_COLUMNS = ("employee_no", "device_id", "punched_at", "event_code", "tna_key", "received_at", "execution_id")
 _UNMATCHED_COLUMNS = ("biostar_user_id", "device_id", "punched_at", "event_code", "first_seen_at", "execution_id")
 _EPOCH_DAY = date(1970, 1, 1)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 OPEN_LOOKBACK_DAYS = 31  # how far back a date-range merge looks for `open` rows to close
 _ONE_DAY = timedelta(days=1)
 
@@ -467,9 +476,9 @@ async def _insert_batch(engine: AsyncEngine, table: Table, columns: Sequence[str
     at = columns.index("punched_at")
     async with engine.begin() as conn:
         if conn.dialect.name in ("mysql", "mariadb"):
-            stamp = received_at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+            stamp = _utc_instant_text(received_at)
             ready = [(*row[:at], _utc_seconds_text(row[at]), *row[at + 1:], stamp, execution_id) for row in rows]
-            result = await conn.exec_driver_sql(_insert_ignore_sql(conn.dialect, table, columns), ready)
+            result = await conn.exec_driver_sql(_insert_ignore_sql(conn.dialect, table, tuple(columns)), ready)
         else:
             result = await conn.execute(upsert(conn, table, []), [
                 dict(zip(columns, (*row[:at], datetime.fromtimestamp(row[at], UTC), *row[at + 1:], received_at,
@@ -478,13 +487,25 @@ async def _insert_batch(engine: AsyncEngine, table: Table, columns: Sequence[str
     return max(result.rowcount, 0)
 
 
-def _insert_ignore_sql(dialect: Dialect, table: Table, columns: Sequence[str]) -> str:
+@lru_cache(maxsize=16)
+def _insert_ignore_sql(dialect: Dialect, table: Table, columns: tuple[str, ...]) -> str:
     """INSERT IGNORE of `columns` in the driver's own placeholders, one per column in that order."""
-    stmt = mysql.insert(table).prefix_with("IGNORE").values({c: bindparam(c) for c in columns})
+    return _driver_sql(dialect, mysql.insert(table).prefix_with("IGNORE").values({c: bindparam(c) for c in columns}),
+                       columns)
+
+
+def _driver_sql(dialect: Dialect, stmt: Insert, columns: Sequence[str]) -> str:
+    """`stmt` as the driver's SQL, for rows that are tuples of `columns`: checks that its placeholders are
+    one per column in that order, and that aiomysql's executemany makes it multi-row INSERTs (a statement
+    its RE_INSERT_VALUES does not match, or whose tail it would not %-format right, runs row by row)."""
     compiled = stmt.compile(dialect=dialect)
-    if compiled.positiontup != list(columns):  # the rows are tuples in `columns` order
-        raise ValueError(f"{table.name}: placeholders {compiled.positiontup} are not in the order {columns}")
-    return str(compiled)
+    if compiled.positiontup != list(columns):
+        raise ValueError(f"{stmt.table}: placeholders {compiled.positiontup} are not in the order {columns}")
+    sql = str(compiled)
+    shape = RE_INSERT_VALUES.match(sql)
+    if shape is None or "%" in shape.group(3):
+        raise ValueError(f"{stmt.table}: the driver would not make multi-row INSERTs of {sql[:200]}")
+    return sql
 
 
 def _utc_seconds_text(seconds: int) -> str:
@@ -492,6 +513,14 @@ def _utc_seconds_text(seconds: int) -> str:
     driver escapes text for a fraction of a datetime's cost."""
     day, second = divmod(seconds, 86400)
     return f"{_utc_day_text(day)} {second // 3600:02d}:{second // 60 % 60:02d}:{second % 60:02d}"
+
+
+def _utc_instant_text(instant: datetime) -> str:
+    """An aware instant as DATETIME text in UTC, `YYYY-MM-DD HH:MM:SS[.ffffff]` (fraction only when not
+    zero, as the driver writes a datetime)."""
+    since = instant - _EPOCH
+    text = _utc_seconds_text(since.days * 86400 + since.seconds)
+    return f"{text}.{since.microseconds:06d}" if since.microseconds else text
 
 
 @lru_cache(maxsize=4096)
@@ -553,8 +582,9 @@ async def merge_attendance(
         # The rules run off the loop: a shard's 7,000 days are seconds of CPU, during which the loop would
         # serve no other step of this process, and a step holding the execution's row lock (every stage
         # start and end takes it, shared) would keep a final failure or a cancel waiting (docs/benchmarks.md).
-        rows, by_status = await _off_loop(
-            _computed_rows, facts, taps, shard, config, zone, leave, as_of, execution_id, computed_at)
+        rows, ready, by_status = await _off_loop(
+            _computed_rows, facts, taps, shard, config, zone, leave, as_of, execution_id, computed_at,
+            conn.dialect.name in ("mysql", "mariadb"))
         kept = 0
         if frozen:  # a closed month's days stay as they are; what would have changed is kept aside
             def is_frozen(day: date) -> bool:
@@ -563,10 +593,10 @@ async def merge_attendance(
             kept = await keep_frozen_changes(
                 conn, [day for day in await _stored_days(conn, shard, scope) if is_frozen(day["work_date"])],
                 [row for row in rows if is_frozen(row["work_date"])], frozen, execution_id, computed_at)
-            rows = [row for row in rows if not is_frozen(row["work_date"])]
-        statement = _upsert_if_newer(conn)
-        for at in range(0, len(rows), WRITE_BATCH):
-            await conn.execute(statement, rows[at:at + WRITE_BATCH])
+            unfrozen = [not is_frozen(row["work_date"]) for row in rows]
+            rows = list(compress(rows, unfrozen))
+            ready = None if ready is None else list(compress(ready, unfrozen))
+        await _upsert_days(conn, rows, ready)
         removed = await _remove_stale_days(conn, shard, scope, computed_at, frozen)
         exceptions = await _refresh_exceptions(conn, shard, scope, frozen, config, execution_id, computed_at, rows)
 
@@ -579,26 +609,30 @@ async def merge_attendance(
 
 def _computed_rows(facts: Sequence[EmployeeFacts], taps: Mapping[str, list[datetime]], shard: MergeShard,
                    config: ShiftConfig, zone: ZoneInfo, leave: Mapping[str, list[Absence]], as_of: datetime,
-                   execution_id: str, computed_at: datetime) -> tuple[list[dict[str, Any]], Counter[str]]:
-    """The shard's `attendance_days` rows by the rules (pure), in key order (the lock order of the upsert)."""
-    rows: list[dict[str, Any]] = []
-    by_status: Counter[str] = Counter()
-    for employee in facts:
-        for day in compute_attendance(
+                   execution_id: str, computed_at: datetime, for_driver: bool
+                   ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None, Counter[str]]:
+    """The shard's `attendance_days` rows by the rules (pure), as `_day_rows` makes them, and counts by status."""
+    computed = [
+        day for employee in facts for day in compute_attendance(
             employee, taps.get(employee.employee_no, ()), shard.date_from, shard.date_to, config, zone,
-            absences=leave.get(employee.employee_no, ()), now=as_of,
-        ):
-            by_status[day.status] += 1
-            rows.append({
-                "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
-                "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
-                "status": day.status, "late_minutes": day.late_minutes,
-                "early_exit_minutes": day.early_exit_minutes, "overtime_minutes": day.overtime_minutes,
-                "absence_kind": day.absence_kind, "punch_count": day.punch_count,
-                "execution_id": execution_id, "computed_at": computed_at,
-            })
+            absences=leave.get(employee.employee_no, ()), now=as_of)
+    ]
+    return (*_day_rows(computed, execution_id, computed_at, for_driver), Counter(day.status for day in computed))
+
+
+def _day_rows(computed: Iterable[DayResult], execution_id: str, computed_at: datetime, for_driver: bool
+              ) -> tuple[list[dict[str, Any]], list[tuple[Any, ...]] | None]:
+    """`attendance_days` rows of the days `computed` by one run, in key order (the lock order of the upsert);
+    `for_driver`: with the same rows as `_driver_days` tuples (else None), so the caller's thread makes them."""
+    rows = [{
+        "employee_no": day.employee_no, "work_date": day.work_date, "shift_code": day.shift_code,
+        "first_in": day.first_in, "last_out": day.last_out, "worked_minutes": day.worked_minutes,
+        "status": day.status, "late_minutes": day.late_minutes, "early_exit_minutes": day.early_exit_minutes,
+        "overtime_minutes": day.overtime_minutes, "absence_kind": day.absence_kind, "punch_count": day.punch_count,
+        "execution_id": execution_id, "computed_at": computed_at,
+    } for day in computed]
     rows.sort(key=lambda row: (row["employee_no"], row["work_date"], row["shift_code"]))
-    return rows, by_status
+    return rows, _driver_days(rows) if for_driver else None
 
 
 _RULES_THREADS = 2  # CPU under the GIL: more threads would only take turns
@@ -613,6 +647,54 @@ async def _off_loop(function: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_rules_executor, partial(function, *args))
 
 
+async def _upsert_days(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]],
+                       ready: Sequence[tuple[Any, ...]] | None = None) -> None:
+    """Upsert `rows` (dicts of every `attendance_days` column) in statements of `WRITE_BATCH` rows, a row
+    written by a later-started run left alone (`_upsert_if_newer`).
+
+    On MariaDB the rows go to the driver as tuples of ready values (`ready`, made from `rows` here when not
+    given) through the same upsert in the driver's placeholders: the day shards' CPU went to SQLAlchemy's
+    per-row binding and the driver escaping dates and datetimes (docs/benchmarks.md, "The day shards' write
+    path"). Other databases take `_upsert_if_newer` with the dicts.
+    """
+    if conn.dialect.name in ("mysql", "mariadb"):
+        sql = _upsert_days_sql(conn.dialect)
+        ready = _driver_days(rows) if ready is None else ready
+        for at in range(0, len(ready), WRITE_BATCH):
+            await conn.exec_driver_sql(sql, list(ready[at:at + WRITE_BATCH]))
+        return
+    statement = _upsert_if_newer(conn)
+    for at in range(0, len(rows), WRITE_BATCH):
+        await conn.execute(statement, list(rows[at:at + WRITE_BATCH]))
+
+
+def _driver_days(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Any, ...]]:
+    """`rows` as tuples of `_DAY_COLUMNS` for the driver: dates as `YYYY-MM-DD` and instants as UTC text
+    (`_utc_instant_text`), each distinct date and `computed_at` formatted once."""
+    dates: dict[date, str] = {}
+    stamps: dict[datetime, str] = {}
+    ready = []
+    for row in rows:
+        day, computed, first_in, last_out = row["work_date"], row["computed_at"], row["first_in"], row["last_out"]
+        day_text = dates.get(day) or dates.setdefault(day, day.isoformat())
+        stamp = stamps.get(computed) or stamps.setdefault(computed, _utc_instant_text(computed))
+        ready.append((
+            row["employee_no"], day_text, row["shift_code"],
+            None if first_in is None else _utc_instant_text(first_in),
+            None if last_out is None else _utc_instant_text(last_out),
+            row["worked_minutes"], row["status"], row["late_minutes"], row["early_exit_minutes"],
+            row["punch_count"], row["overtime_minutes"], row["absence_kind"], row["execution_id"], stamp,
+        ))
+    return ready
+
+
+@lru_cache(maxsize=16)
+def _upsert_days_sql(dialect: Dialect) -> str:
+    """`_upsert_if_newer` on MariaDB in the driver's placeholders, one per `_DAY_COLUMNS` in that order."""
+    return _driver_sql(dialect, _if_newer(mysql.insert(attendance_days).values(
+        {c: bindparam(c) for c in _DAY_COLUMNS})), _DAY_COLUMNS)
+
+
 def _upsert_if_newer(conn: AsyncConnection) -> Insert:
     """The `attendance_days` upsert that leaves a row alone when it was written by a later-started run.
 
@@ -621,17 +703,20 @@ def _upsert_if_newer(conn: AsyncConnection) -> Insert:
     """
     days = attendance_days.c
     if conn.dialect.name in ("mysql", "mariadb"):
-        stmt = mysql.insert(attendance_days)
-        newer = stmt.inserted.computed_at >= days.computed_at
-        # Ordered: every IF reads the stored computed_at, which is assigned last.
-        return stmt.on_duplicate_key_update([
-            (c, func.if_(newer, stmt.inserted[c], days[c])) for c in _ATTENDANCE_VALUES
-        ])
+        return _if_newer(mysql.insert(attendance_days))
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     stmt_: Any = dialect.insert(attendance_days)
     return cast(Insert, stmt_.on_conflict_do_update(
         index_elements=list(_ATTENDANCE_KEY), set_={c: stmt_.excluded[c] for c in _ATTENDANCE_VALUES},
         where=stmt_.excluded.computed_at >= days.computed_at))
+
+
+def _if_newer(stmt: mysql.Insert) -> Insert:
+    """MariaDB's ON DUPLICATE KEY UPDATE of `_upsert_if_newer` on `stmt` (an insert into `attendance_days`)."""
+    days = attendance_days.c
+    newer = stmt.inserted.computed_at >= days.computed_at
+    # Ordered: every IF reads the stored computed_at, which is assigned last.
+    return stmt.on_duplicate_key_update([(c, func.if_(newer, stmt.inserted[c], days[c])) for c in _ATTENDANCE_VALUES])
 
 
 async def _approved_absences(

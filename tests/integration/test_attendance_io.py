@@ -14,7 +14,7 @@ from pipelines.extract.params import ExtractParams
 from pipelines.extract.source import HrisSourceError
 from pipelines.extract.watermark import commit_watermark, next_watermark, pin_extract_window
 from pipelines.mail import build_notifications
-from pipelines.merge.days import MergeShard, _upsert_if_newer, merge_attendance, plan_recompute_shards
+from pipelines.merge.days import MergeShard, _upsert_days, merge_attendance, plan_recompute_shards
 from pipelines.outputs import clear_absence_recomputes, pending_absence_recomputes
 from shared.config.errors import ConfigError
 from shared.database.db import app_engine
@@ -79,7 +79,8 @@ def test_an_open_day_is_never_mailed_and_closes_later(team: Staff) -> None:
 
 
 def test_a_recompute_that_started_earlier_never_overwrites_a_later_one(team: Staff) -> None:
-    """The merge's upsert on MariaDB keeps a row written by a later-started run and takes a newer one."""
+    """The merge's upsert on MariaDB (the driver-level write) keeps a row written by a later-started run and
+    takes a newer one."""
     add_punches(team, 2, utc(MONDAY, "09:00"), utc(MONDAY, "17:00"))
     merge_day(team, MONDAY)
     stored = day_row(team, 2)
@@ -90,7 +91,7 @@ def test_a_recompute_that_started_earlier_never_overwrites_a_later_one(team: Sta
     async def write(row: dict[str, Any]) -> None:
         engine = await app_engine()
         async with engine.begin() as conn:
-            await conn.execute(_upsert_if_newer(conn), [row])
+            await _upsert_days(conn, [row])
 
     run_async(write(stale))
     assert day_row(team, 2) == stored
