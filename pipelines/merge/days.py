@@ -71,6 +71,7 @@ from pipelines.stage import StageResult
 from shared.config.retry import retry_transient
 from shared.config.settings import get_settings
 from shared.database.db import app_engine, biostar_engine, upsert
+from shared.database.dialects import is_mariadb
 from shared.database.tables import (
     absences,
     attendance_days,
@@ -475,7 +476,7 @@ async def _insert_batch(engine: AsyncEngine, table: Table, columns: Sequence[str
     """
     at = columns.index("punched_at")
     async with engine.begin() as conn:
-        if conn.dialect.name in ("mysql", "mariadb"):
+        if is_mariadb(conn.dialect):
             stamp = _utc_instant_text(received_at)
             ready = [(*row[:at], _utc_seconds_text(row[at]), *row[at + 1:], stamp, execution_id) for row in rows]
             result = await conn.exec_driver_sql(_insert_ignore_sql(conn.dialect, table, tuple(columns)), ready)
@@ -584,7 +585,7 @@ async def merge_attendance(
         # start and end takes it, shared) would keep a final failure or a cancel waiting (docs/benchmarks.md).
         rows, ready, by_status = await _off_loop(
             _computed_rows, facts, taps, shard, config, zone, leave, as_of, execution_id, computed_at,
-            conn.dialect.name in ("mysql", "mariadb"))
+            is_mariadb(conn.dialect))
         kept = 0
         if frozen:  # a closed month's days stay as they are; what would have changed is kept aside
             def is_frozen(day: date) -> bool:
@@ -657,7 +658,7 @@ async def _upsert_days(conn: AsyncConnection, rows: Sequence[Mapping[str, Any]],
     per-row binding and the driver escaping dates and datetimes (docs/benchmarks.md, "The day shards' write
     path"). Other databases take `_upsert_if_newer` with the dicts.
     """
-    if conn.dialect.name in ("mysql", "mariadb"):
+    if is_mariadb(conn.dialect):
         sql = _upsert_days_sql(conn.dialect)
         ready = _driver_days(rows) if ready is None else ready
         for at in range(0, len(ready), WRITE_BATCH):
@@ -702,7 +703,7 @@ def _upsert_if_newer(conn: AsyncConnection) -> Insert:
     punches: a nightly shard that read early but commits late cannot undo a punch event's newer result.
     """
     days = attendance_days.c
-    if conn.dialect.name in ("mysql", "mariadb"):
+    if is_mariadb(conn.dialect):
         return _if_newer(mysql.insert(attendance_days))
     dialect = sqlite if conn.dialect.name == "sqlite" else postgresql
     stmt_: Any = dialect.insert(attendance_days)

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_en
 from sqlalchemy.sql.dml import Insert
 
 from shared.config.settings import get_settings
+from shared.database.dialects import is_mariadb
 from shared.runtime import realthreads
 from shared.runtime.runner import current_resources
 
@@ -74,7 +75,7 @@ def upsert(conn: AsyncConnection, table: Table, update: Sequence[str]) -> Insert
     Execute it with a list of row dicts: ``await conn.execute(upsert(conn, t, cols), rows)``.
     """
     dialect = conn.dialect.name
-    if dialect in ("mysql", "mariadb"):
+    if is_mariadb(conn.dialect):
         stmt = mysql.insert(table)
         values = {c: stmt.inserted[c] for c in update}
         return stmt.on_duplicate_key_update(values) if values else stmt.prefix_with("IGNORE")
