@@ -29,6 +29,29 @@ def _check_and_start(sender: Any = None, **_: Any) -> None:
     log.info("worker.ready", checks=len(results))
 
 
+@signals.worker_init.connect
+def _declare_every_queue(sender: Any = None, **_: Any) -> None:
+    """Declare all of hrsync's queues, not only those this worker consumes.
+
+    At the consumer's start Celery binds every configured queue to its native delayed-delivery exchange
+    (quorum queues); a queue nobody has declared yet answers 404, and Celery logs CRITICAL "Failed to setup
+    delayed delivery" — e.g. the first `hrsync worker -Q hrsync.merge` of a per-queue deployment
+    (docs/capacity.md) on a fresh broker. Declaring them first makes every binding succeed. A broker that
+    refuses is left to Celery's own connection retries: logged, not raised.
+    """
+    if sender is None:
+        return
+    app = sender.app
+    try:
+        with app.connection_for_write() as conn:
+            if conn.transport.driver_type != "amqp":
+                return  # the embedded filesystem transport has no delayed delivery
+            for queue in app.amqp.queues.values():
+                queue.bind(conn.default_channel).declare()
+    except Exception as exc:  # the worker still starts: its consumer retries the broker itself
+        log.warning("worker.queues_not_declared", error_type=type(exc).__name__, error=str(exc))
+
+
 @signals.after_setup_logger.connect
 @signals.after_setup_task_logger.connect
 @signals.worker_ready.connect
