@@ -37,7 +37,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.config.deadlines import SourceTimeout, source_call
+from shared.config.deadlines import source_call
 from shared.database.db import engine_for
 
 VERIFY_SUCCESS = 0x10
@@ -168,7 +168,8 @@ async def stream_punch_logs(
     since BioStar creates a month's table only when the month's first event arrives. `devices=None` reads
     every device, an empty list none; `users` (BioStar user ids) likewise. Rows come in no particular
     order. Each round trip waits at most HRSYNC_SOURCE_TIMEOUT (`SourceTimeout`; the connection is then
-    invalidated, never reused).
+    invalidated, never reused). A read that ends before its last row (an error, or a consumer that stops
+    early) invalidates its connection too, instead of draining the rest from a server that may be silent.
     """
     if (devices is not None and not devices) or (users is not None and not users):
         return
@@ -176,10 +177,12 @@ async def stream_punch_logs(
     codes = event_code_ranges(include_duress)
     async with source_call(BIOSTAR):
         conn = await engine.connect().start()
+    unfinished = True  # until every row is read; then closing is the pool's rollback, one round trip
     try:
         async with source_call(BIOSTAR):
             names = await conn.run_sync(_existing, log_table_names(start, end))
         if not names:
+            unfinished = False
             return
         selects = [_window_select(_read_table(name), lo, hi, codes, devices, users) for name in names]
         query = selects[0] if len(selects) == 1 else union_all(*selects)
@@ -190,16 +193,16 @@ async def stream_punch_logs(
             async with source_call(BIOSTAR):
                 rows = await anext(partitions, None)
             if rows is None:
+                unfinished = False
                 return
             yield [
                 (str(user) if user is not None else "", int(device), int(devdt), int(evt),
                  None if tna is None else int(tna))
                 for user, device, devdt, evt, tna in rows
             ]
-    except SourceTimeout:
-        await conn.invalidate()  # drop the socket: a rollback or close would wait on the silent server
-        raise
     finally:
+        if unfinished:  # timed out, failed, or its consumer stopped early: closing would drain the unread
+            await conn.invalidate()  # rows or roll back through a server that may not answer; drop the socket
         await conn.close()
 
 

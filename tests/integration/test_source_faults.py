@@ -7,6 +7,7 @@ refuses new ones, `pass` brings it back. Nothing here touches the shared servers
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime
 from typing import Any
@@ -122,6 +123,33 @@ def test_a_silent_biostar_fails_within_the_source_timeout_and_the_engine_recover
     assert biostar_users(url) == ["11", "12", "13"]
     run_async(dispose_engine(url))
 
+
+@pytest.mark.parametrize("proxy", [MARIADB], indirect=True)
+def test_a_read_stopped_early_does_not_wait_on_a_silent_biostar(
+        biostar_db: str, hrsync_env: SetEnv, proxy: TcpProxy) -> None:
+    """A consumer stops after the first of three partitions, and the server has gone silent meanwhile:
+    closing the read drops the connection instead of draining the two partitions left through the silent
+    socket (which no timeout bounds), and the engine then reads everything again."""
+    hrsync_env(source_timeout="1")
+    at = datetime(2026, 11, 23, 8, tzinfo=UTC)
+    run_async(create_demo_biostar(biostar_db, [BiostarLog(str(u), 7, at, 0x1000) for u in (21, 22, 23)]))
+    url = via(proxy, biostar_db)
+
+    async def stop_after_first_partition() -> list[Any]:
+        engine = await engine_for(url)
+        rows = stream_punch_logs(engine, datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 24, tzinfo=UTC),
+                                 partition=1)
+        first = await anext(rows)
+        proxy.set_mode("blackhole")
+        # Without the drop, the close's rollback first reads the unread rows through the silent socket, with
+        # no bound (aiomysql warns "Previous unbuffered result was left incomplete" before it waits).
+        await asyncio.wait_for(rows.aclose(), 30)
+        return first
+
+    assert len(run_async(stop_after_first_partition())) == 1
+    proxy.set_mode("pass")  # a blackholed link stays silent: only a connection made now can answer
+    assert biostar_users(url) == ["21", "22", "23"]
+    run_async(dispose_engine(url))
 
 
 @pytest.mark.slow  # a hang through the test's own proxy: no shared server is touched, so not `fault`
