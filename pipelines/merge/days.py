@@ -41,7 +41,6 @@ from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
 import structlog
-from aiomysql.cursors import RE_INSERT_VALUES
 from sqlalchemy import ColumnElement, Dialect, Table, bindparam, delete, func, select
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -499,6 +498,7 @@ def _driver_sql(dialect: Dialect, stmt: Insert, columns: Sequence[str]) -> str:
     """`stmt` as the driver's SQL, for rows that are tuples of `columns`: checks that its placeholders are
     one per column in that order, and that aiomysql's executemany makes it multi-row INSERTs (a statement
     its RE_INSERT_VALUES does not match, or whose tail it would not %-format right, runs row by row)."""
+    from aiomysql.cursors import RE_INSERT_VALUES  # here: ~0.14 s of import a process without MariaDB never needs
     compiled = stmt.compile(dialect=dialect)
     if compiled.positiontup != list(columns):
         raise ValueError(f"{stmt.table}: placeholders {compiled.positiontup} are not in the order {columns}")
